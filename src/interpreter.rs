@@ -1,0 +1,530 @@
+//! The interpreter: prepared kernels, the planned arena, and `invoke()`.
+
+use std::sync::Arc;
+
+use crate::aligned::AlignedBuf;
+use crate::dtype::{DType, Element};
+use crate::error::{Error, Result};
+use crate::graph::Quantization;
+use crate::limits::Limits;
+use crate::model::Model;
+use crate::ops::{self, Eval, Inputs, Kernel, Loc, PrepareCtx, Prepared};
+use crate::planner;
+
+/// Which hardware runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// The CPU kernels of `ferrolite-kernels`.
+    #[default]
+    Cpu,
+}
+
+/// How an interpreter is built.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Worker threads for the kernels (at least 1). Results do not depend on it.
+    pub threads: usize,
+    pub backend: Backend,
+    pub limits: Limits,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { threads: 1, backend: Backend::Cpu, limits: Limits::default() }
+    }
+}
+
+impl Options {
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+}
+
+/// Name, shape, dtype and quantization of a model input or output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorInfo {
+    /// Tensor index in the subgraph.
+    pub index: usize,
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub dtype: DType,
+    pub quantization: Option<Quantization>,
+}
+
+/// Memory the interpreter holds, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryReport {
+    /// The activation arena.
+    pub arena_bytes: usize,
+    /// The largest total of activation tensors alive at one step: no plan can be smaller.
+    pub arena_lower_bound_bytes: usize,
+    /// The sum of all activation tensors: the memory with no reuse.
+    pub arena_naive_bytes: usize,
+    /// Folded constants, aligned copies of constants, and packed weights.
+    pub persistent_bytes: usize,
+    /// Shared kernel workspace.
+    pub scratch_bytes: usize,
+}
+
+struct Step {
+    op: usize,
+    kernel: Box<dyn Kernel>,
+    inputs: Vec<Loc>,
+    output: std::ops::Range<usize>,
+}
+
+/// Runs one model.
+///
+/// ```no_run
+/// use ferrolite::{Interpreter, Model, Options};
+///
+/// let model = Model::from_file("model.tflite")?;
+/// let mut interp = Interpreter::new(model, Options::default().threads(2))?;
+/// interp.input_mut::<f32>(0)?.fill(0.5);
+/// interp.invoke()?;
+/// let scores: &[f32] = interp.output(0)?;
+/// println!("{} scores", scores.len());
+/// # Ok::<(), ferrolite::Error>(())
+/// ```
+pub struct Interpreter {
+    model: Arc<Model>,
+    options: Options,
+    steps: Vec<Step>,
+    locs: Vec<Loc>,
+    arena: AlignedBuf,
+    scratch: AlignedBuf,
+    persistent: Vec<AlignedBuf>,
+    pool: Option<rayon::ThreadPool>,
+    inputs: Vec<TensorInfo>,
+    outputs: Vec<TensorInfo>,
+    memory: MemoryReport,
+}
+
+/// Outcome of preparing every node: either the prepared nodes or the full list of problems.
+struct Preparation {
+    nodes: Vec<Prepared>,
+    folded: Vec<Option<AlignedBuf>>,
+}
+
+impl Interpreter {
+    /// Prepares `model` for execution. Every unsupported or invalid node is reported at once.
+    pub fn new(model: impl Into<Arc<Model>>, options: Options) -> Result<Interpreter> {
+        let model = model.into();
+        if options.threads == 0 {
+            return Err(Error::Input("threads must be at least 1".into()));
+        }
+        let sg = 0;
+        let prep = prepare_all(&model, sg, options.threads)?;
+        Self::build(model, options, prep)
+    }
+
+    /// Checks every node of subgraph 0 and returns one result per node: what `new` would
+    /// refuse, without building anything.
+    pub fn check_support(model: &Model) -> Vec<Result<()>> {
+        let (results, _) = prepare_nodes(model, 0, 1);
+        results.into_iter().map(|r| r.map(|_| ())).collect()
+    }
+
+    fn build(model: Arc<Model>, options: Options, prep: Preparation) -> Result<Interpreter> {
+        let sg = 0;
+        let graph = &model.subgraphs()[sg];
+        let ntensors = graph.tensors.len();
+        let mut persistent: Vec<AlignedBuf> = Vec::new();
+        let mut locs: Vec<Loc> = vec![Loc::None; ntensors];
+
+        // Constants: read in place when the file's alignment suits the element type, else
+        // copied once (files only guarantee 4-byte alignment; `include_bytes!` guarantees none).
+        for (t, tensor) in graph.tensors.iter().enumerate() {
+            if let Some(range) = &tensor.data {
+                let align = tensor.dtype.size().unwrap_or(1).clamp(1, 8);
+                let start = model.bytes().as_ptr() as usize + range.start;
+                if start % align == 0 {
+                    locs[t] = Loc::Model(range.clone());
+                } else {
+                    let bytes = model.slice(range).unwrap_or_default();
+                    persistent.push(AlignedBuf::copy_of(bytes)?);
+                    locs[t] = Loc::Persistent(persistent.len() - 1);
+                }
+            }
+        }
+        // Folded constants.
+        for (t, buf) in prep.folded.into_iter().enumerate() {
+            if let Some(buf) = buf {
+                persistent.push(buf);
+                locs[t] = Loc::Persistent(persistent.len() - 1);
+            }
+        }
+
+        // Alias roots (views share their input's memory) and the kernel steps.
+        let mut root: Vec<usize> = (0..ntensors).collect();
+        let mut kernels: Vec<(usize, Box<dyn Kernel>)> = Vec::new();
+        for (index, node) in prep.nodes.into_iter().enumerate() {
+            let op = &graph.operators[index];
+            match node {
+                Prepared::Kernel(k) => kernels.push((index, k)),
+                Prepared::View => {
+                    let input = op.inputs.first().copied().flatten().ok_or_else(|| {
+                        Error::Internal(format!("view node {index} has no input"))
+                    })?;
+                    let out = op.outputs[0];
+                    root[out] = root[input];
+                    if locs[root[input]] != Loc::None {
+                        locs[out] = locs[root[input]].clone();
+                    }
+                }
+                Prepared::Fold(_) => {}
+            }
+        }
+
+        // Lifetimes of arena buffers, in kernel steps.
+        let nsteps = kernels.len();
+        let end = nsteps; // one past the last step: graph outputs live until the caller reads them
+        let in_arena = |t: usize| locs[t] == Loc::None && graph.tensors[t].bytes.is_some();
+        let mut first: Vec<Option<usize>> = vec![None; ntensors];
+        let mut last: Vec<usize> = vec![0; ntensors];
+        for &t in &graph.inputs {
+            let r = root[t];
+            first[r] = Some(0);
+        }
+        for (t, tensor) in graph.tensors.iter().enumerate() {
+            if tensor.is_variable && in_arena(root[t]) {
+                first[root[t]] = Some(0);
+                last[root[t]] = end;
+            }
+        }
+        for (step, (index, _)) in kernels.iter().enumerate() {
+            let op = &graph.operators[*index];
+            for &t in op.inputs.iter().flatten() {
+                let r = root[t];
+                last[r] = last[r].max(step);
+            }
+            for &t in &op.outputs {
+                let r = root[t];
+                if first[r].is_none() {
+                    first[r] = Some(step);
+                }
+                last[r] = last[r].max(step);
+            }
+        }
+        for &t in &graph.outputs {
+            last[root[t]] = end;
+        }
+        let mut buffers = Vec::new();
+        let mut buffer_of: Vec<Option<usize>> = vec![None; ntensors];
+        for t in 0..ntensors {
+            if root[t] == t && in_arena(t) {
+                if let Some(f) = first[t] {
+                    let bytes = graph.tensors[t].bytes.unwrap_or(0);
+                    buffer_of[t] = Some(buffers.len());
+                    buffers.push(planner::Interval { bytes, first: f, last: last[t].max(f) });
+                }
+            }
+        }
+        let plan = planner::plan(&buffers);
+        for t in 0..ntensors {
+            if let Some(b) = buffer_of[root[t]] {
+                let off = plan.offsets[b];
+                locs[t] = Loc::Arena(off..off + graph.tensors[t].bytes.unwrap_or(0));
+            }
+        }
+
+        // Persistent buffers only read during preparation (e.g. folded fp16 weights that a
+        // convolution has since packed) are dropped.
+        let mut used = vec![false; persistent.len()];
+        for (index, _) in &kernels {
+            for &t in graph.operators[*index].inputs.iter().flatten() {
+                if let Loc::Persistent(i) = locs[t] {
+                    used[i] = true;
+                }
+            }
+        }
+        for &t in graph.outputs.iter().chain(&graph.inputs) {
+            if let Loc::Persistent(i) = locs[t] {
+                used[i] = true;
+            }
+        }
+        for (i, u) in used.iter().enumerate() {
+            if !u {
+                persistent[i] = AlignedBuf::default();
+            }
+        }
+
+        let mut steps = Vec::with_capacity(kernels.len());
+        for (index, kernel) in kernels {
+            let op = &graph.operators[index];
+            let inputs = op
+                .inputs
+                .iter()
+                .map(|t| t.map(|t| locs[t].clone()).unwrap_or(Loc::None))
+                .collect();
+            let output = match op.outputs.first().map(|&t| &locs[t]) {
+                Some(Loc::Arena(r)) => r.clone(),
+                _ => {
+                    return Err(Error::Internal(format!("node {index}'s output is not in the arena")))
+                }
+            };
+            steps.push(Step { op: index, kernel, inputs, output });
+        }
+
+        let scratch_bytes = steps.iter().map(|s| s.kernel.scratch_bytes()).max().unwrap_or(0);
+        let persistent_bytes = persistent.iter().map(|b| b.len()).sum::<usize>()
+            + steps.iter().map(|s| s.kernel.persistent_bytes()).sum::<usize>();
+        let memory = MemoryReport {
+            arena_bytes: plan.arena_bytes,
+            arena_lower_bound_bytes: plan.lower_bound_bytes,
+            arena_naive_bytes: plan.naive_bytes,
+            persistent_bytes,
+            scratch_bytes,
+        };
+        let total = memory.arena_bytes.saturating_add(scratch_bytes).saturating_add(persistent_bytes);
+        if total > options.limits.max_memory_bytes {
+            return Err(Error::Limit(format!(
+                "the model needs {total} bytes of memory, over the limit of {}",
+                options.limits.max_memory_bytes
+            )));
+        }
+        let arena = AlignedBuf::zeroed(plan.arena_bytes)?;
+        let scratch = AlignedBuf::zeroed(scratch_bytes)?;
+        let pool = if options.threads > 1 {
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(options.threads)
+                    .build()
+                    .map_err(|e| Error::Internal(format!("could not start threads: {e}")))?,
+            )
+        } else {
+            None
+        };
+
+        let info = |t: usize| {
+            let tensor = &graph.tensors[t];
+            TensorInfo {
+                index: t,
+                name: tensor.name.clone(),
+                shape: tensor.shape.clone(),
+                dtype: tensor.dtype,
+                quantization: tensor.quantization.clone(),
+            }
+        };
+        let inputs = graph.inputs.iter().map(|&t| info(t)).collect();
+        let outputs = graph.outputs.iter().map(|&t| info(t)).collect();
+
+        Ok(Interpreter {
+            model,
+            options,
+            steps,
+            locs,
+            arena,
+            scratch,
+            persistent,
+            pool,
+            inputs,
+            outputs,
+            memory,
+        })
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    pub fn inputs(&self) -> &[TensorInfo] {
+        &self.inputs
+    }
+
+    pub fn outputs(&self) -> &[TensorInfo] {
+        &self.outputs
+    }
+
+    pub fn memory(&self) -> MemoryReport {
+        self.memory
+    }
+
+    /// Indices of the nodes that run at each invoke, in order (folded and view nodes do not).
+    pub fn executed_nodes(&self) -> Vec<usize> {
+        self.steps.iter().map(|s| s.op).collect()
+    }
+
+    fn input_loc(&self, i: usize) -> Result<&Loc> {
+        let info = self
+            .inputs
+            .get(i)
+            .ok_or_else(|| Error::Input(format!("input {i} does not exist ({} inputs)", self.inputs.len())))?;
+        Ok(&self.locs[info.index])
+    }
+
+    fn output_loc(&self, i: usize) -> Result<&Loc> {
+        let info = self.outputs.get(i).ok_or_else(|| {
+            Error::Input(format!("output {i} does not exist ({} outputs)", self.outputs.len()))
+        })?;
+        Ok(&self.locs[info.index])
+    }
+
+    fn loc_bytes(&self, loc: &Loc) -> &[u8] {
+        match loc {
+            Loc::None => &[],
+            Loc::Arena(r) => &self.arena.as_slice()[r.clone()],
+            Loc::Model(r) => self.model.slice(r).unwrap_or_default(),
+            Loc::Persistent(i) => self.persistent[*i].as_slice(),
+        }
+    }
+
+    /// The bytes of input `i`, to be filled before `invoke`.
+    pub fn input_bytes_mut(&mut self, i: usize) -> Result<&mut [u8]> {
+        match self.input_loc(i)?.clone() {
+            Loc::Arena(r) => Ok(&mut self.arena.as_mut_slice()[r]),
+            Loc::None => Ok(&mut []),
+            _ => Err(Error::Input(format!("input {i} is a constant and cannot be written"))),
+        }
+    }
+
+    /// Input `i` as a slice of `T`, which must match the tensor's dtype.
+    pub fn input_mut<T: Element>(&mut self, i: usize) -> Result<&mut [T]> {
+        let dtype = self.input_loc(i).map(|_| self.inputs[i].dtype)?;
+        check_dtype::<T>(dtype, "input", i)?;
+        ops::cast_mut(self.input_bytes_mut(i)?)
+    }
+
+    /// The bytes of output `i` after `invoke`.
+    pub fn output_bytes(&self, i: usize) -> Result<&[u8]> {
+        let loc = self.output_loc(i)?;
+        Ok(self.loc_bytes(loc))
+    }
+
+    /// Output `i` as a slice of `T`, which must match the tensor's dtype.
+    pub fn output<T: Element>(&self, i: usize) -> Result<&[T]> {
+        let loc = self.output_loc(i)?;
+        check_dtype::<T>(self.outputs[i].dtype, "output", i)?;
+        let bytes = self.loc_bytes(loc);
+        match bytemuck::try_cast_slice(bytes) {
+            Ok(s) => Ok(s),
+            Err(e) => Err(Error::Internal(format!("output {i} cannot be viewed as {}: {e}", T::DTYPE))),
+        }
+    }
+
+    /// Runs the model on the current inputs. Allocates nothing.
+    pub fn invoke(&mut self) -> Result<()> {
+        let Interpreter { model, steps, arena, scratch, persistent, pool, options, .. } = self;
+        let threads = options.threads;
+        let mut run = || run_steps(steps, arena, scratch, persistent, model.bytes(), threads);
+        match pool {
+            Some(pool) => pool.install(run),
+            None => run(),
+        }
+    }
+}
+
+fn check_dtype<T: Element>(dtype: DType, what: &str, i: usize) -> Result<()> {
+    if T::DTYPE == dtype {
+        Ok(())
+    } else {
+        Err(Error::Input(format!("{what} {i} has dtype {dtype}, not {}", T::DTYPE)))
+    }
+}
+
+fn run_steps(
+    steps: &[Step],
+    arena: &mut AlignedBuf,
+    scratch: &mut AlignedBuf,
+    persistent: &[AlignedBuf],
+    model: &[u8],
+    threads: usize,
+) -> Result<()> {
+    let arena = arena.as_mut_slice();
+    let scratch = scratch.as_mut_slice();
+    for step in steps {
+        let (below, rest) = arena.split_at_mut(step.output.start);
+        let (output, above) = rest.split_at_mut(step.output.len());
+        let e = Eval {
+            inputs: Inputs {
+                locs: &step.inputs,
+                below,
+                above,
+                above_base: step.output.end,
+                model,
+                persistent,
+            },
+            output,
+            scratch: &mut *scratch,
+            threads,
+        };
+        step.kernel.eval(e)?;
+    }
+    Ok(())
+}
+
+fn prepare_node(
+    model: &Model,
+    sg: usize,
+    index: usize,
+    threads: usize,
+    folded: &[Option<AlignedBuf>],
+) -> Result<Prepared> {
+    let op = &model.subgraphs()[sg].operators[index];
+    let code = &model.operator_codes()[op.opcode_index];
+    let ctx = PrepareCtx {
+        model,
+        subgraph: sg,
+        index,
+        op,
+        name: code.name(),
+        version: code.version,
+        folded,
+        threads,
+    };
+    ops::prepare(&ctx)
+}
+
+/// Prepares every node in order; folded constants become visible to later nodes.
+fn prepare_nodes(
+    model: &Model,
+    sg: usize,
+    threads: usize,
+) -> (Vec<Result<Prepared>>, Vec<Option<AlignedBuf>>) {
+    let graph = &model.subgraphs()[sg];
+    let mut folded: Vec<Option<AlignedBuf>> = (0..graph.tensors.len()).map(|_| None).collect();
+    let mut results = Vec::with_capacity(graph.operators.len());
+    for index in 0..graph.operators.len() {
+        let r = prepare_node(model, sg, index, threads, &folded);
+        results.push(match r {
+            Ok(Prepared::Fold(buf)) => {
+                folded[graph.operators[index].outputs[0]] = Some(buf);
+                Ok(Prepared::Fold(AlignedBuf::default()))
+            }
+            other => other,
+        });
+    }
+    (results, folded)
+}
+
+fn prepare_all(model: &Model, sg: usize, threads: usize) -> Result<Preparation> {
+    let (results, folded) = prepare_nodes(model, sg, threads);
+    let mut nodes = Vec::with_capacity(results.len());
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(p) => nodes.push(p),
+            Err(e) => errors.push(e),
+        }
+    }
+    match errors.len() {
+        0 => Ok(Preparation { nodes, folded }),
+        1 => Err(errors.remove(0)),
+        _ => Err(Error::UnsupportedOps(errors)),
+    }
+}

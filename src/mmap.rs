@@ -1,0 +1,17 @@
+//! Read-only memory mapping of model files.
+
+use std::fs::File;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Maps `path` read-only.
+pub(crate) fn map(path: &Path) -> Result<memmap2::Mmap> {
+    let io = |source| Error::Io { path: path.display().to_string(), source };
+    let file = File::open(path).map_err(io)?;
+    // SAFETY: the mapping is read-only and private to this process. If another process
+    // truncates or rewrites the file while it is mapped, reads may fault or see new bytes;
+    // TFLite's mmap allocation has the same contract, and users who cannot rule that out load
+    // the file into a `Vec<u8>` instead (`Model::from_vec`).
+    unsafe { memmap2::Mmap::map(&file) }.map_err(io)
+}

@@ -1,0 +1,299 @@
+//! Operator preparation and evaluation.
+//!
+//! Each operator family has one file. Its `prepare` function runs once per node when an
+//! interpreter is built: it checks dtypes, shapes and options against what the reference
+//! accepts, computes everything that does not depend on input values (padding, requantization
+//! multipliers, packed weights), and returns a [`Kernel`] whose `eval` only computes.
+//! Anything the kernel cannot do is refused here, with the node index, never during `invoke`.
+
+use std::ops::Range;
+
+use bytemuck::Pod;
+
+use crate::aligned::AlignedBuf;
+use crate::dtype::DType;
+use crate::error::{Error, Invalid, Location, Result};
+use crate::graph::{OpCode, Operator, Tensor};
+use crate::model::Model;
+use crate::schema::BuiltinOperator as B;
+
+mod binary;
+mod conv;
+mod fully_connected;
+mod pool;
+mod quantize;
+mod reduce;
+mod reshape;
+mod softmax;
+
+/// Where a tensor's bytes live at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Loc {
+    /// An absent optional input, or a tensor nothing reads.
+    None,
+    /// A range of the activation arena.
+    Arena(Range<usize>),
+    /// Constant data read in place from the model bytes.
+    Model(Range<usize>),
+    /// A buffer owned by the interpreter: folded constants, aligned copies.
+    Persistent(usize),
+}
+
+/// Read access to the inputs of one node while its output is being written.
+pub(crate) struct Inputs<'a> {
+    pub locs: &'a [Loc],
+    /// Arena bytes below the output's range.
+    pub below: &'a [u8],
+    /// Arena bytes above the output's range, starting at arena offset `above_base`.
+    pub above: &'a [u8],
+    pub above_base: usize,
+    pub model: &'a [u8],
+    pub persistent: &'a [AlignedBuf],
+}
+
+impl<'a> Inputs<'a> {
+    fn bytes_of(&self, loc: &Loc) -> Option<&'a [u8]> {
+        match loc {
+            Loc::None => None,
+            Loc::Arena(r) => {
+                if r.end <= self.below.len() {
+                    self.below.get(r.clone())
+                } else if r.start >= self.above_base {
+                    self.above.get(r.start - self.above_base..r.end - self.above_base)
+                } else {
+                    None
+                }
+            }
+            Loc::Model(r) => self.model.get(r.clone()),
+            Loc::Persistent(i) => self.persistent.get(*i).map(|b| b.as_slice()),
+        }
+    }
+
+    /// Input `k` as raw bytes.
+    pub fn bytes(&self, k: usize) -> Result<&'a [u8]> {
+        self.locs
+            .get(k)
+            .and_then(|l| self.bytes_of(l))
+            .ok_or_else(|| Error::Internal(format!("input {k} has no readable memory")))
+    }
+
+    /// Input `k` viewed as elements of `T`.
+    pub fn get<T: Pod>(&self, k: usize) -> Result<&'a [T]> {
+        cast(self.bytes(k)?)
+    }
+
+    /// Input `k` viewed as `T`, or `None` for an absent optional input.
+    pub fn get_opt<T: Pod>(&self, k: usize) -> Result<Option<&'a [T]>> {
+        match self.locs.get(k) {
+            None | Some(Loc::None) => Ok(None),
+            Some(_) => self.get(k).map(Some),
+        }
+    }
+}
+
+pub(crate) fn cast<T: Pod>(bytes: &[u8]) -> Result<&[T]> {
+    bytemuck::try_cast_slice(bytes)
+        .map_err(|e| Error::Internal(format!("tensor memory cannot be viewed as the type: {e}")))
+}
+
+pub(crate) fn cast_mut<T: Pod>(bytes: &mut [u8]) -> Result<&mut [T]> {
+    bytemuck::try_cast_slice_mut(bytes)
+        .map_err(|e| Error::Internal(format!("tensor memory cannot be viewed as the type: {e}")))
+}
+
+/// Everything one node's evaluation gets.
+pub(crate) struct Eval<'a> {
+    pub inputs: Inputs<'a>,
+    pub output: &'a mut [u8],
+    pub scratch: &'a mut [u8],
+    pub threads: usize,
+}
+
+/// A prepared node.
+pub(crate) trait Kernel: Send + Sync {
+    fn eval(&self, e: Eval<'_>) -> Result<()>;
+    /// Bytes this kernel holds for the life of the interpreter (packed weights, tables).
+    fn persistent_bytes(&self) -> usize {
+        0
+    }
+    /// Bytes of shared scratch memory this kernel needs during `eval`.
+    fn scratch_bytes(&self) -> usize {
+        0
+    }
+}
+
+/// What preparing a node produced.
+pub(crate) enum Prepared {
+    /// Run this kernel at each invoke.
+    Kernel(Box<dyn Kernel>),
+    /// The output is the same bytes as input 0 (RESHAPE and friends): nothing runs.
+    View,
+    /// The output is a constant computed now (DEQUANTIZE of a constant): nothing runs.
+    Fold(AlignedBuf),
+}
+
+/// What a node's preparation can see.
+pub(crate) struct PrepareCtx<'m> {
+    pub model: &'m Model,
+    pub subgraph: usize,
+    pub index: usize,
+    pub op: &'m Operator,
+    pub name: String,
+    pub version: i32,
+    /// Constant values computed by earlier folds, by tensor index.
+    pub folded: &'m [Option<AlignedBuf>],
+    pub threads: usize,
+}
+
+impl<'m> PrepareCtx<'m> {
+    fn tensors(&self) -> &'m [Tensor] {
+        &self.model.subgraphs()[self.subgraph].tensors
+    }
+
+    pub fn loc(&self) -> Location {
+        self.model.op_location(self.subgraph, self.index)
+    }
+
+    fn loc_tensor(&self, t: usize) -> Location {
+        self.model.with_tensor(self.loc(), self.subgraph, t)
+    }
+
+    pub fn invalid(&self, msg: impl Into<String>) -> Error {
+        Error::invalid(self.loc(), Invalid::Other(msg.into()))
+    }
+
+    pub fn unsupported(&self, msg: impl Into<String>) -> Error {
+        Error::unsupported(self.loc(), msg)
+    }
+
+    /// Fails unless the node has between `min` and `max` inputs and exactly `outputs` outputs.
+    pub fn expect_arity(&self, min: usize, max: usize, outputs: usize) -> Result<()> {
+        let n = self.op.inputs.len();
+        if n < min || n > max {
+            return Err(self.invalid(format!("expected {min}..={max} inputs, found {n}")));
+        }
+        if self.op.outputs.len() != outputs {
+            return Err(self.invalid(format!(
+                "expected {outputs} outputs, found {}",
+                self.op.outputs.len()
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn input_index(&self, k: usize) -> Result<usize> {
+        self.op.inputs.get(k).copied().flatten().ok_or_else(|| {
+            Error::invalid(self.loc(), Invalid::Other(format!("required input {k} is missing")))
+        })
+    }
+
+    pub fn input(&self, k: usize) -> Result<&'m Tensor> {
+        Ok(&self.tensors()[self.input_index(k)?])
+    }
+
+    pub fn input_opt(&self, k: usize) -> Option<&'m Tensor> {
+        self.op.inputs.get(k).copied().flatten().map(|t| &self.tensors()[t])
+    }
+
+    pub fn output(&self, k: usize) -> Result<&'m Tensor> {
+        let t = *self
+            .op
+            .outputs
+            .get(k)
+            .ok_or_else(|| self.invalid(format!("output {k} is missing")))?;
+        Ok(&self.tensors()[t])
+    }
+
+    /// Constant bytes of input `k` (from the file or folded earlier), if it is constant.
+    pub fn const_bytes(&self, k: usize) -> Option<&'m [u8]> {
+        let t = self.op.inputs.get(k).copied().flatten()?;
+        if let Some(Some(buf)) = self.folded.get(t) {
+            return Some(buf.as_slice());
+        }
+        self.model.tensor_data(self.subgraph, t)
+    }
+
+    /// Constant input `k` decoded as `T`, copied so that file alignment does not matter.
+    pub fn const_vec<T: Pod>(&self, k: usize) -> Result<Option<Vec<T>>> {
+        let Some(bytes) = self.const_bytes(k) else { return Ok(None) };
+        let n = self.input(k)?.numel;
+        let size = std::mem::size_of::<T>();
+        let need = n.checked_mul(size).ok_or_else(|| self.invalid("constant too large"))?;
+        let bytes = bytes.get(..need).ok_or_else(|| self.invalid("constant buffer too small"))?;
+        Ok(Some(bytes.chunks_exact(size).map(bytemuck::pod_read_unaligned).collect()))
+    }
+
+    /// Fails unless input `k` has dtype `want`.
+    pub fn expect_input_dtype(&self, k: usize, want: &[DType]) -> Result<DType> {
+        let t = self.input(k)?;
+        if want.contains(&t.dtype) {
+            Ok(t.dtype)
+        } else {
+            let idx = self.input_index(k)?;
+            Err(Error::unsupported(
+                self.loc_tensor(idx),
+                format!("input {k} has dtype {}, expected one of {}", t.dtype, names(want)),
+            ))
+        }
+    }
+
+    /// An "unsupported dtype combination" error naming the op and all tensor dtypes.
+    pub fn unsupported_dtypes(&self) -> Error {
+        let ins: Vec<String> = (0..self.op.inputs.len())
+            .map(|k| self.input_opt(k).map(|t| t.dtype.to_string()).unwrap_or("-".into()))
+            .collect();
+        let outs: Vec<String> =
+            (0..self.op.outputs.len()).filter_map(|k| self.output(k).ok()).map(|t| t.dtype.to_string()).collect();
+        self.unsupported(format!(
+            "no kernel for inputs ({}) -> outputs ({})",
+            ins.join(", "),
+            outs.join(", ")
+        ))
+    }
+
+    /// Fails unless the output's recorded shape equals `shape` (what this op computes).
+    pub fn expect_output_shape(&self, k: usize, shape: &[usize]) -> Result<()> {
+        let t = self.output(k)?;
+        if t.shape == shape {
+            Ok(())
+        } else {
+            Err(self.invalid(format!(
+                "output {k} has shape {:?} but the op computes {:?}",
+                t.shape, shape
+            )))
+        }
+    }
+}
+
+fn names(d: &[DType]) -> String {
+    d.iter().map(|d| d.name()).collect::<Vec<_>>().join("/")
+}
+
+/// Prepares one node.
+pub(crate) fn prepare(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
+    if let crate::options::OpOptions::Malformed(msg) = &ctx.op.options {
+        return Err(ctx.invalid(format!("bad options: {msg}")));
+    }
+    let code = match &ctx.model.operator_codes()[ctx.op.opcode_index].code {
+        OpCode::Builtin(c) => B(*c),
+        OpCode::Custom(name) => {
+            return Err(ctx.unsupported(format!("custom operator '{name}' is not registered")))
+        }
+    };
+    match code {
+        B::CONV_2D => conv::prepare_conv(ctx),
+        B::DEPTHWISE_CONV_2D => conv::prepare_depthwise(ctx),
+        B::FULLY_CONNECTED => fully_connected::prepare(ctx),
+        B::ADD => binary::prepare(ctx, binary::Op::Add),
+        B::MUL => binary::prepare(ctx, binary::Op::Mul),
+        B::AVERAGE_POOL_2D => pool::prepare(ctx, pool::Kind::Average),
+        B::MAX_POOL_2D => pool::prepare(ctx, pool::Kind::Max),
+        B::MEAN => reduce::prepare_mean(ctx),
+        B::RESHAPE => reshape::prepare_reshape(ctx),
+        B::SQUEEZE | B::EXPAND_DIMS => reshape::prepare_view(ctx),
+        B::SOFTMAX => softmax::prepare(ctx),
+        B::DEQUANTIZE => quantize::prepare_dequantize(ctx),
+        B::QUANTIZE => quantize::prepare_quantize(ctx),
+        _ => Err(ctx.unsupported("operator is not implemented")),
+    }
+}

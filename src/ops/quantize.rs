@@ -1,0 +1,140 @@
+//! QUANTIZE and DEQUANTIZE.
+//!
+//! A DEQUANTIZE of a constant (fp16 or int8 weights) is folded at preparation: its float output
+//! is computed once into persistent memory and the node never runs.
+
+use super::{cast, cast_mut, Eval, Kernel, PrepareCtx, Prepared};
+use crate::aligned::AlignedBuf;
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::graph::Quantization;
+
+/// Dequantizes one value the way the reference does: the product in double, then rounded once
+/// to float.
+fn dequantize_one(q: i32, scale: f32, zero_point: i64) -> f32 {
+    (scale as f64 * (q as i64 - zero_point) as f64) as f32
+}
+
+pub(super) fn prepare_dequantize(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
+    ctx.expect_arity(1, 1, 1)?;
+    let input = ctx.input(0)?;
+    let output = ctx.output(0)?;
+    if output.dtype != DType::F32 {
+        return Err(ctx.unsupported_dtypes());
+    }
+    ctx.expect_output_shape(0, &input.shape)?;
+    let quant = match input.dtype {
+        DType::F16 => None,
+        DType::I8 | DType::U8 | DType::I16 => Some(
+            input
+                .quantization
+                .clone()
+                .ok_or_else(|| ctx.invalid("quantized input has no quantization parameters"))?,
+        ),
+        _ => return Err(ctx.unsupported_dtypes()),
+    };
+    if let Some(q) = &quant {
+        if !q.is_per_tensor() && ctx.const_bytes(0).is_none() {
+            return Err(ctx.unsupported("per-axis DEQUANTIZE of a non-constant tensor"));
+        }
+    }
+    if let Some(bytes) = ctx.const_bytes(0) {
+        let mut out = AlignedBuf::zeroed(input.numel * 4)?;
+        let dst: &mut [f32] = cast_mut(out.as_mut_slice())?;
+        fold(bytes, input.dtype, quant.as_ref(), &input.shape, dst)
+            .ok_or_else(|| ctx.invalid("constant buffer too small"))?;
+        return Ok(Prepared::Fold(out));
+    }
+    let (scale, zero_point) = quant.and_then(|q| q.single()).unwrap_or((1.0, 0));
+    Ok(Prepared::Kernel(Box::new(Dequantize { dtype: input.dtype, scale, zero_point })))
+}
+
+/// Dequantizes constant `bytes` into `dst`; `None` if `bytes` is too short.
+fn fold(
+    bytes: &[u8],
+    dtype: DType,
+    quant: Option<&Quantization>,
+    shape: &[usize],
+    dst: &mut [f32],
+) -> Option<()> {
+    let n = dst.len();
+    // Per-axis parameters: element i belongs to slice (i / inner) % dim of the quantized axis.
+    let (inner, dim) = match quant {
+        Some(q) if !q.is_per_tensor() => {
+            (shape.get(q.axis + 1..)?.iter().product::<usize>(), shape.get(q.axis).copied()?)
+        }
+        _ => (1, 1),
+    };
+    let param = |i: usize| match quant {
+        Some(q) => {
+            let c = if q.is_per_tensor() { 0 } else { (i / inner.max(1)) % dim.max(1) };
+            (q.scale[c], q.zero_point[c])
+        }
+        None => (1.0, 0),
+    };
+    match dtype {
+        DType::F16 => {
+            let src = bytes.get(..n * 2)?;
+            for (d, c) in dst.iter_mut().zip(src.chunks_exact(2)) {
+                *d = half::f16::from_le_bytes([c[0], c[1]]).to_f32();
+            }
+        }
+        DType::I8 => {
+            for (i, (d, &b)) in dst.iter_mut().zip(bytes.get(..n)?).enumerate() {
+                let (s, z) = param(i);
+                *d = dequantize_one(b as i8 as i32, s, z);
+            }
+        }
+        DType::U8 => {
+            for (i, (d, &b)) in dst.iter_mut().zip(bytes.get(..n)?).enumerate() {
+                let (s, z) = param(i);
+                *d = dequantize_one(b as i32, s, z);
+            }
+        }
+        DType::I16 => {
+            for (i, (d, c)) in dst.iter_mut().zip(bytes.get(..n * 2)?.chunks_exact(2)).enumerate() {
+                let (s, z) = param(i);
+                *d = dequantize_one(i16::from_le_bytes([c[0], c[1]]) as i32, s, z);
+            }
+        }
+        _ => return None,
+    }
+    Some(())
+}
+
+struct Dequantize {
+    dtype: DType,
+    scale: f32,
+    zero_point: i64,
+}
+
+impl Kernel for Dequantize {
+    fn eval(&self, e: Eval<'_>) -> Result<()> {
+        let out: &mut [f32] = cast_mut(e.output)?;
+        let (s, z) = (self.scale, self.zero_point);
+        match self.dtype {
+            DType::I8 => {
+                let src: &[i8] = e.inputs.get(0)?;
+                out.iter_mut().zip(src).for_each(|(d, &q)| *d = dequantize_one(q as i32, s, z));
+            }
+            DType::U8 => {
+                let src: &[u8] = e.inputs.get(0)?;
+                out.iter_mut().zip(src).for_each(|(d, &q)| *d = dequantize_one(q as i32, s, z));
+            }
+            DType::I16 => {
+                let src: &[i16] = e.inputs.get(0)?;
+                out.iter_mut().zip(src).for_each(|(d, &q)| *d = dequantize_one(q as i32, s, z));
+            }
+            _ => {
+                let src: &[half::f16] = cast(e.inputs.bytes(0)?)?;
+                out.iter_mut().zip(src).for_each(|(d, &q)| *d = q.to_f32());
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn prepare_quantize(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
+    ctx.expect_arity(1, 1, 1)?;
+    Err(ctx.unsupported_dtypes())
+}

@@ -1,0 +1,3 @@
+use super::{PrepareCtx, Prepared};
+use crate::error::Result;
+pub(super) fn prepare_mean(ctx: &PrepareCtx<'_>) -> Result<Prepared> { Err(ctx.unsupported_dtypes()) }
