@@ -18,11 +18,19 @@ pub struct Location {
 
 impl Location {
     pub fn subgraph(subgraph: usize) -> Self {
-        Self { subgraph, op: None, tensor: None }
+        Self {
+            subgraph,
+            op: None,
+            tensor: None,
+        }
     }
 
     pub fn op(subgraph: usize, op: usize, name: impl Into<String>) -> Self {
-        Self { subgraph, op: Some((op, name.into())), tensor: None }
+        Self {
+            subgraph,
+            op: Some((op, name.into())),
+            tensor: None,
+        }
     }
 
     pub fn with_tensor(mut self, index: i64, name: impl Into<String>) -> Self {
@@ -70,7 +78,11 @@ pub enum Invalid {
     #[error("constant buffer holds {have} bytes but the tensor needs {need}")]
     BufferTooSmall { need: u64, have: u64 },
     #[error("buffer offset {offset} + size {size} lies outside the {file_len}-byte file")]
-    BufferOutOfFile { offset: u64, size: u64, file_len: u64 },
+    BufferOutOfFile {
+        offset: u64,
+        size: u64,
+        file_len: u64,
+    },
     #[error("tensor is read before any operator produces it")]
     UsedBeforeProduced,
     #[error("tensor is both an input and an output of the same operator")]
@@ -107,13 +119,20 @@ pub enum Error {
     #[error("bad input: {0}")]
     Input(String),
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 fn join_lines(errors: &[Error]) -> String {
-    errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n")
+    errors
+        .iter()
+        .map(|e| format!("  {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl Error {
@@ -122,7 +141,10 @@ impl Error {
     }
 
     pub(crate) fn unsupported(loc: Location, what: impl Into<String>) -> Self {
-        Error::Unsupported { loc, what: what.into() }
+        Error::Unsupported {
+            loc,
+            what: what.into(),
+        }
     }
 
     /// The validation problem, when this error is one.

@@ -8,9 +8,14 @@ use crate::interpreter::{Interpreter, TensorInfo};
 fn params(info: &TensorInfo, what: &str, i: usize) -> Result<(f32, i64)> {
     match &info.quantization {
         Some(q) => q.single().ok_or_else(|| {
-            Error::Input(format!("{what} {i} is quantized per axis; float I/O needs one scale"))
+            Error::Input(format!(
+                "{what} {i} is quantized per axis; float I/O needs one scale"
+            ))
         }),
-        None => Err(Error::Input(format!("{what} {i} ({}) has no quantization parameters", info.dtype))),
+        None => Err(Error::Input(format!(
+            "{what} {i} ({}) has no quantization parameters",
+            info.dtype
+        ))),
     }
 }
 
@@ -60,7 +65,11 @@ impl Interpreter {
                     *d = quantize(x, s, z, -32768, 32767) as i16;
                 }
             }
-            other => return Err(Error::Input(format!("input {i} has dtype {other}: no float I/O"))),
+            other => {
+                return Err(Error::Input(format!(
+                    "input {i} has dtype {other}: no float I/O"
+                )))
+            }
         }
         Ok(())
     }
@@ -74,20 +83,37 @@ impl Interpreter {
         let deq = |q: i64, s: f32, z: i64| (s as f64 * (q - z) as f64) as f32;
         Ok(match info.dtype {
             DType::F32 => self.output::<f32>(i)?.to_vec(),
-            DType::F16 => self.output::<half::f16>(i)?.iter().map(|x| x.to_f32()).collect(),
+            DType::F16 => self
+                .output::<half::f16>(i)?
+                .iter()
+                .map(|x| x.to_f32())
+                .collect(),
             DType::I8 => {
                 let (s, z) = params(info, "output", i)?;
-                self.output::<i8>(i)?.iter().map(|&q| deq(q as i64, s, z)).collect()
+                self.output::<i8>(i)?
+                    .iter()
+                    .map(|&q| deq(q as i64, s, z))
+                    .collect()
             }
             DType::U8 => {
                 let (s, z) = params(info, "output", i)?;
-                self.output::<u8>(i)?.iter().map(|&q| deq(q as i64, s, z)).collect()
+                self.output::<u8>(i)?
+                    .iter()
+                    .map(|&q| deq(q as i64, s, z))
+                    .collect()
             }
             DType::I16 => {
                 let (s, z) = params(info, "output", i)?;
-                self.output::<i16>(i)?.iter().map(|&q| deq(q as i64, s, z)).collect()
+                self.output::<i16>(i)?
+                    .iter()
+                    .map(|&q| deq(q as i64, s, z))
+                    .collect()
             }
-            other => return Err(Error::Input(format!("output {i} has dtype {other}: no float I/O"))),
+            other => {
+                return Err(Error::Input(format!(
+                    "output {i} has dtype {other}: no float I/O"
+                )))
+            }
         })
     }
 }

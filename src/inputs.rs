@@ -22,7 +22,10 @@ impl SplitMix64 {
 /// `k` under `seed`: floats uniform in [-1, 1), 8- and 16-bit integers over their full range,
 /// wider integers in 0..8 (safe as indices), booleans 0/1. Unsupported dtypes are zeroed.
 pub fn fill(out: &mut [u8], dtype: DType, seed: u64, k: usize) {
-    let mut rng = SplitMix64(seed.wrapping_mul(0x0000_0100_0000_01B3).wrapping_add(k as u64));
+    let mut rng = SplitMix64(
+        seed.wrapping_mul(0x0000_0100_0000_01B3)
+            .wrapping_add(k as u64),
+    );
     let unit = |z: u64| 2.0f32 * ((z >> 40) as f32 / (1u64 << 24) as f32) - 1.0;
     match dtype {
         DType::F32 => {
@@ -36,7 +39,9 @@ pub fn fill(out: &mut [u8], dtype: DType, seed: u64, k: usize) {
             }
         }
         DType::U8 => out.iter_mut().for_each(|b| *b = (rng.next() >> 56) as u8),
-        DType::I8 => out.iter_mut().for_each(|b| *b = (((rng.next() >> 56) as i64 - 128) as i8) as u8),
+        DType::I8 => out
+            .iter_mut()
+            .for_each(|b| *b = (((rng.next() >> 56) as i64 - 128) as i8) as u8),
         DType::Bool => out.iter_mut().for_each(|b| *b = (rng.next() >> 63) as u8),
         DType::I16 => {
             for c in out.chunks_exact_mut(2) {
@@ -65,7 +70,10 @@ mod tests {
     fn floats_are_in_range_and_exact() {
         let mut buf = vec![0u8; 4 * 1000];
         fill(&mut buf, DType::F32, 0, 0);
-        let v: Vec<f32> = buf.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        let v: Vec<f32> = buf
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         assert!(v.iter().all(|&x| (-1.0..1.0).contains(&x)));
         // 24-bit grid: every value times 2^23 is an integer.
         assert!(v.iter().all(|&x| (x * (1u32 << 23) as f32).fract() == 0.0));

@@ -30,7 +30,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { threads: 1, backend: Backend::Cpu, limits: Limits::default() }
+        Options {
+            threads: 1,
+            backend: Backend::Cpu,
+            limits: Limits::default(),
+        }
     }
 }
 
@@ -227,7 +231,11 @@ impl Interpreter {
                 if let Some(f) = first[t] {
                     let bytes = graph.tensors[t].bytes.unwrap_or(0);
                     buffer_of[t] = Some(buffers.len());
-                    buffers.push(planner::Interval { bytes, first: f, last: last[t].max(f) });
+                    buffers.push(planner::Interval {
+                        bytes,
+                        first: f,
+                        last: last[t].max(f),
+                    });
                 }
             }
         }
@@ -239,19 +247,42 @@ impl Interpreter {
             }
         }
 
+        // Each step sees only the inputs its kernel reads at run time.
+        let mut steps = Vec::with_capacity(kernels.len());
+        for (index, kernel) in kernels {
+            let op = &graph.operators[index];
+            let inputs = op
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(k, t)| match t {
+                    Some(t) if kernel.reads_input(k) => locs[*t].clone(),
+                    _ => Loc::None,
+                })
+                .collect();
+            let output = match op.outputs.first().map(|&t| &locs[t]) {
+                Some(Loc::Arena(r)) => r.clone(),
+                _ => {
+                    return Err(Error::Internal(format!(
+                        "node {index}'s output is not in the arena"
+                    )))
+                }
+            };
+            steps.push(Step {
+                op: index,
+                kernel,
+                inputs,
+                output,
+            });
+        }
+
         // Persistent buffers only read during preparation (e.g. folded fp16 weights that a
         // convolution has since packed) are dropped.
         let mut used = vec![false; persistent.len()];
-        for (index, _) in &kernels {
-            for &t in graph.operators[*index].inputs.iter().flatten() {
-                if let Loc::Persistent(i) = locs[t] {
-                    used[i] = true;
-                }
-            }
-        }
-        for &t in graph.outputs.iter().chain(&graph.inputs) {
-            if let Loc::Persistent(i) = locs[t] {
-                used[i] = true;
+        let graph_io = graph.outputs.iter().chain(&graph.inputs).map(|&t| &locs[t]);
+        for loc in steps.iter().flat_map(|s| s.inputs.iter()).chain(graph_io) {
+            if let Loc::Persistent(i) = loc {
+                used[*i] = true;
             }
         }
         for (i, u) in used.iter().enumerate() {
@@ -260,26 +291,16 @@ impl Interpreter {
             }
         }
 
-        let mut steps = Vec::with_capacity(kernels.len());
-        for (index, kernel) in kernels {
-            let op = &graph.operators[index];
-            let inputs = op
-                .inputs
-                .iter()
-                .map(|t| t.map(|t| locs[t].clone()).unwrap_or(Loc::None))
-                .collect();
-            let output = match op.outputs.first().map(|&t| &locs[t]) {
-                Some(Loc::Arena(r)) => r.clone(),
-                _ => {
-                    return Err(Error::Internal(format!("node {index}'s output is not in the arena")))
-                }
-            };
-            steps.push(Step { op: index, kernel, inputs, output });
-        }
-
-        let scratch_bytes = steps.iter().map(|s| s.kernel.scratch_bytes()).max().unwrap_or(0);
+        let scratch_bytes = steps
+            .iter()
+            .map(|s| s.kernel.scratch_bytes())
+            .max()
+            .unwrap_or(0);
         let persistent_bytes = persistent.iter().map(|b| b.len()).sum::<usize>()
-            + steps.iter().map(|s| s.kernel.persistent_bytes()).sum::<usize>();
+            + steps
+                .iter()
+                .map(|s| s.kernel.persistent_bytes())
+                .sum::<usize>();
         let memory = MemoryReport {
             arena_bytes: plan.arena_bytes,
             arena_lower_bound_bytes: plan.lower_bound_bytes,
@@ -287,7 +308,10 @@ impl Interpreter {
             persistent_bytes,
             scratch_bytes,
         };
-        let total = memory.arena_bytes.saturating_add(scratch_bytes).saturating_add(persistent_bytes);
+        let total = memory
+            .arena_bytes
+            .saturating_add(scratch_bytes)
+            .saturating_add(persistent_bytes);
         if total > options.limits.max_memory_bytes {
             return Err(Error::Limit(format!(
                 "the model needs {total} bytes of memory, over the limit of {}",
@@ -361,16 +385,21 @@ impl Interpreter {
     }
 
     fn input_loc(&self, i: usize) -> Result<&Loc> {
-        let info = self
-            .inputs
-            .get(i)
-            .ok_or_else(|| Error::Input(format!("input {i} does not exist ({} inputs)", self.inputs.len())))?;
+        let info = self.inputs.get(i).ok_or_else(|| {
+            Error::Input(format!(
+                "input {i} does not exist ({} inputs)",
+                self.inputs.len()
+            ))
+        })?;
         Ok(&self.locs[info.index])
     }
 
     fn output_loc(&self, i: usize) -> Result<&Loc> {
         let info = self.outputs.get(i).ok_or_else(|| {
-            Error::Input(format!("output {i} does not exist ({} outputs)", self.outputs.len()))
+            Error::Input(format!(
+                "output {i} does not exist ({} outputs)",
+                self.outputs.len()
+            ))
         })?;
         Ok(&self.locs[info.index])
     }
@@ -389,7 +418,9 @@ impl Interpreter {
         match self.input_loc(i)?.clone() {
             Loc::Arena(r) => Ok(&mut self.arena.as_mut_slice()[r]),
             Loc::None => Ok(&mut []),
-            _ => Err(Error::Input(format!("input {i} is a constant and cannot be written"))),
+            _ => Err(Error::Input(format!(
+                "input {i} is a constant and cannot be written"
+            ))),
         }
     }
 
@@ -413,13 +444,25 @@ impl Interpreter {
         let bytes = self.loc_bytes(loc);
         match bytemuck::try_cast_slice(bytes) {
             Ok(s) => Ok(s),
-            Err(e) => Err(Error::Internal(format!("output {i} cannot be viewed as {}: {e}", T::DTYPE))),
+            Err(e) => Err(Error::Internal(format!(
+                "output {i} cannot be viewed as {}: {e}",
+                T::DTYPE
+            ))),
         }
     }
 
     /// Runs the model on the current inputs. Allocates nothing.
     pub fn invoke(&mut self) -> Result<()> {
-        let Interpreter { model, steps, arena, scratch, persistent, pool, options, .. } = self;
+        let Interpreter {
+            model,
+            steps,
+            arena,
+            scratch,
+            persistent,
+            pool,
+            options,
+            ..
+        } = self;
         let threads = options.threads;
         let mut run = || run_steps(steps, arena, scratch, persistent, model.bytes(), threads);
         match pool {
@@ -433,7 +476,10 @@ fn check_dtype<T: Element>(dtype: DType, what: &str, i: usize) -> Result<()> {
     if T::DTYPE == dtype {
         Ok(())
     } else {
-        Err(Error::Input(format!("{what} {i} has dtype {dtype}, not {}", T::DTYPE)))
+        Err(Error::Input(format!(
+            "{what} {i} has dtype {dtype}, not {}",
+            T::DTYPE
+        )))
     }
 }
 

@@ -7,7 +7,10 @@ use crate::error::{Error, Result};
 
 /// Maps `path` read-only.
 pub(crate) fn map(path: &Path) -> Result<memmap2::Mmap> {
-    let io = |source| Error::Io { path: path.display().to_string(), source };
+    let io = |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let file = File::open(path).map_err(io)?;
     // SAFETY: the mapping is read-only and private to this process. If another process
     // truncates or rewrites the file while it is mapped, reads may fault or see new bytes;

@@ -163,11 +163,16 @@ fn parse(bytes: &[u8], limits: &Limits) -> Result<Parts> {
         return Err(Error::Empty);
     }
     if bytes.len() < 8 {
-        return Err(Error::Flatbuffer(format!("file is only {} bytes long", bytes.len())));
+        return Err(Error::Flatbuffer(format!(
+            "file is only {} bytes long",
+            bytes.len()
+        )));
     }
     if &bytes[4..8] != b"TFL3" {
         return Err(Error::WrongIdentifier {
-            found: String::from_utf8_lossy(&bytes[4..8]).escape_debug().to_string(),
+            found: String::from_utf8_lossy(&bytes[4..8])
+                .escape_debug()
+                .to_string(),
         });
     }
     let opts = flatbuffers::VerifierOptions {
@@ -177,8 +182,8 @@ fn parse(bytes: &[u8], limits: &Limits) -> Result<Parts> {
         max_apparent_size: usize::MAX / 2,
         ignore_missing_null_terminator: true,
     };
-    let root = fb::root_as_model_with_opts(&opts, bytes)
-        .map_err(|e| Error::Flatbuffer(e.to_string()))?;
+    let root =
+        fb::root_as_model_with_opts(&opts, bytes).map_err(|e| Error::Flatbuffer(e.to_string()))?;
     if root.version() != 3 {
         return Err(Error::Version(root.version()));
     }
@@ -191,7 +196,10 @@ fn parse(bytes: &[u8], limits: &Limits) -> Result<Parts> {
         .unwrap_or_default();
 
     let fb_subgraphs = root.subgraphs().ok_or_else(|| {
-        Error::invalid(Location::default(), Invalid::Other("model has no subgraphs".into()))
+        Error::invalid(
+            Location::default(),
+            Invalid::Other("model has no subgraphs".into()),
+        )
     })?;
     if fb_subgraphs.is_empty() {
         return Err(Error::invalid(
@@ -227,7 +235,9 @@ fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
 
 /// Where each buffer's payload lies in the file: `None` for buffers without data.
 fn read_buffers(root: &fb::Model<'_>, bytes: &[u8]) -> Result<Vec<Option<Range<usize>>>> {
-    let Some(buffers) = root.buffers() else { return Ok(Vec::new()) };
+    let Some(buffers) = root.buffers() else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::with_capacity(buffers.len());
     for b in buffers.iter() {
         let inline = b.data().filter(|d| !d.is_empty());
@@ -239,12 +249,19 @@ fn read_buffers(root: &fb::Model<'_>, bytes: &[u8]) -> Result<Vec<Option<Range<u
             // file and are untrusted, so the end is computed with checked arithmetic.
             let (offset, size) = (b.offset(), b.size());
             let file_len = bytes.len() as u64;
-            let end = offset.checked_add(size).filter(|&e| e <= file_len).ok_or_else(|| {
-                Error::invalid(
-                    Location::default(),
-                    Invalid::BufferOutOfFile { offset, size, file_len },
-                )
-            })?;
+            let end = offset
+                .checked_add(size)
+                .filter(|&e| e <= file_len)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        Location::default(),
+                        Invalid::BufferOutOfFile {
+                            offset,
+                            size,
+                            file_len,
+                        },
+                    )
+                })?;
             (size > 0).then_some(offset as usize..end as usize)
         } else {
             None
@@ -261,7 +278,10 @@ fn read_opcode(c: &fb::OperatorCode<'_>) -> OperatorCode {
     } else {
         OpCode::Builtin(code)
     };
-    OperatorCode { code, version: c.version() }
+    OperatorCode {
+        code,
+        version: c.version(),
+    }
 }
 
 fn read_subgraph(
@@ -279,7 +299,9 @@ fn read_subgraph(
         for (ti, t) in ts.iter().enumerate() {
             let name = t.name().unwrap_or_default().to_string();
             let tloc = || loc().with_tensor(ti as i64, t.name().unwrap_or_default());
-            tensors.push(read_tensor(&t, name, buffers, limits).map_err(|k| Error::invalid(tloc(), k))?);
+            tensors.push(
+                read_tensor(&t, name, buffers, limits).map_err(|k| Error::invalid(tloc(), k))?,
+            );
         }
     }
     let count = tensors.len();
@@ -288,12 +310,18 @@ fn read_subgraph(
             Err(if i == -1 {
                 Invalid::MissingTensor
             } else {
-                Invalid::TensorIndex { index: i as i64, count }
+                Invalid::TensorIndex {
+                    index: i as i64,
+                    count,
+                }
             })
         } else if (i as usize) < count {
             Ok(i as usize)
         } else {
-            Err(Invalid::TensorIndex { index: i as i64, count })
+            Err(Invalid::TensorIndex {
+                index: i as i64,
+                count,
+            })
         }
     };
     let index_list = |v: Option<flatbuffers::Vector<'_, i32>>, what: &str| -> Result<Vec<usize>> {
@@ -315,16 +343,26 @@ fn read_subgraph(
         operators.reserve(ops.len());
         for (oi, op) in ops.iter().enumerate() {
             let opcode_index = op.opcode_index() as usize;
-            let name = opcodes.get(opcode_index).map(|c| c.name()).unwrap_or_default();
+            let name = opcodes
+                .get(opcode_index)
+                .map(|c| c.name())
+                .unwrap_or_default();
             let oloc = || Location::op(si, oi, name.clone());
             if opcode_index >= opcodes.len() {
                 return Err(Error::invalid(
                     oloc(),
-                    Invalid::OpcodeIndex { index: op.opcode_index() as u64, count: opcodes.len() },
+                    Invalid::OpcodeIndex {
+                        index: op.opcode_index() as u64,
+                        count: opcodes.len(),
+                    },
                 ));
             }
             let mut op_inputs = Vec::new();
-            for i in op.inputs().map(|v| v.iter().collect::<Vec<_>>()).unwrap_or_default() {
+            for i in op
+                .inputs()
+                .map(|v| v.iter().collect::<Vec<_>>())
+                .unwrap_or_default()
+            {
                 op_inputs.push(match index(i) {
                     Ok(t) => Some(t),
                     // −1 marks an absent optional input; each operator's preparation decides
@@ -334,13 +372,21 @@ fn read_subgraph(
                 });
             }
             let mut op_outputs = Vec::new();
-            for i in op.outputs().map(|v| v.iter().collect::<Vec<_>>()).unwrap_or_default() {
+            for i in op
+                .outputs()
+                .map(|v| v.iter().collect::<Vec<_>>())
+                .unwrap_or_default()
+            {
                 op_outputs.push(
                     index(i).map_err(|k| Error::invalid(oloc().with_tensor(i as i64, ""), k))?,
                 );
             }
             let mut intermediates = Vec::new();
-            for i in op.intermediates().map(|v| v.iter().collect::<Vec<_>>()).unwrap_or_default() {
+            for i in op
+                .intermediates()
+                .map(|v| v.iter().collect::<Vec<_>>())
+                .unwrap_or_default()
+            {
                 intermediates.push(
                     index(i).map_err(|k| Error::invalid(oloc().with_tensor(i as i64, ""), k))?,
                 );
@@ -378,19 +424,27 @@ fn read_tensor(
     let dtype = DType::from_schema(t.type_().0).ok_or(Invalid::UnknownType(t.type_().0 as i32))?;
     let raw_shape: Vec<i32> = t.shape().map(|s| s.iter().collect()).unwrap_or_default();
     if raw_shape.len() > limits.max_rank {
-        return Err(Invalid::RankTooLarge { rank: raw_shape.len(), limit: limits.max_rank });
+        return Err(Invalid::RankTooLarge {
+            rank: raw_shape.len(),
+            limit: limits.max_rank,
+        });
     }
     let mut shape = Vec::with_capacity(raw_shape.len());
     let mut numel: usize = 1;
     for &d in &raw_shape {
         if d < 0 {
-            return Err(Invalid::NegativeDimension { dim: d, shape: raw_shape });
+            return Err(Invalid::NegativeDimension {
+                dim: d,
+                shape: raw_shape,
+            });
         }
         shape.push(d as usize);
         numel = numel
             .checked_mul(d as usize)
             .filter(|&n| n <= limits.max_tensor_elements)
-            .ok_or_else(|| Invalid::ShapeOverflow { shape: raw_shape.clone() })?;
+            .ok_or_else(|| Invalid::ShapeOverflow {
+                shape: raw_shape.clone(),
+            })?;
     }
     let bytes = dtype.bytes_for(numel);
 
@@ -400,12 +454,18 @@ fn read_tensor(
     } else {
         buffers
             .get(buffer_index)
-            .ok_or(Invalid::BufferIndex { index: t.buffer() as u64, count: buffers.len() })?
+            .ok_or(Invalid::BufferIndex {
+                index: t.buffer() as u64,
+                count: buffers.len(),
+            })?
             .clone()
     };
     if let (Some(range), Some(need)) = (&data, bytes) {
         if range.len() < need {
-            return Err(Invalid::BufferTooSmall { need: need as u64, have: range.len() as u64 });
+            return Err(Invalid::BufferTooSmall {
+                need: need as u64,
+                have: range.len() as u64,
+            });
         }
     }
 
@@ -424,9 +484,14 @@ fn read_tensor(
 }
 
 fn read_quantization(t: &fb::Tensor<'_>, shape: &[usize]) -> Result<Option<Quantization>, Invalid> {
-    let Some(q) = t.quantization() else { return Ok(None) };
+    let Some(q) = t.quantization() else {
+        return Ok(None);
+    };
     let scale: Vec<f32> = q.scale().map(|s| s.iter().collect()).unwrap_or_default();
-    let zero_point: Vec<i64> = q.zero_point().map(|z| z.iter().collect()).unwrap_or_default();
+    let zero_point: Vec<i64> = q
+        .zero_point()
+        .map(|z| z.iter().collect())
+        .unwrap_or_default();
     if scale.is_empty() && zero_point.is_empty() {
         return Ok(None);
     }
@@ -455,7 +520,11 @@ fn read_quantization(t: &fb::Tensor<'_>, shape: &[usize]) -> Result<Option<Quant
             )));
         }
     }
-    Ok(Some(Quantization { scale, zero_point, axis: axis.max(0) as usize }))
+    Ok(Some(Quantization {
+        scale,
+        zero_point,
+        axis: axis.max(0) as usize,
+    }))
 }
 
 fn read_signature(def: &fb::SignatureDef<'_>, subgraphs: &[Subgraph]) -> Result<Signature> {
@@ -464,22 +533,34 @@ fn read_signature(def: &fb::SignatureDef<'_>, subgraphs: &[Subgraph]) -> Result<
     let sub = subgraphs.get(sg).ok_or_else(|| {
         Error::invalid(
             Location::default(),
-            Invalid::SubgraphIndex { index: def.subgraph_index() as i64, count: subgraphs.len() },
+            Invalid::SubgraphIndex {
+                index: def.subgraph_index() as i64,
+                count: subgraphs.len(),
+            },
         )
     })?;
-    let maps = |v: Option<flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<fb::TensorMap<'_>>>>| {
-        let mut out = Vec::new();
-        for m in v.iter().flat_map(|v| v.iter()) {
-            let t = m.tensor_index() as usize;
-            if t >= sub.tensors.len() {
-                return Err(Error::invalid(
-                    Location::subgraph(sg),
-                    Invalid::TensorIndex { index: t as i64, count: sub.tensors.len() },
-                ));
+    let maps =
+        |v: Option<flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<fb::TensorMap<'_>>>>| {
+            let mut out = Vec::new();
+            for m in v.iter().flat_map(|v| v.iter()) {
+                let t = m.tensor_index() as usize;
+                if t >= sub.tensors.len() {
+                    return Err(Error::invalid(
+                        Location::subgraph(sg),
+                        Invalid::TensorIndex {
+                            index: t as i64,
+                            count: sub.tensors.len(),
+                        },
+                    ));
+                }
+                out.push((m.name().unwrap_or_default().to_string(), t));
             }
-            out.push((m.name().unwrap_or_default().to_string(), t));
-        }
-        Ok(out)
-    };
-    Ok(Signature { key, subgraph: sg, inputs: maps(def.inputs())?, outputs: maps(def.outputs())? })
+            Ok(out)
+        };
+    Ok(Signature {
+        key,
+        subgraph: sg,
+        inputs: maps(def.inputs())?,
+        outputs: maps(def.outputs())?,
+    })
 }

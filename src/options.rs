@@ -98,13 +98,29 @@ pub enum OpOptions {
     FullyConnected(FullyConnected),
     Pool2D(Pool2D),
     /// ADD, SUB: fused activation; `pot_scale_int16` for int16 ADD/SUB.
-    Add { activation: Activation, pot_scale_int16: bool },
-    Mul { activation: Activation },
-    Reducer { keep_dims: bool },
-    Reshape { new_shape: Option<Vec<i32>> },
-    Softmax { beta: f32 },
-    Concatenation { axis: i32, activation: Activation },
-    Squeeze { squeeze_dims: Vec<i32> },
+    Add {
+        activation: Activation,
+        pot_scale_int16: bool,
+    },
+    Mul {
+        activation: Activation,
+    },
+    Reducer {
+        keep_dims: bool,
+    },
+    Reshape {
+        new_shape: Option<Vec<i32>>,
+    },
+    Softmax {
+        beta: f32,
+    },
+    Concatenation {
+        axis: i32,
+        activation: Activation,
+    },
+    Squeeze {
+        squeeze_dims: Vec<i32>,
+    },
     /// An options table with values ferrolite cannot represent (an unknown enum value).
     Malformed(String),
 }
@@ -131,7 +147,9 @@ fn parse_inner(op: &fb::Operator<'_>) -> Result<OpOptions, String> {
     use fb::BuiltinOptions as B;
     Ok(match op.builtin_options_type() {
         B::Conv2DOptions => {
-            let o = op.builtin_options_as_conv_2_doptions().ok_or("missing Conv2DOptions")?;
+            let o = op
+                .builtin_options_as_conv_2_doptions()
+                .ok_or("missing Conv2DOptions")?;
             OpOptions::Conv2D(Conv2D {
                 padding: padding(o.padding())?,
                 stride_w: o.stride_w(),
@@ -168,7 +186,9 @@ fn parse_inner(op: &fb::Operator<'_>) -> Result<OpOptions, String> {
             })
         }
         B::Pool2DOptions => {
-            let o = op.builtin_options_as_pool_2_doptions().ok_or("missing Pool2DOptions")?;
+            let o = op
+                .builtin_options_as_pool_2_doptions()
+                .ok_or("missing Pool2DOptions")?;
             OpOptions::Pool2D(Pool2D {
                 padding: padding(o.padding())?,
                 stride_w: o.stride_w(),
@@ -179,33 +199,51 @@ fn parse_inner(op: &fb::Operator<'_>) -> Result<OpOptions, String> {
             })
         }
         B::AddOptions => {
-            let o = op.builtin_options_as_add_options().ok_or("missing AddOptions")?;
+            let o = op
+                .builtin_options_as_add_options()
+                .ok_or("missing AddOptions")?;
             OpOptions::Add {
                 activation: activation(o.fused_activation_function())?,
                 pot_scale_int16: o.pot_scale_int16(),
             }
         }
         B::SubOptions => {
-            let o = op.builtin_options_as_sub_options().ok_or("missing SubOptions")?;
+            let o = op
+                .builtin_options_as_sub_options()
+                .ok_or("missing SubOptions")?;
             OpOptions::Add {
                 activation: activation(o.fused_activation_function())?,
                 pot_scale_int16: o.pot_scale_int16(),
             }
         }
         B::MulOptions => {
-            let o = op.builtin_options_as_mul_options().ok_or("missing MulOptions")?;
-            OpOptions::Mul { activation: activation(o.fused_activation_function())? }
+            let o = op
+                .builtin_options_as_mul_options()
+                .ok_or("missing MulOptions")?;
+            OpOptions::Mul {
+                activation: activation(o.fused_activation_function())?,
+            }
         }
         B::ReducerOptions => {
-            let o = op.builtin_options_as_reducer_options().ok_or("missing ReducerOptions")?;
-            OpOptions::Reducer { keep_dims: o.keep_dims() }
+            let o = op
+                .builtin_options_as_reducer_options()
+                .ok_or("missing ReducerOptions")?;
+            OpOptions::Reducer {
+                keep_dims: o.keep_dims(),
+            }
         }
         B::ReshapeOptions => {
-            let o = op.builtin_options_as_reshape_options().ok_or("missing ReshapeOptions")?;
-            OpOptions::Reshape { new_shape: o.new_shape().map(|v| v.iter().collect()) }
+            let o = op
+                .builtin_options_as_reshape_options()
+                .ok_or("missing ReshapeOptions")?;
+            OpOptions::Reshape {
+                new_shape: o.new_shape().map(|v| v.iter().collect()),
+            }
         }
         B::SoftmaxOptions => {
-            let o = op.builtin_options_as_softmax_options().ok_or("missing SoftmaxOptions")?;
+            let o = op
+                .builtin_options_as_softmax_options()
+                .ok_or("missing SoftmaxOptions")?;
             OpOptions::Softmax { beta: o.beta() }
         }
         B::ConcatenationOptions => {
@@ -218,9 +256,14 @@ fn parse_inner(op: &fb::Operator<'_>) -> Result<OpOptions, String> {
             }
         }
         B::SqueezeOptions => {
-            let o = op.builtin_options_as_squeeze_options().ok_or("missing SqueezeOptions")?;
+            let o = op
+                .builtin_options_as_squeeze_options()
+                .ok_or("missing SqueezeOptions")?;
             OpOptions::Squeeze {
-                squeeze_dims: o.squeeze_dims().map(|v| v.iter().collect()).unwrap_or_default(),
+                squeeze_dims: o
+                    .squeeze_dims()
+                    .map(|v| v.iter().collect())
+                    .unwrap_or_default(),
             }
         }
         _ => OpOptions::None,

@@ -53,11 +53,17 @@ pub fn plan(buffers: &[Interval]) -> Plan {
     let n = buffers.len();
     let by_size = |a: &usize, b: &usize| {
         let (x, y) = (&buffers[*a], &buffers[*b]);
-        y.bytes.cmp(&x.bytes).then(x.first.cmp(&y.first)).then(a.cmp(b))
+        y.bytes
+            .cmp(&x.bytes)
+            .then(x.first.cmp(&y.first))
+            .then(a.cmp(b))
     };
     let by_start = |a: &usize, b: &usize| {
         let (x, y) = (&buffers[*a], &buffers[*b]);
-        x.first.cmp(&y.first).then(y.bytes.cmp(&x.bytes)).then(a.cmp(b))
+        x.first
+            .cmp(&y.first)
+            .then(y.bytes.cmp(&x.bytes))
+            .then(a.cmp(b))
     };
     let by_area = |a: &usize, b: &usize| {
         let (x, y) = (&buffers[*a], &buffers[*b]);
@@ -66,7 +72,10 @@ pub fn plan(buffers: &[Interval]) -> Plan {
     };
     let by_length = |a: &usize, b: &usize| {
         let (x, y) = (&buffers[*a], &buffers[*b]);
-        (y.last - y.first).cmp(&(x.last - x.first)).then(y.bytes.cmp(&x.bytes)).then(a.cmp(b))
+        (y.last - y.first)
+            .cmp(&(x.last - x.first))
+            .then(y.bytes.cmp(&x.bytes))
+            .then(a.cmp(b))
     };
     let orders: [&dyn Fn(&usize, &usize) -> std::cmp::Ordering; 4] =
         [&by_size, &by_start, &by_area, &by_length];
@@ -84,7 +93,12 @@ pub fn plan(buffers: &[Interval]) -> Plan {
         }
     }
     let (offsets, arena_bytes) = best.unwrap_or_default();
-    Plan { offsets, arena_bytes, lower_bound_bytes, naive_bytes }
+    Plan {
+        offsets,
+        arena_bytes,
+        lower_bound_bytes,
+        naive_bytes,
+    }
 }
 
 /// Best-fit placement of `buffers` in `order`; returns offsets and the arena size.
@@ -161,7 +175,12 @@ mod tests {
     #[test]
     fn chain_reuses_memory() {
         // A chain a -> b -> c -> d: each step holds its input and its output.
-        let bufs = [iv(1000, 0, 1), iv(2000, 1, 2), iv(1000, 2, 3), iv(500, 3, 3)];
+        let bufs = [
+            iv(1000, 0, 1),
+            iv(2000, 1, 2),
+            iv(1000, 2, 3),
+            iv(500, 3, 3),
+        ];
         let plan = plan(&bufs);
         check_no_overlap(&bufs, &plan);
         assert_eq!(plan.lower_bound_bytes, 1024 + 2048);
@@ -181,7 +200,12 @@ mod tests {
     #[test]
     fn residual_block() {
         // x feeds a branch and the final add: x lives across the whole block.
-        let bufs = [iv(4096, 0, 3), iv(4096, 1, 2), iv(4096, 2, 3), iv(4096, 3, 4)];
+        let bufs = [
+            iv(4096, 0, 3),
+            iv(4096, 1, 2),
+            iv(4096, 2, 3),
+            iv(4096, 3, 4),
+        ];
         let plan = plan(&bufs);
         check_no_overlap(&bufs, &plan);
         assert_eq!(plan.arena_bytes, plan.lower_bound_bytes);

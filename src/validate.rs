@@ -12,8 +12,11 @@ use crate::model::Model;
 /// graph output exists by the end.
 pub(crate) fn dataflow(model: &Model) -> Result<()> {
     for (si, sg) in model.subgraphs().iter().enumerate() {
-        let mut defined: Vec<bool> =
-            sg.tensors.iter().map(|t| t.is_const() || t.is_variable).collect();
+        let mut defined: Vec<bool> = sg
+            .tensors
+            .iter()
+            .map(|t| t.is_const() || t.is_variable)
+            .collect();
         for &i in &sg.inputs {
             defined[i] = true;
         }

@@ -7,15 +7,19 @@
 mod npy;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ferrolite::{Backend, DType, Error, Interpreter, Model, Options, Result, TensorInfo};
 
 #[derive(Parser)]
-#[command(name = "ferrolite", version, about = "Run TensorFlow Lite models in pure Rust")]
+#[command(
+    name = "ferrolite",
+    version,
+    about = "Run TensorFlow Lite models in pure Rust"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -96,7 +100,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     let result = match cli.command {
@@ -108,7 +116,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line: multi-node reports are joined.
-            let msg = e.to_string().lines().map(str::trim).collect::<Vec<_>>().join("; ");
+            let msg = e
+                .to_string()
+                .lines()
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join("; ");
             eprintln!("error: {msg}");
             ExitCode::from(1)
         }
@@ -162,8 +175,10 @@ fn run(a: RunArgs) -> Result<()> {
         let info = interp.inputs()[k].clone();
         if a.float_io && info.dtype != DType::F32 {
             let bytes = npy::read(path, DType::F32, &info.shape)?;
-            let values: Vec<f32> =
-                bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let values: Vec<f32> = bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
             interp.set_input_f32(k, &values)?;
         } else {
             let bytes = npy::read(path, info.dtype, &info.shape)?;
@@ -175,7 +190,10 @@ fn run(a: RunArgs) -> Result<()> {
     let elapsed = start.elapsed();
 
     if let Some(dir) = &a.output_dir {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.display().to_string(), source: e })?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+            path: dir.display().to_string(),
+            source: e,
+        })?;
         for (k, info) in interp.outputs().iter().enumerate() {
             let path = dir.join(format!("output_{k}.npy"));
             if a.float_io && info.dtype != DType::F32 {
@@ -186,10 +204,17 @@ fn run(a: RunArgs) -> Result<()> {
                 npy::write(&path, info.dtype, &info.shape, interp.output_bytes(k)?)?;
             }
         }
-        println!("wrote {} outputs to {}", interp.outputs().len(), dir.display());
+        println!(
+            "wrote {} outputs to {}",
+            interp.outputs().len(),
+            dir.display()
+        );
     } else {
         for (k, info) in interp.outputs().iter().enumerate() {
-            println!("output {k} '{}': {} {:?}", info.name, info.dtype, info.shape);
+            println!(
+                "output {k} '{}': {} {:?}",
+                info.name, info.dtype, info.shape
+            );
             print_top5(&interp, k, info);
         }
     }
@@ -242,7 +267,11 @@ fn bench(a: BenchArgs) -> Result<()> {
     }
     times.sort_by(f64::total_cmp);
     let n = times.len();
-    let median = if n % 2 == 1 { times[n / 2] } else { (times[n / 2 - 1] + times[n / 2]) / 2.0 };
+    let median = if n % 2 == 1 {
+        times[n / 2]
+    } else {
+        (times[n / 2 - 1] + times[n / 2]) / 2.0
+    };
     let mean = times.iter().sum::<f64>() / n as f64;
     let p90 = times[((n as f64 * 0.9).ceil() as usize).clamp(1, n) - 1];
     let mem = interp.memory();
@@ -266,7 +295,10 @@ fn bench(a: BenchArgs) -> Result<()> {
         println!("{j}");
     } else {
         println!("model: {}", a.common.model.display());
-        println!("threads: {}, backend: cpu, runs: {n}, warmup: {}", a.common.threads, a.warmup);
+        println!(
+            "threads: {}, backend: cpu, runs: {n}, warmup: {}",
+            a.common.threads, a.warmup
+        );
         println!("load: {:.3} ms", load_us as f64 / 1e3);
         println!(
             "invoke (ms): min {:.3}  median {:.3}  mean {:.3}  p90 {:.3}  max {:.3}",
@@ -286,7 +318,9 @@ fn bench(a: BenchArgs) -> Result<()> {
 
 fn quant_json(info: &TensorInfo) -> serde_json::Value {
     match &info.quantization {
-        Some(q) => serde_json::json!({"scale": q.scale, "zero_point": q.zero_point, "axis": q.axis}),
+        Some(q) => {
+            serde_json::json!({"scale": q.scale, "zero_point": q.zero_point, "axis": q.axis})
+        }
         None => serde_json::Value::Null,
     }
 }
@@ -313,7 +347,14 @@ fn inspect(a: InspectArgs) -> Result<()> {
     let model = Arc::new(Model::from_file(&a.model)?);
     // Build once; only when that fails, check node by node to name every unsupported one.
     let (memory, support) = match Interpreter::new(model.clone(), Options::default()) {
-        Ok(interp) => (Some(interp.memory()), model.subgraphs()[0].operators.iter().map(|_| Ok(())).collect()),
+        Ok(interp) => (
+            Some(interp.memory()),
+            model.subgraphs()[0]
+                .operators
+                .iter()
+                .map(|_| Ok(()))
+                .collect(),
+        ),
         Err(_) => (None, Interpreter::check_support(&model)),
     };
     let sg = &model.subgraphs()[0];
@@ -368,7 +409,12 @@ fn inspect(a: InspectArgs) -> Result<()> {
         return Ok(());
     }
 
-    println!("model: {} (schema v{}, {} subgraphs)", a.model.display(), model.version(), model.subgraphs().len());
+    println!(
+        "model: {} (schema v{}, {} subgraphs)",
+        a.model.display(),
+        model.version(),
+        model.subgraphs().len()
+    );
     let show = |what: &str, list: &[usize]| {
         println!("{what}:");
         for &t in list {
@@ -381,22 +427,37 @@ fn inspect(a: InspectArgs) -> Result<()> {
                     None => format!("  per-axis ({} scales, axis {})", q.scale.len(), q.axis),
                 })
                 .unwrap_or_default();
-            println!("  [{t}] {:<40} {:<8} {:?}{q}", tensor.name, tensor.dtype.name(), tensor.shape);
+            println!(
+                "  [{t}] {:<40} {:<8} {:?}{q}",
+                tensor.name,
+                tensor.dtype.name(),
+                tensor.shape
+            );
         }
     };
     show("inputs", &sg.inputs);
     show("outputs", &sg.outputs);
     println!("operators:");
-    println!("  {:>4}  {:<24} {:>3}  {:<20} {:<12} supported", "#", "op", "ver", "inputs", "outputs");
+    println!(
+        "  {:>4}  {:<24} {:>3}  {:<20} {:<12} supported",
+        "#", "op", "ver", "inputs", "outputs"
+    );
     for (i, name, version, op, status) in &op_rows {
-        let ins: Vec<String> =
-            op.inputs.iter().map(|t| t.map(|t| t.to_string()).unwrap_or("-".into())).collect();
+        let ins: Vec<String> = op
+            .inputs
+            .iter()
+            .map(|t| t.map(|t| t.to_string()).unwrap_or("-".into()))
+            .collect();
         let outs: Vec<String> = op.outputs.iter().map(|t| t.to_string()).collect();
         let s = match status {
             None => "yes".to_string(),
             Some(reason) => format!("no: {reason}"),
         };
-        println!("  {i:>4}  {name:<24} {version:>3}  {:<20} {:<12} {s}", ins.join(","), outs.join(","));
+        println!(
+            "  {i:>4}  {name:<24} {version:>3}  {:<20} {:<12} {s}",
+            ins.join(","),
+            outs.join(",")
+        );
     }
     match memory {
         Some(m) => {

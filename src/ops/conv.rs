@@ -1,4 +1,309 @@
-use super::{PrepareCtx, Prepared};
+//! CONV_2D and DEPTHWISE_CONV_2D.
+
+use ferrolite_kernels::activation::Clamp;
+use ferrolite_kernels::conv::{self, ConvParams, PackedConv};
+use ferrolite_kernels::depthwise::{self, DepthwiseParams};
+
+use super::geometry::{self, positive};
+use super::{cast_mut, Eval, Kernel, PrepareCtx, Prepared};
+use crate::dtype::DType;
 use crate::error::Result;
-pub(super) fn prepare_conv(ctx: &PrepareCtx<'_>) -> Result<Prepared> { Err(ctx.unsupported_dtypes()) }
-pub(super) fn prepare_depthwise(ctx: &PrepareCtx<'_>) -> Result<Prepared> { Err(ctx.unsupported_dtypes()) }
+use crate::options::{Activation, OpOptions, Padding};
+
+/// Shapes and geometry common to both convolutions, checked against the tensors.
+pub(super) struct Geometry {
+    pub batch: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub in_c: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+    pub out_c: usize,
+    pub kernel_h: usize,
+    pub kernel_w: usize,
+    pub stride_h: usize,
+    pub stride_w: usize,
+    pub dilation_h: usize,
+    pub dilation_w: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+}
+
+pub(super) struct Window {
+    pub padding: Padding,
+    pub stride_h: i32,
+    pub stride_w: i32,
+    pub dilation_h: i32,
+    pub dilation_w: i32,
+}
+
+/// Reads input `[N,H,W,C]` and filter `[_, KH, KW, _]`, computes the output geometry and
+/// checks it against the output tensor, whose channel count is `out_c`.
+pub(super) fn geometry(ctx: &PrepareCtx<'_>, w: &Window, out_c: usize) -> Result<Geometry> {
+    let input = ctx.input(0)?;
+    let filter = ctx.input(1)?;
+    if input.shape.len() != 4 {
+        return Err(ctx.invalid(format!("input must be 4-D, has shape {:?}", input.shape)));
+    }
+    if filter.shape.len() != 4 {
+        return Err(ctx.invalid(format!("filter must be 4-D, has shape {:?}", filter.shape)));
+    }
+    let (stride_h, stride_w) = (positive(w.stride_h), positive(w.stride_w));
+    let (dilation_h, dilation_w) = (positive(w.dilation_h), positive(w.dilation_w));
+    let (Some(stride_h), Some(stride_w), Some(dilation_h), Some(dilation_w)) =
+        (stride_h, stride_w, dilation_h, dilation_w)
+    else {
+        return Err(ctx.invalid(format!(
+            "strides ({}, {}) and dilations ({}, {}) must be at least 1",
+            w.stride_h, w.stride_w, w.dilation_h, w.dilation_w
+        )));
+    };
+    let (batch, in_h, in_w, in_c) = (
+        input.shape[0],
+        input.shape[1],
+        input.shape[2],
+        input.shape[3],
+    );
+    let (kernel_h, kernel_w) = (filter.shape[1], filter.shape[2]);
+    if kernel_h == 0 || kernel_w == 0 {
+        return Err(ctx.invalid("filter has a zero-sized window"));
+    }
+    let bad = || ctx.invalid("window geometry overflows");
+    let y = geometry::axis(w.padding, in_h, kernel_h, stride_h, dilation_h).ok_or_else(bad)?;
+    let x = geometry::axis(w.padding, in_w, kernel_w, stride_w, dilation_w).ok_or_else(bad)?;
+    ctx.expect_output_shape(0, &[batch, y.out, x.out, out_c])?;
+    Ok(Geometry {
+        batch,
+        in_h,
+        in_w,
+        in_c,
+        out_h: y.out,
+        out_w: x.out,
+        out_c,
+        kernel_h,
+        kernel_w,
+        stride_h,
+        stride_w,
+        dilation_h,
+        dilation_w,
+        pad_top: y.pad_before,
+        pad_left: x.pad_before,
+    })
+}
+
+pub(super) fn clamp(a: Activation) -> Clamp {
+    let (min, max) = a.float_range();
+    Clamp { min, max }
+}
+
+/// A constant float bias of `n` values, if the node has one.
+fn float_bias(ctx: &PrepareCtx<'_>, k: usize, n: usize) -> Result<Option<Vec<f32>>> {
+    let Some(t) = ctx.input_opt(k) else {
+        return Ok(None);
+    };
+    if t.dtype != DType::F32 {
+        return Err(ctx.unsupported_dtypes());
+    }
+    if t.numel != n {
+        return Err(ctx.invalid(format!(
+            "bias has {} values for {n} output channels",
+            t.numel
+        )));
+    }
+    ctx.const_vec::<f32>(k)?
+        .map(Some)
+        .ok_or_else(|| ctx.unsupported("a non-constant bias"))
+}
+
+fn const_filter(ctx: &PrepareCtx<'_>) -> Result<Vec<f32>> {
+    ctx.const_vec::<f32>(1)?
+        .ok_or_else(|| ctx.unsupported("a non-constant filter"))
+}
+
+pub(super) fn prepare_conv(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
+    ctx.expect_arity(2, 3, 1)?;
+    let OpOptions::Conv2D(o) = &ctx.op.options else {
+        return Err(ctx.invalid("missing Conv2DOptions"));
+    };
+    let (input, filter, output) = (ctx.input(0)?, ctx.input(1)?, ctx.output(0)?);
+    let window = Window {
+        padding: o.padding,
+        stride_h: o.stride_h,
+        stride_w: o.stride_w,
+        dilation_h: o.dilation_h,
+        dilation_w: o.dilation_w,
+    };
+    let out_c = filter.shape.first().copied().unwrap_or(0);
+    let g = geometry(ctx, &window, out_c)?;
+    if filter.shape[3] != g.in_c {
+        if filter.shape[3] != 0 && g.in_c % filter.shape[3] == 0 {
+            return Err(ctx.unsupported("grouped convolution"));
+        }
+        return Err(ctx.invalid(format!(
+            "filter depth {} does not match input depth {}",
+            filter.shape[3], g.in_c
+        )));
+    }
+    match (input.dtype, filter.dtype, output.dtype) {
+        (DType::F32, DType::F32, DType::F32) => {
+            let weights = const_filter(ctx)?;
+            let bias = float_bias(ctx, 2, out_c)?;
+            let p = ConvParams {
+                batch: g.batch,
+                in_h: g.in_h,
+                in_w: g.in_w,
+                in_c: g.in_c,
+                out_h: g.out_h,
+                out_w: g.out_w,
+                out_c: g.out_c,
+                kernel_h: g.kernel_h,
+                kernel_w: g.kernel_w,
+                stride_h: g.stride_h,
+                stride_w: g.stride_w,
+                dilation_h: g.dilation_h,
+                dilation_w: g.dilation_w,
+                pad_top: g.pad_top,
+                pad_left: g.pad_left,
+                clamp: clamp(o.activation),
+            };
+            let packed = PackedConv::new(&weights, g.out_c, g.kernel_h, g.kernel_w, g.in_c);
+            let scratch = conv::scratch_len(&p, ctx.threads);
+            Ok(Prepared::Kernel(Box::new(ConvF32 {
+                p,
+                packed,
+                bias,
+                scratch,
+            })))
+        }
+        _ => super::quant_conv::prepare_conv(ctx, &g, o),
+    }
+}
+
+struct ConvF32 {
+    p: ConvParams,
+    packed: PackedConv,
+    bias: Option<Vec<f32>>,
+    /// Scratch floats.
+    scratch: usize,
+}
+
+impl Kernel for ConvF32 {
+    fn eval(&self, e: Eval<'_>) -> Result<()> {
+        let input = e.inputs.get::<f32>(0)?;
+        let out = cast_mut::<f32>(e.output)?;
+        let scratch = cast_mut::<f32>(&mut e.scratch[..self.scratch * 4])?;
+        conv::conv2d_f32(
+            &self.p,
+            input,
+            &self.packed,
+            self.bias.as_deref(),
+            out,
+            scratch,
+            e.threads,
+        );
+        Ok(())
+    }
+
+    fn reads_input(&self, k: usize) -> bool {
+        k == 0
+    }
+
+    fn persistent_bytes(&self) -> usize {
+        self.packed.byte_size() + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+    }
+
+    fn scratch_bytes(&self) -> usize {
+        self.scratch * 4
+    }
+}
+
+pub(super) fn prepare_depthwise(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
+    ctx.expect_arity(2, 3, 1)?;
+    let OpOptions::DepthwiseConv2D(o) = &ctx.op.options else {
+        return Err(ctx.invalid("missing DepthwiseConv2DOptions"));
+    };
+    let (input, filter, output) = (ctx.input(0)?, ctx.input(1)?, ctx.output(0)?);
+    let window = Window {
+        padding: o.padding,
+        stride_h: o.stride_h,
+        stride_w: o.stride_w,
+        dilation_h: o.dilation_h,
+        dilation_w: o.dilation_w,
+    };
+    let out_c = filter.shape.get(3).copied().unwrap_or(0);
+    let g = geometry(ctx, &window, out_c)?;
+    if filter.shape[0] != 1 {
+        return Err(ctx.invalid(format!(
+            "depthwise filter shape {:?} must start with 1",
+            filter.shape
+        )));
+    }
+    // The multiplier comes from the shapes: old converters left the option at 0 or 1.
+    if g.in_c == 0 || out_c % g.in_c != 0 {
+        return Err(ctx.invalid(format!(
+            "output depth {out_c} is not a multiple of input depth {}",
+            g.in_c
+        )));
+    }
+    let depth_multiplier = out_c / g.in_c;
+    match (input.dtype, filter.dtype, output.dtype) {
+        (DType::F32, DType::F32, DType::F32) => {
+            let weights = const_filter(ctx)?;
+            let bias = float_bias(ctx, 2, out_c)?;
+            let p = DepthwiseParams {
+                batch: g.batch,
+                in_h: g.in_h,
+                in_w: g.in_w,
+                in_c: g.in_c,
+                depth_multiplier,
+                out_h: g.out_h,
+                out_w: g.out_w,
+                kernel_h: g.kernel_h,
+                kernel_w: g.kernel_w,
+                stride_h: g.stride_h,
+                stride_w: g.stride_w,
+                dilation_h: g.dilation_h,
+                dilation_w: g.dilation_w,
+                pad_top: g.pad_top,
+                pad_left: g.pad_left,
+                clamp: clamp(o.activation),
+            };
+            Ok(Prepared::Kernel(Box::new(DepthwiseF32 {
+                p,
+                weights,
+                bias,
+            })))
+        }
+        _ => super::quant_conv::prepare_depthwise(ctx, &g, depth_multiplier, o),
+    }
+}
+
+struct DepthwiseF32 {
+    p: DepthwiseParams,
+    weights: Vec<f32>,
+    bias: Option<Vec<f32>>,
+}
+
+impl Kernel for DepthwiseF32 {
+    fn eval(&self, e: Eval<'_>) -> Result<()> {
+        let input = e.inputs.get::<f32>(0)?;
+        let out = cast_mut::<f32>(e.output)?;
+        depthwise::depthwise_conv2d_f32(
+            &self.p,
+            input,
+            &self.weights,
+            self.bias.as_deref(),
+            out,
+            e.threads,
+        );
+        Ok(())
+    }
+
+    fn reads_input(&self, k: usize) -> bool {
+        k == 0
+    }
+
+    fn persistent_bytes(&self) -> usize {
+        (self.weights.len() + self.bias.as_ref().map_or(0, |b| b.len())) * 4
+    }
+}

@@ -20,7 +20,14 @@ use crate::schema::BuiltinOperator as B;
 mod binary;
 mod conv;
 mod fully_connected;
+mod geometry;
 mod pool;
+mod quant_binary;
+mod quant_conv;
+mod quant_fc;
+mod quant_pool;
+mod quant_reduce;
+mod quant_softmax;
 mod quantize;
 mod reduce;
 mod reshape;
@@ -59,7 +66,8 @@ impl<'a> Inputs<'a> {
                 if r.end <= self.below.len() {
                     self.below.get(r.clone())
                 } else if r.start >= self.above_base {
-                    self.above.get(r.start - self.above_base..r.end - self.above_base)
+                    self.above
+                        .get(r.start - self.above_base..r.end - self.above_base)
                 } else {
                     None
                 }
@@ -119,6 +127,11 @@ pub(crate) trait Kernel: Send + Sync {
     /// Bytes of shared scratch memory this kernel needs during `eval`.
     fn scratch_bytes(&self) -> usize {
         0
+    }
+    /// Whether `eval` reads input `k`. Kernels that copied or packed a constant input at
+    /// preparation say no, so that the interpreter can drop its folded source.
+    fn reads_input(&self, _k: usize) -> bool {
+        true
     }
 }
 
@@ -183,7 +196,10 @@ impl<'m> PrepareCtx<'m> {
 
     pub fn input_index(&self, k: usize) -> Result<usize> {
         self.op.inputs.get(k).copied().flatten().ok_or_else(|| {
-            Error::invalid(self.loc(), Invalid::Other(format!("required input {k} is missing")))
+            Error::invalid(
+                self.loc(),
+                Invalid::Other(format!("required input {k} is missing")),
+            )
         })
     }
 
@@ -192,7 +208,12 @@ impl<'m> PrepareCtx<'m> {
     }
 
     pub fn input_opt(&self, k: usize) -> Option<&'m Tensor> {
-        self.op.inputs.get(k).copied().flatten().map(|t| &self.tensors()[t])
+        self.op
+            .inputs
+            .get(k)
+            .copied()
+            .flatten()
+            .map(|t| &self.tensors()[t])
     }
 
     pub fn output(&self, k: usize) -> Result<&'m Tensor> {
@@ -215,12 +236,23 @@ impl<'m> PrepareCtx<'m> {
 
     /// Constant input `k` decoded as `T`, copied so that file alignment does not matter.
     pub fn const_vec<T: Pod>(&self, k: usize) -> Result<Option<Vec<T>>> {
-        let Some(bytes) = self.const_bytes(k) else { return Ok(None) };
+        let Some(bytes) = self.const_bytes(k) else {
+            return Ok(None);
+        };
         let n = self.input(k)?.numel;
         let size = std::mem::size_of::<T>();
-        let need = n.checked_mul(size).ok_or_else(|| self.invalid("constant too large"))?;
-        let bytes = bytes.get(..need).ok_or_else(|| self.invalid("constant buffer too small"))?;
-        Ok(Some(bytes.chunks_exact(size).map(bytemuck::pod_read_unaligned).collect()))
+        let need = n
+            .checked_mul(size)
+            .ok_or_else(|| self.invalid("constant too large"))?;
+        let bytes = bytes
+            .get(..need)
+            .ok_or_else(|| self.invalid("constant buffer too small"))?;
+        Ok(Some(
+            bytes
+                .chunks_exact(size)
+                .map(bytemuck::pod_read_unaligned)
+                .collect(),
+        ))
     }
 
     /// Fails unless input `k` has dtype `want`.
@@ -232,7 +264,11 @@ impl<'m> PrepareCtx<'m> {
             let idx = self.input_index(k)?;
             Err(Error::unsupported(
                 self.loc_tensor(idx),
-                format!("input {k} has dtype {}, expected one of {}", t.dtype, names(want)),
+                format!(
+                    "input {k} has dtype {}, expected one of {}",
+                    t.dtype,
+                    names(want)
+                ),
             ))
         }
     }
@@ -240,10 +276,16 @@ impl<'m> PrepareCtx<'m> {
     /// An "unsupported dtype combination" error naming the op and all tensor dtypes.
     pub fn unsupported_dtypes(&self) -> Error {
         let ins: Vec<String> = (0..self.op.inputs.len())
-            .map(|k| self.input_opt(k).map(|t| t.dtype.to_string()).unwrap_or("-".into()))
+            .map(|k| {
+                self.input_opt(k)
+                    .map(|t| t.dtype.to_string())
+                    .unwrap_or("-".into())
+            })
             .collect();
-        let outs: Vec<String> =
-            (0..self.op.outputs.len()).filter_map(|k| self.output(k).ok()).map(|t| t.dtype.to_string()).collect();
+        let outs: Vec<String> = (0..self.op.outputs.len())
+            .filter_map(|k| self.output(k).ok())
+            .map(|t| t.dtype.to_string())
+            .collect();
         self.unsupported(format!(
             "no kernel for inputs ({}) -> outputs ({})",
             ins.join(", "),

@@ -46,7 +46,11 @@ pub(super) fn prepare_dequantize(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
         return Ok(Prepared::Fold(out));
     }
     let (scale, zero_point) = quant.and_then(|q| q.single()).unwrap_or((1.0, 0));
-    Ok(Prepared::Kernel(Box::new(Dequantize { dtype: input.dtype, scale, zero_point })))
+    Ok(Prepared::Kernel(Box::new(Dequantize {
+        dtype: input.dtype,
+        scale,
+        zero_point,
+    })))
 }
 
 /// Dequantizes constant `bytes` into `dst`; `None` if `bytes` is too short.
@@ -60,14 +64,19 @@ fn fold(
     let n = dst.len();
     // Per-axis parameters: element i belongs to slice (i / inner) % dim of the quantized axis.
     let (inner, dim) = match quant {
-        Some(q) if !q.is_per_tensor() => {
-            (shape.get(q.axis + 1..)?.iter().product::<usize>(), shape.get(q.axis).copied()?)
-        }
+        Some(q) if !q.is_per_tensor() => (
+            shape.get(q.axis + 1..)?.iter().product::<usize>(),
+            shape.get(q.axis).copied()?,
+        ),
         _ => (1, 1),
     };
     let param = |i: usize| match quant {
         Some(q) => {
-            let c = if q.is_per_tensor() { 0 } else { (i / inner.max(1)) % dim.max(1) };
+            let c = if q.is_per_tensor() {
+                0
+            } else {
+                (i / inner.max(1)) % dim.max(1)
+            };
             (q.scale[c], q.zero_point[c])
         }
         None => (1.0, 0),
@@ -92,7 +101,11 @@ fn fold(
             }
         }
         DType::I16 => {
-            for (i, (d, c)) in dst.iter_mut().zip(bytes.get(..n * 2)?.chunks_exact(2)).enumerate() {
+            for (i, (d, c)) in dst
+                .iter_mut()
+                .zip(bytes.get(..n * 2)?.chunks_exact(2))
+                .enumerate()
+            {
                 let (s, z) = param(i);
                 *d = dequantize_one(i16::from_le_bytes([c[0], c[1]]) as i32, s, z);
             }
@@ -115,15 +128,21 @@ impl Kernel for Dequantize {
         match self.dtype {
             DType::I8 => {
                 let src: &[i8] = e.inputs.get(0)?;
-                out.iter_mut().zip(src).for_each(|(d, &q)| *d = dequantize_one(q as i32, s, z));
+                out.iter_mut()
+                    .zip(src)
+                    .for_each(|(d, &q)| *d = dequantize_one(q as i32, s, z));
             }
             DType::U8 => {
                 let src: &[u8] = e.inputs.get(0)?;
-                out.iter_mut().zip(src).for_each(|(d, &q)| *d = dequantize_one(q as i32, s, z));
+                out.iter_mut()
+                    .zip(src)
+                    .for_each(|(d, &q)| *d = dequantize_one(q as i32, s, z));
             }
             DType::I16 => {
                 let src: &[i16] = e.inputs.get(0)?;
-                out.iter_mut().zip(src).for_each(|(d, &q)| *d = dequantize_one(q as i32, s, z));
+                out.iter_mut()
+                    .zip(src)
+                    .for_each(|(d, &q)| *d = dequantize_one(q as i32, s, z));
             }
             _ => {
                 let src: &[half::f16] = cast(e.inputs.bytes(0)?)?;

@@ -8,7 +8,10 @@ use ferrolite::{DType, Error, Result};
 use npyz::WriterBuilder;
 
 fn io_err(path: &Path, source: std::io::Error) -> Error {
-    Error::Io { path: path.display().to_string(), source }
+    Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// The numpy type string of a dtype, little-endian.
@@ -34,14 +37,19 @@ fn descr(dtype: DType) -> Option<&'static str> {
 pub fn read(path: &Path, dtype: DType, shape: &[usize]) -> Result<Vec<u8>> {
     let file = File::open(path).map_err(|e| io_err(path, e))?;
     let npy = npyz::NpyFile::new(BufReader::new(file)).map_err(|e| io_err(path, e))?;
-    let want = descr(dtype)
-        .ok_or_else(|| Error::Input(format!("{}: inputs of dtype {dtype} cannot be read from .npy", path.display())))?;
+    let want = descr(dtype).ok_or_else(|| {
+        Error::Input(format!(
+            "{}: inputs of dtype {dtype} cannot be read from .npy",
+            path.display()
+        ))
+    })?;
     let got = match npy.dtype() {
         npyz::DType::Plain(t) => t.to_string(),
         other => format!("{other:?}"),
     };
     // `<` and `|` mean the same for one-byte types; numpy writes either.
-    let same = got == want || (got.len() == 3 && want.len() == 3 && got[1..] == want[1..] && want.contains("1"));
+    let same = got == want
+        || (got.len() == 3 && want.len() == 3 && got[1..] == want[1..] && want.contains("1"));
     if !same {
         return Err(Error::Input(format!(
             "{}: array dtype {got} does not match the input's dtype {dtype} ({want})",
@@ -56,11 +64,17 @@ pub fn read(path: &Path, dtype: DType, shape: &[usize]) -> Result<Vec<u8>> {
         )));
     }
     if npy.order() != npyz::Order::C {
-        return Err(Error::Input(format!("{}: Fortran-ordered arrays are not supported", path.display())));
+        return Err(Error::Input(format!(
+            "{}: Fortran-ordered arrays are not supported",
+            path.display()
+        )));
     }
     let need = dtype.bytes_for(shape.iter().product()).unwrap_or(0);
     let mut data = Vec::with_capacity(need);
-    npy.into_inner().take(need as u64).read_to_end(&mut data).map_err(|e| io_err(path, e))?;
+    npy.into_inner()
+        .take(need as u64)
+        .read_to_end(&mut data)
+        .map_err(|e| io_err(path, e))?;
     if data.len() != need {
         return Err(Error::Input(format!(
             "{}: file holds {} data bytes, expected {need}",
@@ -71,7 +85,12 @@ pub fn read(path: &Path, dtype: DType, shape: &[usize]) -> Result<Vec<u8>> {
     Ok(data)
 }
 
-fn write_as<T>(path: &Path, shape: &[usize], bytes: &[u8], decode: impl Fn(&[u8]) -> T) -> Result<()>
+fn write_as<T>(
+    path: &Path,
+    shape: &[usize],
+    bytes: &[u8],
+    decode: impl Fn(&[u8]) -> T,
+) -> Result<()>
 where
     T: npyz::Serialize + npyz::AutoSerialize,
 {
@@ -94,7 +113,9 @@ where
 pub fn write(path: &Path, dtype: DType, shape: &[usize], bytes: &[u8]) -> Result<()> {
     macro_rules! le {
         ($t:ty) => {
-            write_as::<$t>(path, shape, bytes, |c| <$t>::from_le_bytes(c.try_into().unwrap_or_default()))
+            write_as::<$t>(path, shape, bytes, |c| {
+                <$t>::from_le_bytes(c.try_into().unwrap_or_default())
+            })
         };
     }
     match dtype {
@@ -110,6 +131,8 @@ pub fn write(path: &Path, dtype: DType, shape: &[usize], bytes: &[u8]) -> Result
         DType::U64 => le!(u64),
         DType::Bool => write_as::<bool>(path, shape, bytes, |c| c[0] != 0),
         DType::F16 => le!(half::f16),
-        other => Err(Error::Input(format!("outputs of dtype {other} cannot be written as .npy"))),
+        other => Err(Error::Input(format!(
+            "outputs of dtype {other} cannot be written as .npy"
+        ))),
     }
 }

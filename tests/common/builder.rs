@@ -1,0 +1,227 @@
+//! Builds small models with the flatbuffers builder, so that tests can describe a valid model
+//! and then break exactly one thing in it.
+
+#![allow(dead_code)]
+
+use ferrolite::schema as fb;
+use flatbuffers::FlatBufferBuilder;
+
+#[derive(Clone, Debug)]
+pub struct TensorSpec {
+    pub name: String,
+    pub shape: Vec<i32>,
+    pub dtype: fb::TensorType,
+    pub buffer: u32,
+    /// (scales, zero points, quantized dimension)
+    pub quant: Option<(Vec<f32>, Vec<i64>, i32)>,
+}
+
+impl TensorSpec {
+    pub fn f32(name: &str, shape: &[i32], buffer: u32) -> Self {
+        TensorSpec {
+            name: name.into(),
+            shape: shape.to_vec(),
+            dtype: fb::TensorType::FLOAT32,
+            buffer,
+            quant: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum OptionsSpec {
+    None,
+    Add {
+        activation: fb::ActivationFunctionType,
+    },
+    Reshape,
+}
+
+#[derive(Clone, Debug)]
+pub struct OpSpec {
+    pub opcode_index: u32,
+    pub inputs: Vec<i32>,
+    pub outputs: Vec<i32>,
+    pub options: OptionsSpec,
+}
+
+#[derive(Clone, Debug)]
+pub struct ModelSpec {
+    pub version: u32,
+    /// Builtin codes; each is written to both the new and the deprecated field.
+    pub opcodes: Vec<i32>,
+    pub buffers: Vec<Vec<u8>>,
+    pub tensors: Vec<TensorSpec>,
+    pub inputs: Vec<i32>,
+    pub outputs: Vec<i32>,
+    pub ops: Vec<OpSpec>,
+}
+
+pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+impl ModelSpec {
+    /// `out = in + const`, shapes [1, 4]: tensor 0 input, 1 constant (buffer 1), 2 output.
+    pub fn add_model() -> Self {
+        ModelSpec {
+            version: 3,
+            opcodes: vec![fb::BuiltinOperator::ADD.0],
+            buffers: vec![vec![], f32_bytes(&[1.0, 2.0, 3.0, 4.0])],
+            tensors: vec![
+                TensorSpec::f32("in", &[1, 4], 0),
+                TensorSpec::f32("const", &[1, 4], 1),
+                TensorSpec::f32("out", &[1, 4], 0),
+            ],
+            inputs: vec![0],
+            outputs: vec![2],
+            ops: vec![OpSpec {
+                opcode_index: 0,
+                inputs: vec![0, 1],
+                outputs: vec![2],
+                options: OptionsSpec::Add {
+                    activation: fb::ActivationFunctionType::NONE,
+                },
+            }],
+        }
+    }
+
+    pub fn build(&self) -> Vec<u8> {
+        let mut b = FlatBufferBuilder::new();
+        let opcodes: Vec<_> = self
+            .opcodes
+            .iter()
+            .map(|&c| {
+                fb::OperatorCode::create(
+                    &mut b,
+                    &fb::OperatorCodeArgs {
+                        deprecated_builtin_code: c.min(127) as i8,
+                        custom_code: None,
+                        version: 1,
+                        builtin_code: fb::BuiltinOperator(c),
+                    },
+                )
+            })
+            .collect();
+        let opcodes = b.create_vector(&opcodes);
+        let buffers: Vec<_> = self
+            .buffers
+            .iter()
+            .map(|d| {
+                let data = if d.is_empty() {
+                    None
+                } else {
+                    Some(b.create_vector(d))
+                };
+                fb::Buffer::create(
+                    &mut b,
+                    &fb::BufferArgs {
+                        data,
+                        offset: 0,
+                        size: 0,
+                    },
+                )
+            })
+            .collect();
+        let buffers = b.create_vector(&buffers);
+        let tensors: Vec<_> = self
+            .tensors
+            .iter()
+            .map(|t| {
+                let shape = Some(b.create_vector(&t.shape));
+                let name = Some(b.create_string(&t.name));
+                let quantization = t.quant.as_ref().map(|(s, z, axis)| {
+                    let scale = Some(b.create_vector(s));
+                    let zero_point = Some(b.create_vector(z));
+                    fb::QuantizationParameters::create(
+                        &mut b,
+                        &fb::QuantizationParametersArgs {
+                            scale,
+                            zero_point,
+                            quantized_dimension: *axis,
+                            ..Default::default()
+                        },
+                    )
+                });
+                fb::Tensor::create(
+                    &mut b,
+                    &fb::TensorArgs {
+                        shape,
+                        type_: t.dtype,
+                        buffer: t.buffer,
+                        name,
+                        quantization,
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
+        let tensors = b.create_vector(&tensors);
+        let ops: Vec<_> = self
+            .ops
+            .iter()
+            .map(|op| {
+                let inputs = Some(b.create_vector(&op.inputs));
+                let outputs = Some(b.create_vector(&op.outputs));
+                let (builtin_options_type, builtin_options) = match op.options {
+                    OptionsSpec::None => (fb::BuiltinOptions::NONE, None),
+                    OptionsSpec::Add { activation } => {
+                        let o = fb::AddOptions::create(
+                            &mut b,
+                            &fb::AddOptionsArgs {
+                                fused_activation_function: activation,
+                                pot_scale_int16: true,
+                            },
+                        );
+                        (fb::BuiltinOptions::AddOptions, Some(o.as_union_value()))
+                    }
+                    OptionsSpec::Reshape => {
+                        let o = fb::ReshapeOptions::create(
+                            &mut b,
+                            &fb::ReshapeOptionsArgs { new_shape: None },
+                        );
+                        (fb::BuiltinOptions::ReshapeOptions, Some(o.as_union_value()))
+                    }
+                };
+                fb::Operator::create(
+                    &mut b,
+                    &fb::OperatorArgs {
+                        opcode_index: op.opcode_index,
+                        inputs,
+                        outputs,
+                        builtin_options_type,
+                        builtin_options,
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
+        let ops = b.create_vector(&ops);
+        let inputs = Some(b.create_vector(&self.inputs));
+        let outputs = Some(b.create_vector(&self.outputs));
+        let sg = fb::SubGraph::create(
+            &mut b,
+            &fb::SubGraphArgs {
+                tensors: Some(tensors),
+                inputs,
+                outputs,
+                operators: Some(ops),
+                name: None,
+                debug_metadata_index: -1,
+            },
+        );
+        let subgraphs = Some(b.create_vector(&[sg]));
+        let model = fb::Model::create(
+            &mut b,
+            &fb::ModelArgs {
+                version: self.version,
+                operator_codes: Some(opcodes),
+                subgraphs,
+                buffers: Some(buffers),
+                ..Default::default()
+            },
+        );
+        fb::finish_model_buffer(&mut b, model);
+        b.finished_data().to_vec()
+    }
+}
