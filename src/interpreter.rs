@@ -121,6 +121,16 @@ struct Preparation {
     folded: Vec<Option<AlignedBuf>>,
 }
 
+impl std::fmt::Debug for Interpreter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interpreter")
+            .field("threads", &self.options.threads)
+            .field("steps", &self.steps.len())
+            .field("memory", &self.memory)
+            .finish()
+    }
+}
+
 impl Interpreter {
     /// Prepares `model` for execution. Every unsupported or invalid node is reported at once.
     pub fn new(model: impl Into<Arc<Model>>, options: Options) -> Result<Interpreter> {
