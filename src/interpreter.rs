@@ -10,6 +10,7 @@ use crate::limits::Limits;
 use crate::model::Model;
 use crate::ops::{self, Eval, Inputs, Kernel, Loc, PrepareCtx, Prepared};
 use crate::planner;
+pub use ferrolite_kernels::isa::Isa;
 
 /// Which hardware runs the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -26,6 +27,8 @@ pub struct Options {
     pub threads: usize,
     pub backend: Backend,
     pub limits: Limits,
+    /// Force a CPU kernel tier; `None` picks `FERROLITE_ISA` if set, else the best the CPU runs.
+    pub isa: Option<Isa>,
 }
 
 impl Default for Options {
@@ -34,6 +37,7 @@ impl Default for Options {
             threads: 1,
             backend: Backend::Cpu,
             limits: Limits::default(),
+            isa: None,
         }
     }
 }
@@ -52,6 +56,23 @@ impl Options {
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
+    }
+
+    pub fn isa(mut self, isa: Isa) -> Self {
+        self.isa = Some(isa);
+        self
+    }
+
+    /// The tier kernels will use: the forced one, else `FERROLITE_ISA`, else the best available.
+    pub fn resolve_isa(&self) -> Result<Isa> {
+        let forced = match self.isa {
+            Some(isa) => Some(isa.require()),
+            None => Isa::from_env().transpose(),
+        };
+        match forced {
+            Some(r) => r.map_err(Error::Input),
+            None => Ok(Isa::detect()),
+        }
     }
 }
 
@@ -139,14 +160,15 @@ impl Interpreter {
             return Err(Error::Input("threads must be at least 1".into()));
         }
         let sg = 0;
-        let prep = prepare_all(&model, sg, options.threads)?;
+        let isa = options.resolve_isa()?;
+        let prep = prepare_all(&model, sg, options.threads, isa)?;
         Self::build(model, options, prep)
     }
 
     /// Checks every node of subgraph 0 and returns one result per node: what `new` would
     /// refuse, without building anything.
     pub fn check_support(model: &Model) -> Vec<Result<()>> {
-        let (results, _) = prepare_nodes(model, 0, 1);
+        let (results, _) = prepare_nodes(model, 0, 1, Isa::detect());
         results.into_iter().map(|r| r.map(|_| ())).collect()
     }
 
@@ -529,6 +551,7 @@ fn prepare_node(
     sg: usize,
     index: usize,
     threads: usize,
+    isa: Isa,
     folded: &[Option<AlignedBuf>],
 ) -> Result<Prepared> {
     let op = &model.subgraphs()[sg].operators[index];
@@ -542,6 +565,7 @@ fn prepare_node(
         version: code.version,
         folded,
         threads,
+        isa,
     };
     ops::prepare(&ctx)
 }
@@ -551,12 +575,13 @@ fn prepare_nodes(
     model: &Model,
     sg: usize,
     threads: usize,
+    isa: Isa,
 ) -> (Vec<Result<Prepared>>, Vec<Option<AlignedBuf>>) {
     let graph = &model.subgraphs()[sg];
     let mut folded: Vec<Option<AlignedBuf>> = (0..graph.tensors.len()).map(|_| None).collect();
     let mut results = Vec::with_capacity(graph.operators.len());
     for index in 0..graph.operators.len() {
-        let r = prepare_node(model, sg, index, threads, &folded);
+        let r = prepare_node(model, sg, index, threads, isa, &folded);
         results.push(match r {
             Ok(Prepared::Fold(buf)) => {
                 folded[graph.operators[index].outputs[0]] = Some(buf);
@@ -568,8 +593,8 @@ fn prepare_nodes(
     (results, folded)
 }
 
-fn prepare_all(model: &Model, sg: usize, threads: usize) -> Result<Preparation> {
-    let (results, folded) = prepare_nodes(model, sg, threads);
+fn prepare_all(model: &Model, sg: usize, threads: usize, isa: Isa) -> Result<Preparation> {
+    let (results, folded) = prepare_nodes(model, sg, threads, isa);
     let mut nodes = Vec::with_capacity(results.len());
     let mut errors = Vec::new();
     for r in results {

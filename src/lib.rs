@@ -42,6 +42,6 @@ mod validate;
 
 pub use dtype::{DType, Element};
 pub use error::{Error, Invalid, Location, Result};
-pub use interpreter::{Backend, Interpreter, MemoryReport, Options, TensorInfo};
+pub use interpreter::{Backend, Interpreter, Isa, MemoryReport, Options, TensorInfo};
 pub use limits::Limits;
 pub use model::Model;

@@ -13,6 +13,7 @@ pub mod broadcast;
 pub mod conv;
 pub mod depthwise;
 pub mod gemm;
+pub mod isa;
 pub mod parallel;
 pub mod pool;
 pub mod quant;

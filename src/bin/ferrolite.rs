@@ -50,6 +50,9 @@ struct Common {
     /// Where the model runs.
     #[arg(long, value_enum, default_value = "cpu")]
     backend: BackendArg,
+    /// Force a CPU kernel tier (generic, avx2, neon); default: FERROLITE_ISA, else the best.
+    #[arg(long)]
+    isa: Option<ferrolite::Isa>,
     /// Seed of the generated inputs used when no -i is given.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -135,7 +138,9 @@ fn options(c: &Common) -> Result<Options> {
     let backend = match c.backend {
         BackendArg::Cpu => Backend::Cpu,
     };
-    Ok(Options::default().threads(c.threads).backend(backend))
+    let mut o = Options::default().threads(c.threads).backend(backend);
+    o.isa = c.isa;
+    Ok(o)
 }
 
 fn load(c: &Common) -> Result<(Interpreter, u128)> {

@@ -156,6 +156,8 @@ pub(crate) struct PrepareCtx<'m> {
     /// Constant values computed by earlier folds, by tensor index.
     pub folded: &'m [Option<AlignedBuf>],
     pub threads: usize,
+    /// The CPU kernel tier chosen for this interpreter.
+    pub isa: ferrolite_kernels::isa::Isa,
 }
 
 impl<'m> PrepareCtx<'m> {
