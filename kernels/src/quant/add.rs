@@ -1,0 +1,233 @@
+//! Quantized ADD (int8, uint8), bit-exact with `reference_integer_ops::Add` /
+//! `reference_ops::Add` and their `BroadcastAdd6DSlow` variants.
+//!
+//! Both inputs are brought to a common scale `2·max(s1, s2)` with 20 bits of headroom:
+//! `a = MBQM<1((x1 − z1)·2^20, m1)`, `b = MBQM<1((x2 − z2)·2^20, m2)`,
+//! `out = clamp(MBQM<1(a + b, m_out) + z_out)`, where MBQM<1 is
+//! `MultiplyByQuantizedMultiplierSmallerThanOneExp` (double rounding).
+
+use super::broadcast::BroadcastPlan;
+use super::error::{check_len, QuantError};
+use super::fixedpoint::{
+    multiply_by_quantized_multiplier_smaller_than_one_exp as mbqm_lt1,
+    quantize_multiplier_smaller_than_one_exp,
+};
+use super::params::{activation_range_for, clamp_i32, FusedActivation, QuantElem, QuantParams};
+
+/// Prepare-time parameters of a quantized ADD (TFLite's `add.cc` `Prepare`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddQuant {
+    /// Headroom shift applied to both inputs (20 for 8-bit types).
+    pub left_shift: i32,
+    /// `−z1`.
+    pub input1_offset: i32,
+    /// Multiplier of input 1 (`s1 / (2·max(s1, s2))`).
+    pub input1_multiplier: i32,
+    /// Its shift (≤ 0).
+    pub input1_shift: i32,
+    /// `−z2`.
+    pub input2_offset: i32,
+    /// Multiplier of input 2.
+    pub input2_multiplier: i32,
+    /// Its shift (≤ 0).
+    pub input2_shift: i32,
+    /// Output multiplier (`2·max(s1, s2) / (2^20 · s_out)`).
+    pub output_multiplier: i32,
+    /// Its shift (≤ 0).
+    pub output_shift: i32,
+    /// `z_out`.
+    pub output_offset: i32,
+    /// Lower clamp.
+    pub act_min: i32,
+    /// Upper clamp.
+    pub act_max: i32,
+}
+
+impl AddQuant {
+    /// Builds the parameters for element type `T` (`i8` or `u8`). All real multipliers are
+    /// computed in f64 from the f32 scales, and each must lie in `(0, 1)` (TFLite aborts
+    /// otherwise; here it is an error).
+    pub fn new<T: QuantElem>(
+        input1: QuantParams,
+        input2: QuantParams,
+        output: QuantParams,
+        activation: FusedActivation,
+    ) -> Result<Self, QuantError> {
+        let left_shift = 20;
+        let twice_max = 2.0 * f64::from(input1.scale.max(input2.scale));
+        let (m1, s1) =
+            quantize_multiplier_smaller_than_one_exp(f64::from(input1.scale) / twice_max)?;
+        let (m2, s2) =
+            quantize_multiplier_smaller_than_one_exp(f64::from(input2.scale) / twice_max)?;
+        let (mo, so) = quantize_multiplier_smaller_than_one_exp(
+            twice_max / (f64::from(1_i32 << left_shift) * f64::from(output.scale)),
+        )?;
+        let (act_min, act_max) = activation_range_for::<T>(activation, output)?;
+        Ok(Self {
+            left_shift,
+            input1_offset: input1.zero_point_i32()?.wrapping_neg(),
+            input1_multiplier: m1,
+            input1_shift: s1,
+            input2_offset: input2.zero_point_i32()?.wrapping_neg(),
+            input2_multiplier: m2,
+            input2_shift: s2,
+            output_multiplier: mo,
+            output_shift: so,
+            output_offset: output.zero_point_i32()?,
+            act_min,
+            act_max,
+        })
+    }
+
+    /// The quantized sum of one pair of elements.
+    #[inline]
+    pub fn apply(&self, x1: i32, x2: i32) -> i32 {
+        let shift = 1_i32.wrapping_shl(self.left_shift as u32);
+        let a = mbqm_lt1(
+            self.input1_offset.wrapping_add(x1).wrapping_mul(shift),
+            self.input1_multiplier,
+            self.input1_shift,
+        );
+        let b = mbqm_lt1(
+            self.input2_offset.wrapping_add(x2).wrapping_mul(shift),
+            self.input2_multiplier,
+            self.input2_shift,
+        );
+        let raw = mbqm_lt1(a.wrapping_add(b), self.output_multiplier, self.output_shift)
+            .wrapping_add(self.output_offset);
+        clamp_i32(raw, self.act_min, self.act_max)
+    }
+}
+
+/// Quantized ADD with broadcasting; `plan` from the two input shapes.
+pub fn add<T: QuantElem>(
+    q: &AddQuant,
+    plan: &BroadcastPlan,
+    input1: &[T],
+    input2: &[T],
+    output: &mut [T],
+) -> Result<(), QuantError> {
+    let (l1, l2, lo) = plan.lens();
+    check_len("input1", l1, input1.len())?;
+    check_len("input2", l2, input2.len())?;
+    check_len("output", lo, output.len())?;
+    if l1 == lo && l2 == lo {
+        for ((o, &a), &b) in output[..lo].iter_mut().zip(input1).zip(input2) {
+            *o = T::from_i32(q.apply(a.to_i32(), b.to_i32()));
+        }
+    } else {
+        plan.for_each(|i1, i2, o| {
+            output[o] = T::from_i32(q.apply(input1[i1].to_i32(), input2[i2].to_i32()));
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::conv::tests::Lcg;
+
+    /// The ADD formula evaluated from its definition with exact wide arithmetic:
+    /// each MBQM<1 is a round-half-up high multiply followed by a round-half-away shift.
+    fn exact_lt1(x: i64, m: i32, s: i32) -> i64 {
+        let high = (x * i64::from(m) + (1 << 30)).div_euclid(1 << 31);
+        let d = 1_i64 << (-s);
+        let q = high.abs() / d;
+        let r = high.abs() % d;
+        let q = if 2 * r >= d { q + 1 } else { q };
+        if high < 0 {
+            -q
+        } else {
+            q
+        }
+    }
+
+    fn naive(q: &AddQuant, x1: i32, x2: i32) -> i32 {
+        let a = exact_lt1(
+            ((x1 + q.input1_offset) as i64) << 20,
+            q.input1_multiplier,
+            q.input1_shift,
+        );
+        let b = exact_lt1(
+            ((x2 + q.input2_offset) as i64) << 20,
+            q.input2_multiplier,
+            q.input2_shift,
+        );
+        let o = exact_lt1(a + b, q.output_multiplier, q.output_shift) + q.output_offset as i64;
+        o.clamp(q.act_min as i64, q.act_max as i64) as i32
+    }
+
+    #[test]
+    fn int8_all_pairs_match_naive() {
+        let q = AddQuant::new::<i8>(
+            QuantParams::new(0.0371, -17),
+            QuantParams::new(0.0213, 44),
+            QuantParams::new(0.0452, 3),
+            FusedActivation::Relu,
+        )
+        .unwrap();
+        for x1 in -128..=127 {
+            for x2 in -128..=127 {
+                assert_eq!(q.apply(x1, x2), naive(&q, x1, x2), "{x1} {x2}");
+            }
+        }
+    }
+
+    #[test]
+    fn broadcast_add_uint8_matches_elementwise() {
+        let mut r = Lcg(5);
+        let q = AddQuant::new::<u8>(
+            QuantParams::new(0.1, 128),
+            QuantParams::new(0.25, 100),
+            QuantParams::new(0.3, 120),
+            FusedActivation::None,
+        )
+        .unwrap();
+        let (s1, s2) = ([2, 3, 4], [3, 1]);
+        let plan = BroadcastPlan::new(&s1, &s2).unwrap();
+        let a = r.vec_u8(24);
+        let b = r.vec_u8(3);
+        let mut out = vec![0_u8; 24];
+        add(&q, &plan, &a, &b, &mut out).unwrap();
+        for i in 0..24 {
+            let j = (i / 4) % 3;
+            assert_eq!(
+                i32::from(out[i]),
+                naive(&q, a[i].into(), b[j].into()),
+                "{i}"
+            );
+        }
+    }
+
+    #[test]
+    fn multipliers_and_errors() {
+        let q = AddQuant::new::<i8>(
+            QuantParams::new(0.5, 0),
+            QuantParams::new(0.25, 0),
+            QuantParams::new(1.0, 0),
+            FusedActivation::None,
+        )
+        .unwrap();
+        // s1/(2·0.5) = 0.5 → (2^30, 0); s2 → 0.25 → (2^30, −1); 1/(2^20·1) → (2^30, −19).
+        assert_eq!((q.input1_multiplier, q.input1_shift), (1 << 30, 0));
+        assert_eq!((q.input2_multiplier, q.input2_shift), (1 << 30, -1));
+        assert_eq!((q.output_multiplier, q.output_shift), (1 << 30, -19));
+        // An output scale so small the output multiplier reaches 1 is an error.
+        assert!(AddQuant::new::<i8>(
+            QuantParams::new(0.5, 0),
+            QuantParams::new(0.5, 0),
+            QuantParams::new(1e-7, 0),
+            FusedActivation::None
+        )
+        .is_err());
+        // A zero input scale makes a zero multiplier, which TFLite's CHECK rejects.
+        assert!(AddQuant::new::<i8>(
+            QuantParams::new(0.0, 0),
+            QuantParams::new(0.5, 0),
+            QuantParams::new(0.5, 0),
+            FusedActivation::None
+        )
+        .is_err());
+    }
+}
