@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::aligned::AlignedBuf;
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
-use crate::graph::Quantization;
+use crate::graph::{Quantization, Tensor};
 use crate::limits::Limits;
 use crate::model::Model;
 use crate::ops::{self, Eval, Inputs, Kernel, Loc, PrepareCtx, Prepared};
@@ -140,6 +140,8 @@ pub struct Interpreter {
 struct Preparation {
     nodes: Vec<Prepared>,
     folded: Vec<Option<AlignedBuf>>,
+    /// Tensor metadata with computed shapes.
+    tensors: Vec<Tensor>,
 }
 
 impl std::fmt::Debug for Interpreter {
@@ -160,22 +162,32 @@ impl Interpreter {
             return Err(Error::Input("threads must be at least 1".into()));
         }
         let sg = 0;
-        let isa = options.resolve_isa()?;
-        let prep = prepare_all(&model, sg, options.threads, isa)?;
+        let env = PrepareEnv {
+            threads: options.threads,
+            isa: options.resolve_isa()?,
+            max_elements: options.limits.max_tensor_elements,
+        };
+        let prep = prepare_all(&model, sg, env)?;
         Self::build(model, options, prep)
     }
 
     /// Checks every node of subgraph 0 and returns one result per node: what `new` would
     /// refuse, without building anything.
     pub fn check_support(model: &Model) -> Vec<Result<()>> {
-        let (results, _) = prepare_nodes(model, 0, 1, Isa::detect());
+        let env = PrepareEnv {
+            threads: 1,
+            isa: Isa::detect(),
+            max_elements: Limits::default().max_tensor_elements,
+        };
+        let (results, _, _) = prepare_nodes(model, 0, env);
         results.into_iter().map(|r| r.map(|_| ())).collect()
     }
 
     fn build(model: Arc<Model>, options: Options, prep: Preparation) -> Result<Interpreter> {
         let sg = 0;
         let graph = &model.subgraphs()[sg];
-        let ntensors = graph.tensors.len();
+        let tensors = prep.tensors;
+        let ntensors = tensors.len();
         let mut persistent: Vec<AlignedBuf> = Vec::new();
         let mut locs: Vec<Loc> = vec![Loc::None; ntensors];
 
@@ -226,7 +238,7 @@ impl Interpreter {
         // Lifetimes of arena buffers, in kernel steps.
         let nsteps = kernels.len();
         let end = nsteps; // one past the last step: graph outputs live until the caller reads them
-        let in_arena = |t: usize| locs[t] == Loc::None && graph.tensors[t].bytes.is_some();
+        let in_arena = |t: usize| locs[t] == Loc::None && tensors[t].bytes.is_some();
         let mut first: Vec<Option<usize>> = vec![None; ntensors];
         let mut last: Vec<usize> = vec![0; ntensors];
         for &t in &graph.inputs {
@@ -261,7 +273,7 @@ impl Interpreter {
         for t in 0..ntensors {
             if root[t] == t && in_arena(t) {
                 if let Some(f) = first[t] {
-                    let bytes = graph.tensors[t].bytes.unwrap_or(0);
+                    let bytes = tensors[t].bytes.unwrap_or(0);
                     buffer_of[t] = Some(buffers.len());
                     buffers.push(planner::Interval {
                         bytes,
@@ -275,7 +287,7 @@ impl Interpreter {
         for t in 0..ntensors {
             if let Some(b) = buffer_of[root[t]] {
                 let off = plan.offsets[b];
-                locs[t] = Loc::Arena(off..off + graph.tensors[t].bytes.unwrap_or(0));
+                locs[t] = Loc::Arena(off..off + tensors[t].bytes.unwrap_or(0));
             }
         }
 
@@ -364,7 +376,7 @@ impl Interpreter {
         };
 
         let info = |t: usize| {
-            let tensor = &graph.tensors[t];
+            let tensor = &tensors[t];
             TensorInfo {
                 index: t,
                 name: tensor.name.clone(),
@@ -546,55 +558,66 @@ fn run_steps(
     Ok(())
 }
 
-fn prepare_node(
-    model: &Model,
-    sg: usize,
-    index: usize,
+/// What preparation needs besides the model.
+#[derive(Clone, Copy)]
+struct PrepareEnv {
     threads: usize,
     isa: Isa,
-    folded: &[Option<AlignedBuf>],
-) -> Result<Prepared> {
-    let op = &model.subgraphs()[sg].operators[index];
-    let code = &model.operator_codes()[op.opcode_index];
-    let ctx = PrepareCtx {
-        model,
-        subgraph: sg,
-        index,
-        op,
-        name: code.name(),
-        version: code.version,
-        folded,
-        threads,
-        isa,
-    };
-    ops::prepare(&ctx)
+    max_elements: usize,
 }
 
-/// Prepares every node in order; folded constants become visible to later nodes.
+/// Prepares every node in order. Folded constants and computed output shapes become visible
+/// to later nodes; the returned tensor table holds the computed shapes.
 fn prepare_nodes(
     model: &Model,
     sg: usize,
-    threads: usize,
-    isa: Isa,
-) -> (Vec<Result<Prepared>>, Vec<Option<AlignedBuf>>) {
+    env: PrepareEnv,
+) -> (Vec<Result<Prepared>>, Vec<Option<AlignedBuf>>, Vec<Tensor>) {
     let graph = &model.subgraphs()[sg];
+    let mut tensors = graph.tensors.clone();
     let mut folded: Vec<Option<AlignedBuf>> = (0..graph.tensors.len()).map(|_| None).collect();
     let mut results = Vec::with_capacity(graph.operators.len());
-    for index in 0..graph.operators.len() {
-        let r = prepare_node(model, sg, index, threads, isa, &folded);
+    for (index, op) in graph.operators.iter().enumerate() {
+        let code = &model.operator_codes()[op.opcode_index];
+        let ctx = PrepareCtx {
+            model,
+            subgraph: sg,
+            index,
+            op,
+            name: code.name(),
+            version: code.version,
+            folded: &folded,
+            threads: env.threads,
+            isa: env.isa,
+            tensors: &tensors,
+            out_shapes: Default::default(),
+            max_elements: env.max_elements,
+        };
+        let r = ops::prepare(&ctx);
+        let shapes = ctx.out_shapes.into_inner();
+        if r.is_ok() {
+            for (k, shape) in shapes.into_iter().enumerate() {
+                if let (Some(shape), Some(&t)) = (shape, op.outputs.get(k)) {
+                    let tensor = &mut tensors[t];
+                    tensor.numel = shape.iter().product();
+                    tensor.bytes = tensor.dtype.bytes_for(tensor.numel);
+                    tensor.shape = shape;
+                }
+            }
+        }
         results.push(match r {
             Ok(Prepared::Fold(buf)) => {
-                folded[graph.operators[index].outputs[0]] = Some(buf);
+                folded[op.outputs[0]] = Some(buf);
                 Ok(Prepared::Fold(AlignedBuf::default()))
             }
             other => other,
         });
     }
-    (results, folded)
+    (results, folded, tensors)
 }
 
-fn prepare_all(model: &Model, sg: usize, threads: usize, isa: Isa) -> Result<Preparation> {
-    let (results, folded) = prepare_nodes(model, sg, threads, isa);
+fn prepare_all(model: &Model, sg: usize, env: PrepareEnv) -> Result<Preparation> {
+    let (results, folded, tensors) = prepare_nodes(model, sg, env);
     let mut nodes = Vec::with_capacity(results.len());
     let mut errors = Vec::new();
     for r in results {
@@ -604,7 +627,7 @@ fn prepare_all(model: &Model, sg: usize, threads: usize, isa: Isa) -> Result<Pre
         }
     }
     match errors.len() {
-        0 => Ok(Preparation { nodes, folded }),
+        0 => Ok(Preparation { nodes, folded, tensors }),
         1 => Err(errors.remove(0)),
         _ => Err(Error::UnsupportedOps(errors)),
     }

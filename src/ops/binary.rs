@@ -32,7 +32,7 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>, op: Op) -> Result<Prepared> {
             a.shape, b.shape
         ))
     })?;
-    ctx.expect_output_shape(0, plan.output_shape())?;
+    ctx.set_output_shape(0, plan.output_shape())?;
     match (a.dtype, b.dtype, out.dtype) {
         (DType::F32, DType::F32, DType::F32) => Ok(Prepared::Kernel(Box::new(BinaryF32 {
             op,

@@ -71,7 +71,7 @@ pub(super) fn geometry(ctx: &PrepareCtx<'_>, w: &Window, out_c: usize) -> Result
     let bad = || ctx.invalid("window geometry overflows");
     let y = geometry::axis(w.padding, in_h, kernel_h, stride_h, dilation_h).ok_or_else(bad)?;
     let x = geometry::axis(w.padding, in_w, kernel_w, stride_w, dilation_w).ok_or_else(bad)?;
-    ctx.expect_output_shape(0, &[batch, y.out, x.out, out_c])?;
+    ctx.set_output_shape(0, &[batch, y.out, x.out, out_c])?;
     Ok(Geometry {
         batch,
         in_h,

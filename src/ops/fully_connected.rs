@@ -51,7 +51,7 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
         } else {
             vec![rows, units]
         };
-    ctx.expect_output_shape(0, &want)?;
+    ctx.set_output_shape(0, &want)?;
     let shape = Shape { rows, depth, units };
     match (input.dtype, weights.dtype, output.dtype) {
         (DType::F32, DType::F32, DType::F32) => {

@@ -16,6 +16,7 @@ use crate::error::{Error, Invalid, Location, Result};
 use crate::graph::{OpCode, Operator, Tensor};
 use crate::model::Model;
 use crate::schema::BuiltinOperator as B;
+use ferrolite_kernels::quant::{FusedActivation, QuantError, QuantParams};
 
 mod binary;
 mod conv;
@@ -158,11 +159,17 @@ pub(crate) struct PrepareCtx<'m> {
     pub threads: usize,
     /// The CPU kernel tier chosen for this interpreter.
     pub isa: ferrolite_kernels::isa::Isa,
+    /// Tensor metadata with the shapes computed by earlier nodes.
+    pub tensors: &'m [Tensor],
+    /// Output shapes this node computed that differ from the recorded ones.
+    pub out_shapes: std::cell::RefCell<Vec<Option<Vec<usize>>>>,
+    /// The element limit for computed shapes.
+    pub max_elements: usize,
 }
 
 impl<'m> PrepareCtx<'m> {
     fn tensors(&self) -> &'m [Tensor] {
-        &self.model.subgraphs()[self.subgraph].tensors
+        self.tensors
     }
 
     pub fn loc(&self) -> Location {
@@ -295,17 +302,65 @@ impl<'m> PrepareCtx<'m> {
         ))
     }
 
-    /// Fails unless the output's recorded shape equals `shape` (what this op computes).
-    pub fn expect_output_shape(&self, k: usize, shape: &[usize]) -> Result<()> {
+    /// Records the shape this op computes for output `k`. As in TFLite, the computed shape
+    /// wins over the one stored in the file (which converters leave at batch 1 for dynamic
+    /// models); it must still fit the element limit.
+    pub fn set_output_shape(&self, k: usize, shape: &[usize]) -> Result<()> {
         let t = self.output(k)?;
         if t.shape == shape {
-            Ok(())
-        } else {
-            Err(self.invalid(format!(
-                "output {k} has shape {:?} but the op computes {:?}",
-                t.shape, shape
-            )))
+            return Ok(());
         }
+        let numel = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .filter(|&n| n <= self.max_elements)
+            .ok_or_else(|| self.invalid(format!("output {k} shape {shape:?} is too large")))?;
+        if t.dtype.bytes_for(numel).is_none() {
+            return Err(self.unsupported(format!("output {k} of dtype {}", t.dtype)));
+        }
+        let mut out = self.out_shapes.borrow_mut();
+        if out.len() <= k {
+            out.resize(k + 1, None);
+        }
+        out[k] = Some(shape.to_vec());
+        Ok(())
+    }
+}
+
+impl PrepareCtx<'_> {
+    /// The per-tensor (scale, zero point) of `t`, required for quantized operands.
+    pub fn per_tensor(&self, t: &Tensor, what: &str) -> Result<QuantParams> {
+        let q = t
+            .quantization
+            .as_ref()
+            .ok_or_else(|| self.invalid(format!("{what} ({}) has no quantization parameters", t.dtype)))?;
+        let (scale, zero_point) = q
+            .single()
+            .ok_or_else(|| self.unsupported(format!("per-axis quantization of the {what}")))?;
+        Ok(QuantParams::new(scale, zero_point))
+    }
+
+    /// Maps a kernel's prepare-time refusal to an error naming this node.
+    pub fn quant_err(&self, e: QuantError) -> Error {
+        self.invalid(e.to_string())
+    }
+}
+
+/// A quantized kernel's run-time refusal (a length mismatch the preparation should have
+/// caught) as an error.
+pub(crate) fn kernel_err(e: QuantError) -> Error {
+    Error::Internal(format!("kernel refused its arguments: {e}"))
+}
+
+pub(crate) fn fused(a: crate::options::Activation) -> FusedActivation {
+    use crate::options::Activation as A;
+    match a {
+        A::None => FusedActivation::None,
+        A::Relu => FusedActivation::Relu,
+        A::ReluN1To1 => FusedActivation::ReluN1To1,
+        A::Relu6 => FusedActivation::Relu6,
+        A::Tanh => FusedActivation::Tanh,
+        A::SignBit => FusedActivation::SignBit,
     }
 }
 

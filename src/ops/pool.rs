@@ -44,7 +44,7 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>, kind: Kind) -> Result<Prepared> {
     let bad = || ctx.invalid("window geometry overflows");
     let y = geometry::axis(o.padding, in_h, filter_h, stride_h, 1).ok_or_else(bad)?;
     let x = geometry::axis(o.padding, in_w, filter_w, stride_w, 1).ok_or_else(bad)?;
-    ctx.expect_output_shape(0, &[batch, y.out, x.out, channels])?;
+    ctx.set_output_shape(0, &[batch, y.out, x.out, channels])?;
     let p = PoolParams {
         batch,
         in_h,

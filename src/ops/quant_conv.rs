@@ -1,19 +1,278 @@
-//! Quantized and hybrid CONV_2D and DEPTHWISE_CONV_2D.
+//! Quantized (int8, uint8) and hybrid (float activations, int8 weights) CONV_2D and
+//! DEPTHWISE_CONV_2D.
+
+use ferrolite_kernels::quant::conv::{self as qconv, ConvQuant};
+use ferrolite_kernels::quant::depthwise;
+use ferrolite_kernels::quant::hybrid::{self, HybridConvParams};
+use ferrolite_kernels::quant::ConvGeometry;
 
 use super::conv::Geometry;
-use super::{PrepareCtx, Prepared};
+use super::{cast_mut, fused, kernel_err, Eval, Kernel, PrepareCtx, Prepared};
+use crate::dtype::DType;
 use crate::error::Result;
+use crate::graph::Tensor;
 use crate::options::{Conv2D, DepthwiseConv2D};
 
-pub(super) fn prepare_conv(ctx: &PrepareCtx<'_>, _g: &Geometry, _o: &Conv2D) -> Result<Prepared> {
-    Err(ctx.unsupported_dtypes())
+fn kernel_geometry(g: &Geometry) -> ConvGeometry {
+    ConvGeometry {
+        batches: g.batch,
+        in_h: g.in_h,
+        in_w: g.in_w,
+        in_c: g.in_c,
+        out_h: g.out_h,
+        out_w: g.out_w,
+        out_c: g.out_c,
+        filter_h: g.kernel_h,
+        filter_w: g.kernel_w,
+        stride_h: g.stride_h,
+        stride_w: g.stride_w,
+        dilation_h: g.dilation_h,
+        dilation_w: g.dilation_w,
+        pad_top: g.pad_top,
+        pad_left: g.pad_left,
+    }
+}
+
+/// Filter scales (per channel along `axis`, or one) and zero points of a constant filter.
+fn filter_quant<'t>(ctx: &PrepareCtx<'_>, filter: &'t Tensor, axis: usize) -> Result<(&'t [f32], &'t [i64])> {
+    let q = filter
+        .quantization
+        .as_ref()
+        .ok_or_else(|| ctx.invalid("quantized filter has no quantization parameters"))?;
+    if !q.is_per_tensor() && q.axis != axis {
+        return Err(ctx.unsupported(format!("filter quantized along dimension {} (expected {axis})", q.axis)));
+    }
+    Ok((&q.scale, &q.zero_point))
+}
+
+/// A constant int32 bias of `n` values, or none; and its scale, when it has one.
+fn int_bias(ctx: &PrepareCtx<'_>, n: usize) -> Result<(Option<Vec<i32>>, Option<f32>)> {
+    let Some(t) = ctx.input_opt(2) else { return Ok((None, None)) };
+    if t.dtype != DType::I32 {
+        return Err(ctx.unsupported_dtypes());
+    }
+    if t.numel != n {
+        return Err(ctx.invalid(format!("bias has {} values for {n} output channels", t.numel)));
+    }
+    let bias = ctx.const_vec::<i32>(2)?.ok_or_else(|| ctx.unsupported("a non-constant bias"))?;
+    let scale = t.quantization.as_ref().and_then(|q| q.single()).map(|(s, _)| s);
+    Ok((Some(bias), scale))
+}
+
+fn float_bias(ctx: &PrepareCtx<'_>, n: usize) -> Result<Option<Vec<f32>>> {
+    let Some(t) = ctx.input_opt(2) else { return Ok(None) };
+    if t.dtype != DType::F32 || t.numel != n {
+        return Err(ctx.invalid(format!("hybrid bias must be {n} float32 values")));
+    }
+    ctx.const_vec::<f32>(2)?.map(Some).ok_or_else(|| ctx.unsupported("a non-constant bias"))
+}
+
+fn const_weights<T: bytemuck::Pod>(ctx: &PrepareCtx<'_>) -> Result<Vec<T>> {
+    ctx.const_vec::<T>(1)?.ok_or_else(|| ctx.unsupported("a non-constant filter"))
+}
+
+pub(super) fn prepare_conv(ctx: &PrepareCtx<'_>, g: &Geometry, o: &Conv2D) -> Result<Prepared> {
+    let (input, filter, output) = (ctx.input(0)?, ctx.input(1)?, ctx.output(0)?);
+    let kg = kernel_geometry(g);
+    kg.validate().map_err(|e| ctx.quant_err(e))?;
+    let act = fused(o.activation);
+    let row_len = g.kernel_h * g.kernel_w * g.in_c;
+    match (input.dtype, filter.dtype, output.dtype) {
+        (DType::I8, DType::I8, DType::I8) => {
+            let (scales, zps) = filter_quant(ctx, filter, 0)?;
+            qconv::check_filter_zero_points(zps).map_err(|e| ctx.quant_err(e))?;
+            let q = ConvQuant::new_i8(
+                ctx.per_tensor(input, "input")?,
+                scales,
+                ctx.per_tensor(output, "output")?,
+                act,
+                g.out_c,
+            )
+            .map_err(|e| ctx.quant_err(e))?;
+            let weights = const_weights::<i8>(ctx)?;
+            let row_sums = qconv::filter_row_sums(&weights, g.out_c, row_len);
+            let (bias, _) = int_bias(ctx, g.out_c)?;
+            Ok(Prepared::Kernel(Box::new(QConv { g: kg, q, weights: Weights::I8(weights, row_sums), bias })))
+        }
+        (DType::U8, DType::U8, DType::U8) => {
+            let (bias, bias_scale) = int_bias(ctx, g.out_c)?;
+            let q = ConvQuant::new_u8(
+                ctx.per_tensor(input, "input")?,
+                ctx.per_tensor(filter, "filter")?,
+                bias_scale,
+                ctx.per_tensor(output, "output")?,
+                act,
+                g.out_c,
+            )
+            .map_err(|e| ctx.quant_err(e))?;
+            Ok(Prepared::Kernel(Box::new(QConv { g: kg, q, weights: Weights::U8(const_weights(ctx)?), bias })))
+        }
+        (DType::F32, DType::I8, DType::F32) => {
+            let (scales, zps) = filter_quant(ctx, filter, 0)?;
+            qconv::check_filter_zero_points(zps).map_err(|e| ctx.quant_err(e))?;
+            let p = HybridConvParams::new(scales, g.out_c, 1, act).map_err(|e| ctx.quant_err(e))?;
+            let scratch = hybrid::hybrid_conv_scratch_len(&kg);
+            Ok(Prepared::Kernel(Box::new(HybridConv {
+                g: kg,
+                p,
+                weights: const_weights(ctx)?,
+                bias: float_bias(ctx, g.out_c)?,
+                scratch,
+            })))
+        }
+        _ => Err(ctx.unsupported_dtypes()),
+    }
+}
+
+enum Weights {
+    /// int8 weights with their per-output-channel sums.
+    I8(Vec<i8>, Vec<i32>),
+    U8(Vec<u8>),
+}
+
+struct QConv {
+    g: ConvGeometry,
+    q: ConvQuant,
+    weights: Weights,
+    bias: Option<Vec<i32>>,
+}
+
+impl Kernel for QConv {
+    fn eval(&self, e: Eval<'_>) -> Result<()> {
+        match &self.weights {
+            Weights::I8(w, sums) => {
+                let x = e.inputs.get::<i8>(0)?;
+                let out = cast_mut::<i8>(e.output)?;
+                qconv::conv2d_i8(&self.g, 1, &self.q, x, w, sums, self.bias.as_deref(), out)
+            }
+            Weights::U8(w) => {
+                let x = e.inputs.get::<u8>(0)?;
+                qconv::conv2d_u8(&self.g, 1, &self.q, x, w, self.bias.as_deref(), e.output)
+            }
+        }
+        .map_err(kernel_err)
+    }
+
+    fn reads_input(&self, k: usize) -> bool {
+        k == 0
+    }
+
+    fn persistent_bytes(&self) -> usize {
+        let w = match &self.weights {
+            Weights::I8(w, s) => w.len() + s.len() * 4,
+            Weights::U8(w) => w.len(),
+        };
+        w + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+    }
+}
+
+struct HybridConv {
+    g: ConvGeometry,
+    p: HybridConvParams,
+    weights: Vec<i8>,
+    bias: Option<Vec<f32>>,
+    /// Scratch bytes (int8 quantized input).
+    scratch: usize,
+}
+
+impl Kernel for HybridConv {
+    fn eval(&self, e: Eval<'_>) -> Result<()> {
+        let x = e.inputs.get::<f32>(0)?;
+        let out = cast_mut::<f32>(e.output)?;
+        let scratch = cast_mut::<i8>(&mut e.scratch[..self.scratch])?;
+        hybrid::hybrid_conv2d(&self.p, &self.g, 1, x, &self.weights, self.bias.as_deref(), scratch, out)
+            .map_err(kernel_err)
+    }
+
+    fn reads_input(&self, k: usize) -> bool {
+        k == 0
+    }
+
+    fn persistent_bytes(&self) -> usize {
+        self.weights.len() + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+    }
+
+    fn scratch_bytes(&self) -> usize {
+        self.scratch
+    }
 }
 
 pub(super) fn prepare_depthwise(
     ctx: &PrepareCtx<'_>,
-    _g: &Geometry,
+    g: &Geometry,
     _depth_multiplier: usize,
-    _o: &DepthwiseConv2D,
+    o: &DepthwiseConv2D,
 ) -> Result<Prepared> {
-    Err(ctx.unsupported_dtypes())
+    let (input, filter, output) = (ctx.input(0)?, ctx.input(1)?, ctx.output(0)?);
+    let kg = kernel_geometry(g);
+    kg.validate().map_err(|e| ctx.quant_err(e))?;
+    let act = fused(o.activation);
+    let (q, weights) = match (input.dtype, filter.dtype, output.dtype) {
+        (DType::I8, DType::I8, DType::I8) => {
+            let (scales, zps) = filter_quant(ctx, filter, 3)?;
+            qconv::check_filter_zero_points(zps).map_err(|e| ctx.quant_err(e))?;
+            let q = ConvQuant::new_i8(
+                ctx.per_tensor(input, "input")?,
+                scales,
+                ctx.per_tensor(output, "output")?,
+                act,
+                g.out_c,
+            )
+            .map_err(|e| ctx.quant_err(e))?;
+            (q, Weights::I8(const_weights(ctx)?, Vec::new()))
+        }
+        (DType::U8, DType::U8, DType::U8) => {
+            let (_, bias_scale) = int_bias(ctx, g.out_c)?;
+            let q = ConvQuant::new_u8(
+                ctx.per_tensor(input, "input")?,
+                ctx.per_tensor(filter, "filter")?,
+                bias_scale,
+                ctx.per_tensor(output, "output")?,
+                act,
+                g.out_c,
+            )
+            .map_err(|e| ctx.quant_err(e))?;
+            (q, Weights::U8(const_weights(ctx)?))
+        }
+        (DType::F32, DType::I8, DType::F32) => {
+            return Err(ctx.unsupported("hybrid (dynamic-range) DEPTHWISE_CONV_2D"));
+        }
+        _ => return Err(ctx.unsupported_dtypes()),
+    };
+    let (bias, _) = int_bias(ctx, g.out_c)?;
+    Ok(Prepared::Kernel(Box::new(QDepthwise { g: kg, q, weights, bias })))
 }
+
+struct QDepthwise {
+    g: ConvGeometry,
+    q: ConvQuant,
+    weights: Weights,
+    bias: Option<Vec<i32>>,
+}
+
+impl Kernel for QDepthwise {
+    fn eval(&self, e: Eval<'_>) -> Result<()> {
+        let bias = self.bias.as_deref();
+        match &self.weights {
+            Weights::I8(w, _) => {
+                let out = cast_mut::<i8>(e.output)?;
+                depthwise::depthwise_conv2d(&self.g, &self.q, e.inputs.get::<i8>(0)?, w, bias, out)
+            }
+            Weights::U8(w) => depthwise::depthwise_conv2d(&self.g, &self.q, e.inputs.get::<u8>(0)?, w, bias, e.output),
+        }
+        .map_err(kernel_err)
+    }
+
+    fn reads_input(&self, k: usize) -> bool {
+        k == 0
+    }
+
+    fn persistent_bytes(&self) -> usize {
+        let w = match &self.weights {
+            Weights::I8(w, _) => w.len(),
+            Weights::U8(w) => w.len(),
+        };
+        w + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+    }
+}
+

@@ -1,10 +1,149 @@
-//! Quantized and hybrid FULLY_CONNECTED.
+//! Quantized (int8, uint8) and hybrid (float activations, int8 weights) FULLY_CONNECTED.
+
+use ferrolite_kernels::quant::conv::filter_row_sums;
+use ferrolite_kernels::quant::fully_connected::{self as qfc, FcQuant, FcShape};
+use ferrolite_kernels::quant::hybrid::{self, HybridFcParams};
 
 use super::fully_connected::Shape;
-use super::{PrepareCtx, Prepared};
+use super::{cast_mut, fused, kernel_err, Eval, Kernel, PrepareCtx, Prepared};
+use crate::dtype::DType;
 use crate::error::Result;
 use crate::options::FullyConnected;
 
-pub(super) fn prepare(ctx: &PrepareCtx<'_>, _s: &Shape, _o: &FullyConnected) -> Result<Prepared> {
-    Err(ctx.unsupported_dtypes())
+pub(super) fn prepare(ctx: &PrepareCtx<'_>, s: &Shape, o: &FullyConnected) -> Result<Prepared> {
+    let (input, weights, output) = (ctx.input(0)?, ctx.input(1)?, ctx.output(0)?);
+    let shape = FcShape { batches: s.rows, depth: s.depth, units: s.units };
+    let act = fused(o.activation);
+    let wq = weights
+        .quantization
+        .as_ref()
+        .ok_or_else(|| ctx.invalid("quantized weights have no quantization parameters"))?;
+    if !wq.is_per_tensor() && wq.axis != 0 {
+        return Err(ctx.unsupported(format!("weights quantized along dimension {}", wq.axis)));
+    }
+    let bias_t = ctx.input_opt(2);
+    let int_bias = || -> Result<Option<Vec<i32>>> {
+        match bias_t {
+            None => Ok(None),
+            Some(b) if b.dtype == DType::I32 && b.numel == s.units => {
+                ctx.const_vec::<i32>(2)?.map(Some).ok_or_else(|| ctx.unsupported("a non-constant bias"))
+            }
+            Some(b) => Err(ctx.invalid(format!("bias of {} {} values for {} units", b.numel, b.dtype, s.units))),
+        }
+    };
+    let const_w = || ctx.unsupported("non-constant weights");
+    match (input.dtype, weights.dtype, output.dtype) {
+        (DType::I8, DType::I8, DType::I8) => {
+            let q = FcQuant::new_i8(
+                ctx.per_tensor(input, "input")?,
+                &wq.scale,
+                &wq.zero_point,
+                ctx.per_tensor(output, "output")?,
+                act,
+                s.units,
+            )
+            .map_err(|e| ctx.quant_err(e))?;
+            let w = ctx.const_vec::<i8>(1)?.ok_or_else(const_w)?;
+            let sums = filter_row_sums(&w, s.units, s.depth);
+            Ok(Prepared::Kernel(Box::new(QFc { shape, q, w: FcWeights::I8(w, sums), bias: int_bias()? })))
+        }
+        (DType::U8, DType::U8, DType::U8) => {
+            let bias_scale = bias_t.and_then(|b| b.quantization.as_ref()).and_then(|q| q.single()).map(|(s, _)| s);
+            let q = FcQuant::new_u8(
+                ctx.per_tensor(input, "input")?,
+                ctx.per_tensor(weights, "weights")?,
+                bias_scale,
+                ctx.per_tensor(output, "output")?,
+                act,
+            )
+            .map_err(|e| ctx.quant_err(e))?;
+            let w = ctx.const_vec::<u8>(1)?.ok_or_else(const_w)?;
+            Ok(Prepared::Kernel(Box::new(QFc { shape, q, w: FcWeights::U8(w), bias: int_bias()? })))
+        }
+        (DType::F32, DType::I8, DType::F32) => {
+            let p = HybridFcParams::new(&wq.scale, s.units, o.asymmetric_quantize_inputs, act)
+                .map_err(|e| ctx.quant_err(e))?;
+            let w = ctx.const_vec::<i8>(1)?.ok_or_else(const_w)?;
+            let sums = hybrid::hybrid_fc_row_sums(&w, shape);
+            let bias = match bias_t {
+                None => None,
+                Some(b) if b.dtype == DType::F32 && b.numel == s.units => {
+                    Some(ctx.const_vec::<f32>(2)?.ok_or_else(|| ctx.unsupported("a non-constant bias"))?)
+                }
+                Some(_) => return Err(ctx.invalid("hybrid bias must be float32, one per unit")),
+            };
+            let scratch = hybrid::hybrid_fc_scratch_len(shape);
+            Ok(Prepared::Kernel(Box::new(HybridFc { shape, p, w, sums, bias, scratch })))
+        }
+        _ => Err(ctx.unsupported_dtypes()),
+    }
+}
+
+enum FcWeights {
+    I8(Vec<i8>, Vec<i32>),
+    U8(Vec<u8>),
+}
+
+struct QFc {
+    shape: FcShape,
+    q: FcQuant,
+    w: FcWeights,
+    bias: Option<Vec<i32>>,
+}
+
+impl Kernel for QFc {
+    fn eval(&self, e: Eval<'_>) -> Result<()> {
+        let bias = self.bias.as_deref();
+        match &self.w {
+            FcWeights::I8(w, sums) => {
+                let out = cast_mut::<i8>(e.output)?;
+                qfc::fully_connected_i8(&self.q, self.shape, e.inputs.get::<i8>(0)?, w, sums, bias, out)
+            }
+            FcWeights::U8(w) => qfc::fully_connected_u8(&self.q, self.shape, e.inputs.get::<u8>(0)?, w, bias, e.output),
+        }
+        .map_err(kernel_err)
+    }
+
+    fn reads_input(&self, k: usize) -> bool {
+        k == 0
+    }
+
+    fn persistent_bytes(&self) -> usize {
+        let w = match &self.w {
+            FcWeights::I8(w, s) => w.len() + s.len() * 4,
+            FcWeights::U8(w) => w.len(),
+        };
+        w + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+    }
+}
+
+struct HybridFc {
+    shape: FcShape,
+    p: HybridFcParams,
+    w: Vec<i8>,
+    sums: Vec<i32>,
+    bias: Option<Vec<f32>>,
+    scratch: usize,
+}
+
+impl Kernel for HybridFc {
+    fn eval(&self, e: Eval<'_>) -> Result<()> {
+        let x = e.inputs.get::<f32>(0)?;
+        let out = cast_mut::<f32>(e.output)?;
+        let scratch = cast_mut::<i8>(&mut e.scratch[..self.scratch])?;
+        hybrid::hybrid_fully_connected(&self.p, self.shape, x, &self.w, &self.sums, self.bias.as_deref(), scratch, out)
+            .map_err(kernel_err)
+    }
+
+    fn reads_input(&self, k: usize) -> bool {
+        k == 0
+    }
+
+    fn persistent_bytes(&self) -> usize {
+        self.w.len() + self.sums.len() * 4 + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+    }
+
+    fn scratch_bytes(&self) -> usize {
+        self.scratch
+    }
 }

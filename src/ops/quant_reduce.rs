@@ -1,9 +1,44 @@
-//! Quantized MEAN.
+//! Quantized MEAN (int8, uint8).
+
+use ferrolite_kernels::quant::mean::{self, MeanQuant, ReducePlan};
+use ferrolite_kernels::quant::QuantElem;
 
 use super::reduce::Reduction;
-use super::{PrepareCtx, Prepared};
+use super::{cast_mut, kernel_err, Eval, Kernel, PrepareCtx, Prepared};
+use crate::dtype::DType;
 use crate::error::Result;
 
-pub(super) fn prepare_mean(ctx: &PrepareCtx<'_>, _r: Reduction) -> Result<Prepared> {
-    Err(ctx.unsupported_dtypes())
+pub(super) fn prepare_mean(ctx: &PrepareCtx<'_>, r: Reduction) -> Result<Prepared> {
+    let (input, output) = (ctx.input(0)?, ctx.output(0)?);
+    if input.dtype != output.dtype || !matches!(input.dtype, DType::I8 | DType::U8) {
+        return Err(ctx.unsupported_dtypes());
+    }
+    let axes: Vec<i64> = r.mask.iter().enumerate().filter(|(_, &m)| m).map(|(i, _)| i as i64).collect();
+    let plan = ReducePlan::new(&r.shape, &axes).map_err(|e| ctx.quant_err(e))?;
+    let q = MeanQuant::new(ctx.per_tensor(input, "input")?, ctx.per_tensor(output, "output")?, plan.count())
+        .map_err(|e| ctx.quant_err(e))?;
+    Ok(Prepared::Kernel(Box::new(QMean { q, plan, signed: input.dtype == DType::I8 })))
+}
+
+struct QMean {
+    q: MeanQuant,
+    plan: ReducePlan,
+    signed: bool,
+}
+
+impl QMean {
+    fn run<T: QuantElem + bytemuck::Pod>(&self, e: Eval<'_>) -> Result<()> {
+        let x = e.inputs.get::<T>(0)?;
+        mean::mean(&self.q, &self.plan, x, cast_mut::<T>(e.output)?).map_err(kernel_err)
+    }
+}
+
+impl Kernel for QMean {
+    fn eval(&self, e: Eval<'_>) -> Result<()> {
+        if self.signed {
+            self.run::<i8>(e)
+        } else {
+            self.run::<u8>(e)
+        }
+    }
 }

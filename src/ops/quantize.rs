@@ -3,7 +3,10 @@
 //! A DEQUANTIZE of a constant (fp16 or int8 weights) is folded at preparation: its float output
 //! is computed once into persistent memory and the node never runs.
 
-use super::{cast, cast_mut, Eval, Kernel, PrepareCtx, Prepared};
+use ferrolite_kernels::quant::quantize::{self as quant, Requant};
+use ferrolite_kernels::quant::QuantParams;
+
+use super::{cast, cast_mut, kernel_err, Eval, Kernel, PrepareCtx, Prepared};
 use crate::aligned::AlignedBuf;
 use crate::dtype::DType;
 use crate::error::Result;
@@ -22,7 +25,7 @@ pub(super) fn prepare_dequantize(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     if output.dtype != DType::F32 {
         return Err(ctx.unsupported_dtypes());
     }
-    ctx.expect_output_shape(0, &input.shape)?;
+    ctx.set_output_shape(0, &input.shape)?;
     let quant = match input.dtype {
         DType::F16 => None,
         DType::I8 | DType::U8 | DType::I16 => Some(
@@ -153,7 +156,58 @@ impl Kernel for Dequantize {
     }
 }
 
+/// QUANTIZE: float to int8/uint8/int16 with the output's parameters, or a requantization
+/// between int8 and uint8 (or to new parameters of the same type).
 pub(super) fn prepare_quantize(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     ctx.expect_arity(1, 1, 1)?;
-    Err(ctx.unsupported_dtypes())
+    let (input, output) = (ctx.input(0)?, ctx.output(0)?);
+    ctx.set_output_shape(0, &input.shape)?;
+    let qo = ctx.per_tensor(output, "output")?;
+    let kind = match (input.dtype, output.dtype) {
+        (DType::F32, DType::I8 | DType::U8 | DType::I16) => QuantizeKind::FromFloat(qo),
+        (DType::I8 | DType::U8, DType::I8 | DType::U8) => {
+            let qi = ctx.per_tensor(input, "input")?;
+            QuantizeKind::Requant(Requant::new(qi, qo).map_err(|e| ctx.quant_err(e))?)
+        }
+        _ => return Err(ctx.unsupported_dtypes()),
+    };
+    Ok(Prepared::Kernel(Box::new(Quantize { kind, from: input.dtype, to: output.dtype })))
+}
+
+enum QuantizeKind {
+    FromFloat(QuantParams),
+    Requant(Requant),
+}
+
+struct Quantize {
+    kind: QuantizeKind,
+    from: DType,
+    to: DType,
+}
+
+impl Kernel for Quantize {
+    fn eval(&self, e: Eval<'_>) -> Result<()> {
+        let r = match (&self.kind, self.from, self.to) {
+            (QuantizeKind::FromFloat(q), _, DType::I8) => {
+                quant::quantize_f32::<i8>(*q, e.inputs.get(0)?, cast_mut(e.output)?)
+            }
+            (QuantizeKind::FromFloat(q), _, DType::U8) => {
+                quant::quantize_f32::<u8>(*q, e.inputs.get(0)?, e.output)
+            }
+            (QuantizeKind::FromFloat(q), _, _) => {
+                quant::quantize_f32::<i16>(*q, e.inputs.get(0)?, cast_mut(e.output)?)
+            }
+            (QuantizeKind::Requant(q), DType::I8, DType::I8) => {
+                quant::requantize::<i8, i8>(q, e.inputs.get(0)?, cast_mut(e.output)?)
+            }
+            (QuantizeKind::Requant(q), DType::I8, _) => {
+                quant::requantize::<i8, u8>(q, e.inputs.get(0)?, e.output)
+            }
+            (QuantizeKind::Requant(q), _, DType::I8) => {
+                quant::requantize::<u8, i8>(q, e.inputs.get(0)?, cast_mut(e.output)?)
+            }
+            (QuantizeKind::Requant(q), _, _) => quant::requantize::<u8, u8>(q, e.inputs.get(0)?, e.output),
+        };
+        r.map_err(kernel_err)
+    }
 }

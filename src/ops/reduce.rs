@@ -60,7 +60,7 @@ pub(super) fn reduction(ctx: &PrepareCtx<'_>) -> Result<Reduction> {
 
 pub(super) fn prepare_mean(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     let r = reduction(ctx)?;
-    ctx.expect_output_shape(0, &r.out_shape)?;
+    ctx.set_output_shape(0, &r.out_shape)?;
     match (ctx.input(0)?.dtype, ctx.output(0)?.dtype) {
         (DType::F32, DType::F32) => Ok(Prepared::Kernel(Box::new(MeanF32 { r }))),
         _ => super::quant_reduce::prepare_mean(ctx, r),

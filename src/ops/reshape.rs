@@ -45,7 +45,7 @@ pub(super) fn prepare_reshape(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     if let Some(target) = target {
         let shape = infer_shape(&target, ctx.input(0)?.numel)
             .ok_or_else(|| ctx.invalid(format!("cannot reshape to {target:?}")))?;
-        ctx.expect_output_shape(0, &shape)?;
+        ctx.set_output_shape(0, &shape)?;
     }
     prepare_view(ctx)
 }

@@ -17,7 +17,7 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     if input.shape.is_empty() {
         return Err(ctx.invalid("input must have at least one dimension"));
     }
-    ctx.expect_output_shape(0, &input.shape)?;
+    ctx.set_output_shape(0, &input.shape)?;
     let depth = *input.shape.last().unwrap_or(&1);
     match (input.dtype, ctx.output(0)?.dtype) {
         (DType::F32, DType::F32) => Ok(Prepared::Kernel(Box::new(SoftmaxF32 { depth, beta }))),
