@@ -578,14 +578,11 @@ fn prepare_nodes(
     let mut folded: Vec<Option<AlignedBuf>> = (0..graph.tensors.len()).map(|_| None).collect();
     let mut results = Vec::with_capacity(graph.operators.len());
     for (index, op) in graph.operators.iter().enumerate() {
-        let code = &model.operator_codes()[op.opcode_index];
         let ctx = PrepareCtx {
             model,
             subgraph: sg,
             index,
             op,
-            name: code.name(),
-            version: code.version,
             folded: &folded,
             threads: env.threads,
             isa: env.isa,

@@ -45,3 +45,8 @@ pub use error::{Error, Invalid, Location, Result};
 pub use interpreter::{Backend, Interpreter, Isa, MemoryReport, Options, TensorInfo};
 pub use limits::Limits;
 pub use model::Model;
+
+/// The README's examples are compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

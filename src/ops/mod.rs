@@ -11,7 +11,6 @@ use std::ops::Range;
 use bytemuck::Pod;
 
 use crate::aligned::AlignedBuf;
-use crate::dtype::DType;
 use crate::error::{Error, Invalid, Location, Result};
 use crate::graph::{OpCode, Operator, Tensor};
 use crate::model::Model;
@@ -91,13 +90,6 @@ impl<'a> Inputs<'a> {
         cast(self.bytes(k)?)
     }
 
-    /// Input `k` viewed as `T`, or `None` for an absent optional input.
-    pub fn get_opt<T: Pod>(&self, k: usize) -> Result<Option<&'a [T]>> {
-        match self.locs.get(k) {
-            None | Some(Loc::None) => Ok(None),
-            Some(_) => self.get(k).map(Some),
-        }
-    }
 }
 
 pub(crate) fn cast<T: Pod>(bytes: &[u8]) -> Result<&[T]> {
@@ -152,8 +144,6 @@ pub(crate) struct PrepareCtx<'m> {
     pub subgraph: usize,
     pub index: usize,
     pub op: &'m Operator,
-    pub name: String,
-    pub version: i32,
     /// Constant values computed by earlier folds, by tensor index.
     pub folded: &'m [Option<AlignedBuf>],
     pub threads: usize,
@@ -176,9 +166,6 @@ impl<'m> PrepareCtx<'m> {
         self.model.op_location(self.subgraph, self.index)
     }
 
-    fn loc_tensor(&self, t: usize) -> Location {
-        self.model.with_tensor(self.loc(), self.subgraph, t)
-    }
 
     pub fn invalid(&self, msg: impl Into<String>) -> Error {
         Error::invalid(self.loc(), Invalid::Other(msg.into()))
@@ -264,24 +251,6 @@ impl<'m> PrepareCtx<'m> {
         ))
     }
 
-    /// Fails unless input `k` has dtype `want`.
-    pub fn expect_input_dtype(&self, k: usize, want: &[DType]) -> Result<DType> {
-        let t = self.input(k)?;
-        if want.contains(&t.dtype) {
-            Ok(t.dtype)
-        } else {
-            let idx = self.input_index(k)?;
-            Err(Error::unsupported(
-                self.loc_tensor(idx),
-                format!(
-                    "input {k} has dtype {}, expected one of {}",
-                    t.dtype,
-                    names(want)
-                ),
-            ))
-        }
-    }
-
     /// An "unsupported dtype combination" error naming the op and all tensor dtypes.
     pub fn unsupported_dtypes(&self) -> Error {
         let ins: Vec<String> = (0..self.op.inputs.len())
@@ -362,10 +331,6 @@ pub(crate) fn fused(a: crate::options::Activation) -> FusedActivation {
         A::Tanh => FusedActivation::Tanh,
         A::SignBit => FusedActivation::SignBit,
     }
-}
-
-fn names(d: &[DType]) -> String {
-    d.iter().map(|d| d.name()).collect::<Vec<_>>().join("/")
 }
 
 /// Prepares one node.
