@@ -82,3 +82,35 @@ fn bench_models() {
         1,
     );
 }
+
+/// The Rust input generator reproduces the inputs `tools/ferrolite_inputs.py` stored.
+#[test]
+fn input_generator_matches_the_python_one() {
+    let mut checked = 0;
+    for g in Golden::all(|_| true) {
+        for k in 0.. {
+            let path = g.dir.join(format!("input_{k}.npy"));
+            if !path.exists() {
+                break;
+            }
+            let stored = common::golden::Array::read(&path);
+            let dtype = match stored.descr.as_str() {
+                "<f4" => ferrolite::DType::F32,
+                "|i1" | "<i1" => ferrolite::DType::I8,
+                "|u1" | "<u1" => ferrolite::DType::U8,
+                "<i2" => ferrolite::DType::I16,
+                "<i4" => ferrolite::DType::I32,
+                other => panic!("{}: unexpected dtype {other}", path.display()),
+            };
+            let mut ours = vec![0u8; stored.bytes.len()];
+            ferrolite::inputs::fill(&mut ours, dtype, g.seed, k);
+            assert_eq!(ours, stored.bytes, "{}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "only {checked} stored inputs found");
+    // One value by hand: seed 0, input 0, first draw 0xE220A8397B1DCDAF -> 2·0xE220A8/2^24 − 1.
+    let mut first = [0u8; 4];
+    ferrolite::inputs::fill(&mut first, ferrolite::DType::F32, 0, 0);
+    assert_eq!(f32::from_le_bytes(first), 2.0 * (0xE220A8 as f32 / 16777216.0) - 1.0);
+}

@@ -271,6 +271,14 @@ impl<'m> PrepareCtx<'m> {
         ))
     }
 
+    /// The shape of output `k`: the one this node computed, else the recorded one.
+    pub fn output_shape(&self, k: usize) -> Result<Vec<usize>> {
+        if let Some(Some(s)) = self.out_shapes.borrow().get(k) {
+            return Ok(s.clone());
+        }
+        Ok(self.output(k)?.shape.clone())
+    }
+
     /// Records the shape this op computes for output `k`. As in TFLite, the computed shape
     /// wins over the one stored in the file (which converters leave at batch 1 for dynamic
     /// models); it must still fit the element limit.

@@ -17,10 +17,11 @@ pub(super) fn prepare_view(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
             input.dtype, output.dtype
         )));
     }
-    if input.numel != output.numel {
+    let out_shape = ctx.output_shape(0)?;
+    if input.numel != out_shape.iter().product::<usize>() {
         return Err(ctx.invalid(format!(
-            "input shape {:?} and output shape {:?} hold different element counts",
-            input.shape, output.shape
+            "input shape {:?} and output shape {out_shape:?} hold different element counts",
+            input.shape
         )));
     }
     if input.bytes.is_none() {
