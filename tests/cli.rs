@@ -230,3 +230,45 @@ fn inspect_json_reports_the_plan() {
     let text = ferrolite(&["inspect", &fixture("conv2d_same_s1_none_f32.tflite")]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("arena.bytes"));
 }
+
+#[test]
+fn float_io_quantizes_inputs_and_dequantizes_outputs() {
+    // The uint8 input the reference saw, written as the floats it stands for: --float-io must
+    // quantize them back to the same bytes, and print the reference output dequantized.
+    let g = Golden::load("resnet18_cifar_int8_uint8io");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(g.dir.join("meta.json")).unwrap()).unwrap();
+    let q = |v: &serde_json::Value| (v["scale"].as_f64().unwrap() as f32, v["zero_point"].as_i64().unwrap());
+    let (in_s, in_z) = q(&meta["inputs"][0]);
+    let (out_s, out_z) = q(&meta["outputs"][0]);
+    let input = Array::read(&g.dir.join("input_0.npy"));
+    let floats: Vec<f32> = input.bytes.iter().map(|&b| (b as i64 - in_z) as f32 * in_s).collect();
+    let dir = tmp_dir("floatio");
+    let in_path = dir.join("in.npy");
+    {
+        use npyz::WriterBuilder;
+        let shape: Vec<u64> = input.shape.iter().map(|&d| d as u64).collect();
+        let f = std::fs::File::create(&in_path).unwrap();
+        let mut w = npyz::WriteOptions::<f32>::new().default_dtype().shape(&shape).writer(f).begin_nd().unwrap();
+        for x in &floats {
+            w.push(x).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    let out = ferrolite(&[
+        "run",
+        &g.model.display().to_string(),
+        "--float-io",
+        "-i",
+        &in_path.display().to_string(),
+        "-o",
+        &dir.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ours = Array::read(&dir.join("output_0.npy"));
+    assert_eq!(ours.descr, "<f4");
+    let reference = g.expected("ref", 0).unwrap();
+    let want: Vec<f32> =
+        reference.bytes.iter().map(|&b| (out_s as f64 * (b as i64 - out_z) as f64) as f32).collect();
+    assert_eq!(ours.f32s(), want);
+}
