@@ -106,7 +106,10 @@ struct Step {
     op: usize,
     kernel: Box<dyn Kernel>,
     inputs: Vec<Loc>,
-    output: std::ops::Range<usize>,
+    /// Arena ranges of the outputs, in output order.
+    outputs: Vec<std::ops::Range<usize>>,
+    /// Output indices sorted by arena offset, to split the arena around them.
+    order: Vec<usize>,
 }
 
 /// Runs one model.
@@ -304,20 +307,20 @@ impl Interpreter {
                     _ => Loc::None,
                 })
                 .collect();
-            let output = match op.outputs.first().map(|&t| &locs[t]) {
-                Some(Loc::Arena(r)) => r.clone(),
-                _ => {
-                    return Err(Error::Internal(format!(
-                        "node {index}'s output is not in the arena"
-                    )))
+            let mut outputs = Vec::with_capacity(op.outputs.len());
+            for &t in &op.outputs {
+                match &locs[t] {
+                    Loc::Arena(r) => outputs.push(r.clone()),
+                    _ => {
+                        return Err(Error::Internal(format!(
+                            "node {index}'s output {t} is not in the arena"
+                        )))
+                    }
                 }
-            };
-            steps.push(Step {
-                op: index,
-                kernel,
-                inputs,
-                output,
-            });
+            }
+            let mut order: Vec<usize> = (0..outputs.len()).collect();
+            order.sort_by_key(|&i| (outputs[i].start, outputs[i].end));
+            steps.push(Step { op: index, kernel, inputs, outputs, order });
         }
 
         // Persistent buffers only read during preparation (e.g. folded fp16 weights that a
@@ -538,18 +541,30 @@ fn run_steps(
     let arena = arena.as_mut_slice();
     let scratch = scratch.as_mut_slice();
     for step in steps {
-        let (below, rest) = arena.split_at_mut(step.output.start);
-        let (output, above) = rest.split_at_mut(step.output.len());
+        // Cut the arena into the outputs (written) and the pieces between them (read), in
+        // fixed-size arrays so that nothing is allocated.
+        let mut outs: [&mut [u8]; ops::MAX_OUTPUTS] = std::array::from_fn(|_| Default::default());
+        let mut pieces: [(usize, &[u8]); ops::MAX_OUTPUTS + 1] = std::array::from_fn(|_| (0, &[][..]));
+        let mut rest: &mut [u8] = &mut *arena;
+        let mut base = 0;
+        let mut n = 0;
+        for &i in &step.order {
+            let r = &step.outputs[i];
+            let overlap = || Error::Internal(format!("outputs of node {} overlap", step.op));
+            let (before, tail) = rest.split_at_mut(r.start.checked_sub(base).ok_or_else(overlap)?);
+            let (out, after) = tail.split_at_mut(r.len());
+            pieces[n] = (base, before);
+            n += 1;
+            outs[i] = out;
+            base = r.end;
+            rest = after;
+        }
+        pieces[n] = (base, rest);
+        let (first, more) = outs[..step.outputs.len().max(1)].split_at_mut(1);
         let e = Eval {
-            inputs: Inputs {
-                locs: &step.inputs,
-                below,
-                above,
-                above_base: step.output.end,
-                model,
-                persistent,
-            },
-            output,
+            inputs: Inputs { locs: &step.inputs, pieces: &pieces[..=n], model, persistent },
+            output: std::mem::take(&mut first[0]),
+            more_outputs: more,
             scratch: &mut *scratch,
             threads,
         };

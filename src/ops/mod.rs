@@ -49,28 +49,25 @@ pub(crate) enum Loc {
 /// Read access to the inputs of one node while its output is being written.
 pub(crate) struct Inputs<'a> {
     pub locs: &'a [Loc],
-    /// Arena bytes below the output's range.
-    pub below: &'a [u8],
-    /// Arena bytes above the output's range, starting at arena offset `above_base`.
-    pub above: &'a [u8],
-    pub above_base: usize,
+    /// The arena outside the node's outputs: (arena offset, bytes) pieces in offset order.
+    pub pieces: &'a [(usize, &'a [u8])],
     pub model: &'a [u8],
     pub persistent: &'a [AlignedBuf],
 }
+
+/// Most outputs one node may have; nodes with more are refused at preparation.
+pub(crate) const MAX_OUTPUTS: usize = 64;
 
 impl<'a> Inputs<'a> {
     fn bytes_of(&self, loc: &Loc) -> Option<&'a [u8]> {
         match loc {
             Loc::None => None,
             Loc::Arena(r) => {
-                if r.end <= self.below.len() {
-                    self.below.get(r.clone())
-                } else if r.start >= self.above_base {
-                    self.above
-                        .get(r.start - self.above_base..r.end - self.above_base)
-                } else {
-                    None
-                }
+                // The planner never lets an input overlap an output of the same node, so the
+                // range lies inside one piece.
+                let i = self.pieces.partition_point(|(base, _)| *base <= r.start);
+                let (base, bytes) = self.pieces.get(i.checked_sub(1)?)?;
+                bytes.get(r.start - base..r.end.checked_sub(*base)?)
             }
             Loc::Model(r) => self.model.get(r.clone()),
             Loc::Persistent(i) => self.persistent.get(*i).map(|b| b.as_slice()),
@@ -105,7 +102,11 @@ pub(crate) fn cast_mut<T: Pod>(bytes: &mut [u8]) -> Result<&mut [T]> {
 /// Everything one node's evaluation gets.
 pub(crate) struct Eval<'a> {
     pub inputs: Inputs<'a>,
+    /// Output 0.
     pub output: &'a mut [u8],
+    /// Outputs 1.. of nodes with several outputs.
+    #[allow(dead_code)]
+    pub more_outputs: &'a mut [&'a mut [u8]],
     pub scratch: &'a mut [u8],
     pub threads: usize,
 }
@@ -343,6 +344,9 @@ pub(crate) fn fused(a: crate::options::Activation) -> FusedActivation {
 
 /// Prepares one node.
 pub(crate) fn prepare(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
+    if ctx.op.outputs.len() > MAX_OUTPUTS {
+        return Err(ctx.unsupported(format!("more than {MAX_OUTPUTS} outputs")));
+    }
     if let crate::options::OpOptions::Malformed(msg) = &ctx.op.options {
         return Err(ctx.invalid(format!("bad options: {msg}")));
     }
