@@ -35,6 +35,7 @@ pub mod limits;
 mod mmap;
 mod model;
 mod ops;
+pub use ops::registry::{markdown as support_matrix, table as supported_ops, OpSupport};
 pub mod options;
 pub mod planner;
 pub mod schema;

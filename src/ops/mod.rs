@@ -17,10 +17,15 @@ use crate::model::Model;
 use crate::schema::BuiltinOperator as B;
 use ferrolite_kernels::quant::{FusedActivation, QuantError, QuantParams};
 
+mod activations;
 mod binary;
 mod conv;
+mod elementwise;
 mod fully_connected;
 mod geometry;
+mod indexing;
+mod layers;
+mod layout;
 mod pool;
 mod quant_binary;
 mod quant_conv;
@@ -30,7 +35,10 @@ mod quant_reduce;
 mod quant_softmax;
 mod quantize;
 mod reduce;
+mod reductions;
+pub mod registry;
 mod reshape;
+mod resize;
 mod softmax;
 
 /// Where a tensor's bytes live at run time.
@@ -370,6 +378,34 @@ pub(crate) fn prepare(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
         B::SOFTMAX => softmax::prepare(ctx),
         B::DEQUANTIZE => quantize::prepare_dequantize(ctx),
         B::QUANTIZE => quantize::prepare_quantize(ctx),
-        _ => Err(ctx.unsupported("operator is not implemented")),
+        _ => FAMILY_PREPARE
+            .iter()
+            .find_map(|prepare| prepare(ctx, code))
+            .unwrap_or_else(|| Err(ctx.unsupported("operator is not implemented"))),
     }
 }
+
+type FamilyPrepare = fn(&PrepareCtx<'_>, B) -> Option<Result<Prepared>>;
+
+/// Operator families that dispatch on the builtin code themselves.
+const FAMILY_PREPARE: &[FamilyPrepare] = &[
+    activations::prepare,
+    elementwise::prepare,
+    layout::prepare,
+    indexing::prepare,
+    resize::prepare,
+    reductions::prepare,
+    layers::prepare,
+];
+
+/// Every family's support declaration, for the support matrix.
+pub(crate) const FAMILIES: &[&[registry::OpSupport]] = &[
+    registry::CORE,
+    activations::SUPPORT,
+    elementwise::SUPPORT,
+    layout::SUPPORT,
+    indexing::SUPPORT,
+    resize::SUPPORT,
+    reductions::SUPPORT,
+    layers::SUPPORT,
+];
