@@ -57,6 +57,7 @@ DYNAMIC_LEGACY_PT = "dynamic_legacy_pt"  # legacy quantizer, per-tensor weights
 INT8 = "int8"  # full integer, int8 I/O
 INT8_FLOATIO = "int8_floatio"  # full integer, float I/O (QUANTIZE/DEQUANTIZE)
 INT8_UINT8IO = "int8_uint8io"  # full integer, uint8 I/O
+INT16X8 = "int16x8"  # int16 activations, int8 weights, int16 I/O
 
 
 @dataclass
@@ -75,6 +76,12 @@ class Fixture:
     patch: Optional[Callable] = None
     keras: bool = False
     note: str = ""
+    # TensorFlow dtype name per input ("float32" when absent). Non-float inputs get small
+    # non-negative integers in the representative data, like the Rust input generator.
+    dtypes: tuple = ()
+
+    def dtype(self, i: int) -> str:
+        return self.dtypes[i] if i < len(self.dtypes) else "float32"
 
 
 def rng_for(name: str, salt: int = 0) -> np.random.Generator:
@@ -395,7 +402,21 @@ def fixtures() -> list:
     add("conv2d_same_s1_relu_uint8io_int8", conv2d(5, 4, act="relu"), [X], INT8_UINT8IO)
     add("avgpool_same_k3_s2_uint8io_int8", pool("avg", (3, 3), (2, 2), "SAME"), [X], INT8_UINT8IO)
     add("fc_bias_uint8io_int8", fully_connected(7, 4), [[3, 7]], INT8_UINT8IO)
+    fx.extend(family_fixtures())
     return fx
+
+
+def family_fixtures() -> list:
+    """Fixtures of the operator families, one module each: tools/fixtures_<family>.py, each
+    with a `fixtures(g)` function that receives this module and returns a list of Fixture."""
+    import importlib
+
+    sys.path.insert(0, str(TOOLS))
+    out = []
+    for path in sorted(TOOLS.glob("fixtures_*.py")):
+        module = importlib.import_module(path.stem)
+        out.extend(module.fixtures(sys.modules[__name__]))
+    return out
 
 
 # ---------------------------------------------------------------- conversion
@@ -407,10 +428,13 @@ def representative_data(fx: Fixture, count=48):
 
     def gen():
         for _ in range(count):
-            arrays = [
-                (rng.uniform(-1.0, 1.0, size=[1 if d is None else d for d in shape]) * s).astype(np.float32)
-                for shape, s in zip(fx.shapes, scales)
-            ]
+            arrays = []
+            for i, (shape, s) in enumerate(zip(fx.shapes, scales)):
+                size = [1 if d is None else d for d in shape]
+                if fx.dtype(i).startswith("float"):
+                    arrays.append((rng.uniform(-1.0, 1.0, size=size) * s).astype(np.float32))
+                else:
+                    arrays.append(rng.integers(0, 8, size=size).astype(fx.dtype(i)))
             if fx.keras:
                 yield arrays
             else:
@@ -430,7 +454,9 @@ def make_converter(fx: Fixture):
     module = tf.Module()
     module.f = tf.function(
         built,
-        input_signature=[tf.TensorSpec(s, tf.float32, name=f"x{i}") for i, s in enumerate(fx.shapes)],
+        input_signature=[
+            tf.TensorSpec(s, getattr(tf, fx.dtype(i)), name=f"x{i}") for i, s in enumerate(fx.shapes)
+        ],
         autograph=False,
     )
     return tf.lite.TFLiteConverter.from_concrete_functions([module.f.get_concrete_function()], module)
@@ -456,6 +482,13 @@ def convert(fx: Fixture) -> bytes:
         elif mode == INT8_UINT8IO:
             conv.inference_input_type = tf.uint8
             conv.inference_output_type = tf.uint8
+    if mode == INT16X8:
+        conv.representative_dataset = representative_data(fx)
+        conv.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        ]
+        conv.inference_input_type = tf.int16
+        conv.inference_output_type = tf.int16
     data = conv.convert()
     if fx.patch is not None:
         from ai_edge_litert.tools import flatbuffer_utils
