@@ -4,6 +4,7 @@
 use ferrolite_kernels::quant::conv::{self as qconv, ConvQuant};
 use ferrolite_kernels::quant::depthwise;
 use ferrolite_kernels::quant::hybrid::{self, HybridConvParams};
+use ferrolite_kernels::quant::hybrid_depthwise::{self, HybridDepthwiseParams};
 use ferrolite_kernels::quant::ConvGeometry;
 
 use super::conv::Geometry;
@@ -235,7 +236,7 @@ pub(super) fn prepare_depthwise(
             (q, Weights::U8(const_weights(ctx)?))
         }
         (DType::F32, DType::I8, DType::F32) => {
-            return Err(ctx.unsupported("hybrid (dynamic-range) DEPTHWISE_CONV_2D"));
+            return prepare_hybrid_depthwise(ctx, kg, o);
         }
         _ => return Err(ctx.unsupported_dtypes()),
     };
@@ -276,3 +277,73 @@ impl Kernel for QDepthwise {
     }
 }
 
+/// Hybrid DEPTHWISE_CONV_2D. TFLite's kernel reads one filter scale per output channel,
+/// so a single scale for several channels (which its Prepare lets through) has no defined
+/// result there and is refused; filter zero points are ignored, as in TFLite. The
+/// multiplier comes from the shapes (the reference interpreter gives the same result
+/// when the `depth_multiplier` option is 0 or wrong).
+fn prepare_hybrid_depthwise(
+    ctx: &PrepareCtx<'_>,
+    kg: ConvGeometry,
+    o: &DepthwiseConv2D,
+) -> Result<Prepared> {
+    let filter = ctx.input(1)?;
+    let (scales, _) = filter_quant(ctx, filter, 3)?;
+    if scales.len() != kg.out_c {
+        // One scale for several channels: TFLite reads past its scale array.
+        return Err(ctx.unsupported(format!(
+            "hybrid DEPTHWISE_CONV_2D with {} filter scale(s) for {} output channels",
+            scales.len(),
+            kg.out_c
+        )));
+    }
+    let p = HybridDepthwiseParams::new(scales, kg.out_c, fused(o.activation))
+        .map_err(|e| ctx.quant_err(e))?;
+    let scratch = hybrid_depthwise::hybrid_depthwise_scratch_len(&kg);
+    Ok(Prepared::Kernel(Box::new(HybridDepthwise {
+        g: kg,
+        p,
+        weights: const_weights(ctx)?,
+        bias: float_bias(ctx, kg.out_c)?,
+        scratch,
+    })))
+}
+
+struct HybridDepthwise {
+    g: ConvGeometry,
+    p: HybridDepthwiseParams,
+    weights: Vec<i8>,
+    bias: Option<Vec<f32>>,
+    /// Scratch bytes (one int8-quantized batch image).
+    scratch: usize,
+}
+
+impl Kernel for HybridDepthwise {
+    fn eval(&self, e: Eval<'_>) -> Result<()> {
+        let x = e.inputs.get::<f32>(0)?;
+        let out = cast_mut::<f32>(e.output)?;
+        let scratch = cast_mut::<i8>(&mut e.scratch[..self.scratch])?;
+        hybrid_depthwise::hybrid_depthwise_conv2d(
+            &self.p,
+            &self.g,
+            x,
+            &self.weights,
+            self.bias.as_deref(),
+            scratch,
+            out,
+        )
+        .map_err(kernel_err)
+    }
+
+    fn reads_input(&self, k: usize) -> bool {
+        k == 0
+    }
+
+    fn persistent_bytes(&self) -> usize {
+        self.weights.len() + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+    }
+
+    fn scratch_bytes(&self) -> usize {
+        self.scratch
+    }
+}

@@ -32,6 +32,7 @@ pub mod fixedpoint;
 pub mod fully_connected;
 pub mod geometry;
 pub mod hybrid;
+pub mod hybrid_depthwise;
 pub mod mean;
 pub mod mul;
 pub mod params;
