@@ -128,6 +128,7 @@ struct Step {
 pub struct Interpreter {
     model: Arc<Model>,
     options: Options,
+    entry: Entry,
     steps: Vec<Step>,
     locs: Vec<Loc>,
     arena: AlignedBuf,
@@ -137,6 +138,54 @@ pub struct Interpreter {
     inputs: Vec<TensorInfo>,
     outputs: Vec<TensorInfo>,
     memory: MemoryReport,
+}
+
+/// What an interpreter runs: a subgraph, its named inputs and outputs (the tensor names, or a
+/// signature's names), and input shapes set with `resize_input`.
+#[derive(Debug, Clone)]
+struct Entry {
+    subgraph: usize,
+    signature: Option<String>,
+    inputs: Vec<(String, usize)>,
+    outputs: Vec<(String, usize)>,
+    input_shapes: Vec<Option<Vec<usize>>>,
+}
+
+impl Entry {
+    fn main(model: &Model) -> Entry {
+        let sg = &model.subgraphs()[0];
+        let named = |list: &[usize]| list.iter().map(|&t| (sg.tensors[t].name.clone(), t)).collect();
+        Entry {
+            subgraph: 0,
+            signature: None,
+            inputs: named(&sg.inputs),
+            outputs: named(&sg.outputs),
+            input_shapes: vec![None; sg.inputs.len()],
+        }
+    }
+
+    fn signature(model: &Model, key: &str) -> Result<Entry> {
+        let sig = model.signatures().iter().find(|s| s.key == key).ok_or_else(|| {
+            let keys: Vec<&str> = model.signatures().iter().map(|s| s.key.as_str()).collect();
+            Error::Input(format!("no signature '{key}' (the model has: {})", keys.join(", ")))
+        })?;
+        let sg = &model.subgraphs()[sig.subgraph];
+        for (name, t) in &sig.inputs {
+            if !sg.inputs.contains(t) {
+                return Err(Error::Input(format!(
+                    "signature input '{name}' is not an input of subgraph {}",
+                    sig.subgraph
+                )));
+            }
+        }
+        Ok(Entry {
+            subgraph: sig.subgraph,
+            signature: Some(key.to_string()),
+            inputs: sig.inputs.clone(),
+            outputs: sig.outputs.clone(),
+            input_shapes: vec![None; sig.inputs.len()],
+        })
+    }
 }
 
 /// Outcome of preparing every node: either the prepared nodes or the full list of problems.
@@ -161,17 +210,87 @@ impl Interpreter {
     /// Prepares `model` for execution. Every unsupported or invalid node is reported at once.
     pub fn new(model: impl Into<Arc<Model>>, options: Options) -> Result<Interpreter> {
         let model = model.into();
+        let entry = Entry::main(&model);
+        Self::for_entry(model, entry, options)
+    }
+
+    /// Prepares the subgraph of signature `key`, whose inputs and outputs are then addressed
+    /// in the signature's order and by the signature's names (TFLite's `SignatureRunner`).
+    pub fn with_signature(
+        model: impl Into<Arc<Model>>,
+        key: &str,
+        options: Options,
+    ) -> Result<Interpreter> {
+        let model = model.into();
+        let entry = Entry::signature(&model, key)?;
+        Self::for_entry(model, entry, options)
+    }
+
+    fn for_entry(model: Arc<Model>, entry: Entry, options: Options) -> Result<Interpreter> {
         if options.threads == 0 {
             return Err(Error::Input("threads must be at least 1".into()));
         }
-        let sg = 0;
         let env = PrepareEnv {
             threads: options.threads,
             isa: options.resolve_isa()?,
             max_elements: options.limits.max_tensor_elements,
         };
-        let prep = prepare_all(&model, sg, env)?;
-        Self::build(model, options, prep)
+        let overrides: Vec<(usize, Vec<usize>)> = entry
+            .inputs
+            .iter()
+            .zip(&entry.input_shapes)
+            .filter_map(|((_, t), s)| s.clone().map(|s| (*t, s)))
+            .collect();
+        let prep = prepare_all(&model, entry.subgraph, env, &overrides)?;
+        Self::build(model, entry, options, prep)
+    }
+
+    /// The signature this interpreter runs, if it was built with one.
+    pub fn signature(&self) -> Option<&str> {
+        self.entry.signature.as_deref()
+    }
+
+    /// Gives input `i` a new shape and prepares the model again for it: output shapes are
+    /// recomputed and the arena is planned anew. Dimensions fixed in the model's
+    /// `shape_signature` (anything but −1) cannot change. Input contents are reset.
+    pub fn resize_input(&mut self, i: usize, shape: &[usize]) -> Result<()> {
+        let t = self
+            .entry
+            .inputs
+            .get(i)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| Error::Input(format!("input {i} does not exist")))?;
+        let tensor = &self.model.subgraphs()[self.entry.subgraph].tensors[t];
+        if shape.len() != tensor.shape.len() {
+            return Err(Error::Input(format!(
+                "input {i} has rank {}, not {}",
+                tensor.shape.len(),
+                shape.len()
+            )));
+        }
+        if let Some(sig) = &tensor.shape_signature {
+            for (d, (&want, &got)) in sig.iter().zip(shape).enumerate() {
+                if want >= 0 && want as usize != got {
+                    return Err(Error::Input(format!(
+                        "input {i} dimension {d} is fixed at {want} by the model, cannot be {got}"
+                    )));
+                }
+            }
+        }
+        let mut entry = self.entry.clone();
+        entry.input_shapes[i] = Some(shape.to_vec());
+        *self = Self::for_entry(self.model.clone(), entry, self.options.clone())?;
+        Ok(())
+    }
+
+    /// The index of the input named `name` (tensor or signature name).
+    pub fn input_index(&self, name: &str) -> Option<usize> {
+        self.inputs.iter().position(|i| i.name == name)
+    }
+
+    /// The index of the output named `name` (tensor or signature name).
+    pub fn output_index(&self, name: &str) -> Option<usize> {
+        self.outputs.iter().position(|i| i.name == name)
     }
 
     /// Checks every node of subgraph 0 and returns one result per node: what `new` would
@@ -182,12 +301,17 @@ impl Interpreter {
             isa: Isa::detect(),
             max_elements: Limits::default().max_tensor_elements,
         };
-        let (results, _, _) = prepare_nodes(model, 0, env);
+        let (results, _, _) = prepare_nodes(model, 0, env, &[]);
         results.into_iter().map(|r| r.map(|_| ())).collect()
     }
 
-    fn build(model: Arc<Model>, options: Options, prep: Preparation) -> Result<Interpreter> {
-        let sg = 0;
+    fn build(
+        model: Arc<Model>,
+        entry: Entry,
+        options: Options,
+        prep: Preparation,
+    ) -> Result<Interpreter> {
+        let sg = entry.subgraph;
         let graph = &model.subgraphs()[sg];
         let tensors = prep.tensors;
         let ntensors = tensors.len();
@@ -378,22 +502,23 @@ impl Interpreter {
             None
         };
 
-        let info = |t: usize| {
-            let tensor = &tensors[t];
+        let info = |(name, t): &(String, usize)| {
+            let tensor = &tensors[*t];
             TensorInfo {
-                index: t,
-                name: tensor.name.clone(),
+                index: *t,
+                name: name.clone(),
                 shape: tensor.shape.clone(),
                 dtype: tensor.dtype,
                 quantization: tensor.quantization.clone(),
             }
         };
-        let inputs = graph.inputs.iter().map(|&t| info(t)).collect();
-        let outputs = graph.outputs.iter().map(|&t| info(t)).collect();
+        let inputs = entry.inputs.iter().map(info).collect();
+        let outputs = entry.outputs.iter().map(info).collect();
 
         Ok(Interpreter {
             model,
             options,
+            entry,
             steps,
             locs,
             arena,
@@ -587,9 +712,16 @@ fn prepare_nodes(
     model: &Model,
     sg: usize,
     env: PrepareEnv,
+    input_shapes: &[(usize, Vec<usize>)],
 ) -> (Vec<Result<Prepared>>, Vec<Option<AlignedBuf>>, Vec<Tensor>) {
     let graph = &model.subgraphs()[sg];
     let mut tensors = graph.tensors.clone();
+    for (t, shape) in input_shapes {
+        let tensor = &mut tensors[*t];
+        tensor.numel = shape.iter().product();
+        tensor.bytes = tensor.dtype.bytes_for(tensor.numel);
+        tensor.shape = shape.clone();
+    }
     let mut folded: Vec<Option<AlignedBuf>> = (0..graph.tensors.len()).map(|_| None).collect();
     let mut results = Vec::with_capacity(graph.operators.len());
     for (index, op) in graph.operators.iter().enumerate() {
@@ -628,8 +760,19 @@ fn prepare_nodes(
     (results, folded, tensors)
 }
 
-fn prepare_all(model: &Model, sg: usize, env: PrepareEnv) -> Result<Preparation> {
-    let (results, folded, tensors) = prepare_nodes(model, sg, env);
+fn prepare_all(
+    model: &Model,
+    sg: usize,
+    env: PrepareEnv,
+    input_shapes: &[(usize, Vec<usize>)],
+) -> Result<Preparation> {
+    for (t, shape) in input_shapes {
+        let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if numel.is_none_or(|n| n > env.max_elements) {
+            return Err(Error::Limit(format!("input tensor {t} shape {shape:?} is too large")));
+        }
+    }
+    let (results, folded, tensors) = prepare_nodes(model, sg, env, input_shapes);
     let mut nodes = Vec::with_capacity(results.len());
     let mut errors = Vec::new();
     for r in results {

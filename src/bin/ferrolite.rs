@@ -53,6 +53,12 @@ struct Common {
     /// Force a CPU kernel tier (generic, avx2, neon); default: FERROLITE_ISA, else the best.
     #[arg(long)]
     isa: Option<ferrolite::Isa>,
+    /// Run the subgraph of this signature key, with its named inputs and outputs.
+    #[arg(long)]
+    signature: Option<String>,
+    /// Resize input I to a shape before running, e.g. `0:4x224x224x3` (repeatable).
+    #[arg(long = "input-shape", value_parser = parse_input_shape)]
+    input_shapes: Vec<(usize, Vec<usize>)>,
     /// Seed of the generated inputs used when no -i is given.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -143,10 +149,29 @@ fn options(c: &Common) -> Result<Options> {
     Ok(o)
 }
 
+fn parse_input_shape(s: &str) -> std::result::Result<(usize, Vec<usize>), String> {
+    let (i, dims) = s.split_once(':').ok_or("expected INDEX:DIMS, e.g. 0:1x224x224x3")?;
+    let i = i.parse::<usize>().map_err(|e| format!("bad input index '{i}': {e}"))?;
+    let dims = if dims.is_empty() {
+        Vec::new()
+    } else {
+        dims.split('x')
+            .map(|d| d.parse::<usize>().map_err(|e| format!("bad dimension '{d}': {e}")))
+            .collect::<std::result::Result<_, _>>()?
+    };
+    Ok((i, dims))
+}
+
 fn load(c: &Common) -> Result<(Interpreter, u128)> {
     let start = Instant::now();
     let model = Model::from_file(&c.model)?;
-    let interp = Interpreter::new(model, options(c)?)?;
+    let mut interp = match &c.signature {
+        Some(key) => Interpreter::with_signature(model, key, options(c)?)?,
+        None => Interpreter::new(model, options(c)?)?,
+    };
+    for (i, shape) in &c.input_shapes {
+        interp.resize_input(*i, shape)?;
+    }
     Ok((interp, start.elapsed().as_micros()))
 }
 

@@ -30,6 +30,52 @@ pub(super) fn prepare_view(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     Ok(Prepared::View)
 }
 
+/// SQUEEZE: drops the listed size-1 dimensions (negative counts from the end), or every
+/// size-1 dimension when none are listed.
+pub(super) fn prepare_squeeze(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
+    ctx.expect_arity(1, 1, 1)?;
+    let shape = &ctx.input(0)?.shape;
+    let dims = match &ctx.op.options {
+        OpOptions::Squeeze { squeeze_dims } => squeeze_dims.clone(),
+        _ => Vec::new(),
+    };
+    let rank = shape.len() as i64;
+    let mut drop = vec![dims.is_empty(); shape.len()];
+    for &d in &dims {
+        let a = if d < 0 { d as i64 + rank } else { d as i64 };
+        if a < 0 || a >= rank || shape[a as usize] != 1 {
+            return Err(ctx.invalid(format!("cannot squeeze dimension {d} of shape {shape:?}")));
+        }
+        drop[a as usize] = true;
+    }
+    let out: Vec<usize> =
+        shape.iter().zip(&drop).filter(|(&n, &d)| !(d && n == 1)).map(|(&n, _)| n).collect();
+    ctx.set_output_shape(0, &out)?;
+    prepare_view(ctx)
+}
+
+/// EXPAND_DIMS: inserts a size-1 dimension at the constant `axis` (negative counts from the
+/// end of the output).
+pub(super) fn prepare_expand_dims(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
+    ctx.expect_arity(2, 2, 1)?;
+    let shape = ctx.input(0)?.shape.clone();
+    let axis = match ctx.input(1)?.dtype {
+        DType::I32 => ctx.const_vec::<i32>(1)?.map(|v| v.first().map(|&a| a as i64)),
+        DType::I64 => ctx.const_vec::<i64>(1)?.map(|v| v.first().copied()),
+        _ => return Err(ctx.unsupported_dtypes()),
+    };
+    let axis = axis.flatten().ok_or_else(|| ctx.unsupported("a non-constant axis"))?;
+    let rank = shape.len() as i64 + 1;
+    let a = if axis < 0 { axis + rank } else { axis };
+    if a < 0 || a >= rank {
+        return Err(ctx.invalid(format!("axis {axis} out of range for output rank {rank}")));
+    }
+    let mut out = shape;
+    out.insert(a as usize, 1);
+    ctx.set_output_shape(0, &out)?;
+    prepare_view(ctx)
+}
+
 /// RESHAPE: the target shape comes from a 1-D int32 second input when there is one, else from
 /// the options (where `[0]` in old files means a scalar). One −1 is inferred.
 pub(super) fn prepare_reshape(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
