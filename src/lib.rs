@@ -39,6 +39,7 @@ pub use ops::registry::{markdown as support_matrix, table as supported_ops, OpSu
 pub mod options;
 pub mod planner;
 pub mod schema;
+mod subgraph;
 mod validate;
 
 pub use dtype::{DType, Element};

@@ -13,8 +13,18 @@ pub struct Limits {
     pub max_memory_bytes: usize,
     /// Deepest nesting of flatbuffer tables the verifier accepts.
     pub max_flatbuffer_depth: usize,
-    /// Most flatbuffer tables the verifier accepts.
+    /// Most flatbuffer tables the verifier accepts (TFLite's verifier uses the same default).
     pub max_flatbuffer_tables: usize,
+    /// How many bytes the flatbuffer verifier may visit, as a multiple of the file's length
+    /// (plus 1 MiB). A file laid out as a tree is visited about once (converter output: under
+    /// 1.4 times its size, counting shared vtables). Offsets that point at one table or vector
+    /// many times would make loading copy it each time, a memory amplification; they are
+    /// refused past this factor.
+    pub max_flatbuffer_expansion: usize,
+    /// Deepest nesting of subgraphs called by WHILE, IF and CALL_ONCE.
+    pub max_subgraph_depth: usize,
+    /// Most iterations one WHILE may run in one invoke before it is stopped with an error.
+    pub max_loop_iterations: u64,
 }
 
 impl Default for Limits {
@@ -24,7 +34,19 @@ impl Default for Limits {
             max_tensor_elements: 1 << 31,
             max_memory_bytes: 4 << 30,
             max_flatbuffer_depth: 64,
-            max_flatbuffer_tables: 10_000_000,
+            max_flatbuffer_tables: 1_000_000,
+            max_flatbuffer_expansion: 4,
+            max_subgraph_depth: 16,
+            max_loop_iterations: 10_000_000,
         }
+    }
+}
+
+impl Limits {
+    /// The verifier's budget of visited bytes for a file of `file_len` bytes.
+    pub(crate) fn flatbuffer_apparent_bytes(&self, file_len: usize) -> usize {
+        file_len
+            .saturating_mul(self.max_flatbuffer_expansion)
+            .saturating_add(1 << 20)
     }
 }

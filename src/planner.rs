@@ -77,8 +77,8 @@ pub fn plan(buffers: &[Interval]) -> Plan {
             .then(y.bytes.cmp(&x.bytes))
             .then(a.cmp(b))
     };
-    let orders: [&dyn Fn(&usize, &usize) -> std::cmp::Ordering; 4] =
-        [&by_size, &by_start, &by_area, &by_length];
+    type Order<'a> = &'a dyn Fn(&usize, &usize) -> std::cmp::Ordering;
+    let orders: [Order<'_>; 4] = [&by_size, &by_start, &by_area, &by_length];
 
     let mut best: Option<(Vec<usize>, usize)> = None;
     for cmp in orders {

@@ -164,6 +164,8 @@ pub(crate) struct PrepareCtx<'m> {
     pub out_shapes: std::cell::RefCell<Vec<Option<Vec<usize>>>>,
     /// The element limit for computed shapes.
     pub max_elements: usize,
+    /// Everything preparation was configured with, for nodes that prepare other subgraphs.
+    pub env: crate::subgraph::PrepareEnv,
 }
 
 impl<'m> PrepareCtx<'m> {
