@@ -72,7 +72,9 @@ impl DType {
             F32 | I32 | U32 => 4,
             I64 | U64 | F64 | Complex64 => 8,
             Complex128 => 16,
-            String | Resource | Variant | I4 | I2 | U4 => return None,
+            // A resource tensor holds the id of a variable (TFLite stores an int32 there).
+            Resource => 4,
+            String | Variant | I4 | I2 | U4 => return None,
         })
     }
 

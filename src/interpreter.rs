@@ -347,7 +347,7 @@ impl Interpreter {
         let info = self.outputs.get(i).ok_or_else(|| {
             Error::Input(format!("output {i} does not exist ({} outputs)", self.outputs.len()))
         })?;
-        Ok(self.run.tensor_bytes(&self.model, info.index))
+        Ok(self.run.tensor_bytes(self.model.bytes(), info.index))
     }
 
     /// Output `i` as a slice of `T`, which must match the tensor's dtype.

@@ -55,7 +55,7 @@ impl SubgraphRun {
                 env.max_depth
             )));
         }
-        let prep = prepare_all(model, sg, env, input_shapes)?;
+        let prep = prepare_all(model, sg, env.clone(), input_shapes)?;
         let graph = &model.subgraphs()[sg];
         let tensors = prep.tensors;
         let ntensors = tensors.len();
@@ -244,10 +244,10 @@ impl SubgraphRun {
     }
 
     /// The bytes of tensor `t` (arena, constant or folded).
-    pub(crate) fn tensor_bytes<'a>(&'a self, model: &'a Model, t: usize) -> &'a [u8] {
+    pub(crate) fn tensor_bytes<'a>(&'a self, model: &'a [u8], t: usize) -> &'a [u8] {
         match self.locs.get(t) {
             Some(Loc::Arena(r)) => &self.arena.as_slice()[r.clone()],
-            Some(Loc::Model(r)) => model.slice(r).unwrap_or_default(),
+            Some(Loc::Model(r)) => model.get(r.clone()).unwrap_or_default(),
             Some(Loc::Persistent(i)) => self.persistent[*i].as_slice(),
             _ => &[],
         }
@@ -307,7 +307,7 @@ fn run_steps(
 }
 
 /// What preparation needs besides the model.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct PrepareEnv {
     pub threads: usize,
     pub isa: Isa,
@@ -317,6 +317,8 @@ pub(crate) struct PrepareEnv {
     pub depth: usize,
     pub max_depth: usize,
     pub max_loop_iterations: u64,
+    /// Resource variables shared by every subgraph of one interpreter.
+    pub resources: std::sync::Arc<crate::ops::control::Resources>,
 }
 
 impl PrepareEnv {
@@ -330,6 +332,7 @@ impl PrepareEnv {
             depth: 0,
             max_depth: l.max_subgraph_depth,
             max_loop_iterations: l.max_loop_iterations,
+            resources: Default::default(),
         }
     }
 
@@ -369,7 +372,7 @@ pub(crate) fn prepare_nodes(
             tensors: &tensors,
             out_shapes: Default::default(),
             max_elements: env.max_elements,
-            env,
+            env: env.clone(),
         };
         let r = ops::prepare(&ctx);
         let shapes = ctx.out_shapes.into_inner();

@@ -79,6 +79,8 @@ class Fixture:
     # TensorFlow dtype name per input ("float32" when absent). Non-float inputs get small
     # non-negative integers in the representative data, like the Rust input generator.
     dtypes: tuple = ()
+    # Convert with resource variables enabled (stateful models with tf.Variable).
+    resource_variables: bool = False
 
     def dtype(self, i: int) -> str:
         return self.dtypes[i] if i < len(self.dtypes) else "float32"
@@ -452,6 +454,9 @@ def make_converter(fx: Fixture):
     if fx.keras:
         return tf.lite.TFLiteConverter.from_keras_model(built)
     module = tf.Module()
+    if hasattr(built, "track"):
+        # Objects (e.g. variables) the function uses, so the converter can find them.
+        module.track = built.track
     module.f = tf.function(
         built,
         input_signature=[
@@ -464,6 +469,8 @@ def make_converter(fx: Fixture):
 
 def convert(fx: Fixture) -> bytes:
     conv = make_converter(fx)
+    if fx.resource_variables:
+        conv.experimental_enable_resource_variables = True
     mode = fx.mode
     if mode != F32:
         conv.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -19,6 +19,7 @@ use ferrolite_kernels::quant::{FusedActivation, QuantError, QuantParams};
 
 mod activations;
 mod binary;
+pub(crate) mod control;
 mod conv;
 mod elementwise;
 mod fully_connected;
@@ -381,6 +382,12 @@ pub(crate) fn prepare(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
         B::SOFTMAX => softmax::prepare(ctx),
         B::DEQUANTIZE => quantize::prepare_dequantize(ctx),
         B::QUANTIZE => quantize::prepare_quantize(ctx),
+        B::WHILE => control::prepare_while(ctx),
+        B::IF => control::prepare_if(ctx),
+        B::CALL_ONCE => control::prepare_call_once(ctx),
+        B::VAR_HANDLE => control::prepare_var_handle(ctx),
+        B::READ_VARIABLE => control::prepare_read_variable(ctx),
+        B::ASSIGN_VARIABLE => control::prepare_assign_variable(ctx),
         _ => FAMILY_PREPARE
             .iter()
             .find_map(|prepare| prepare(ctx, code))
@@ -404,6 +411,7 @@ const FAMILY_PREPARE: &[FamilyPrepare] = &[
 /// Every family's support declaration, for the support matrix.
 pub(crate) const FAMILIES: &[&[registry::OpSupport]] = &[
     registry::CORE,
+    control::SUPPORT,
     activations::SUPPORT,
     elementwise::SUPPORT,
     layout::SUPPORT,
