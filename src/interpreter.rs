@@ -28,6 +28,8 @@ pub struct Options {
     pub limits: Limits,
     /// Force a CPU kernel tier; `None` picks `FERROLITE_ISA` if set, else the best the CPU runs.
     pub isa: Option<Isa>,
+    /// User kernels for custom operators, by custom code.
+    pub custom_ops: crate::custom::CustomOps,
 }
 
 impl Default for Options {
@@ -37,6 +39,7 @@ impl Default for Options {
             backend: Backend::Cpu,
             limits: Limits::default(),
             isa: None,
+            custom_ops: Default::default(),
         }
     }
 }
@@ -54,6 +57,12 @@ impl Options {
 
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Registers a kernel for the custom operator `name` (its `custom_code` in the model).
+    pub fn custom_op(mut self, name: &str, op: std::sync::Arc<dyn crate::custom::CustomOp>) -> Self {
+        self.custom_ops.insert(name, op);
         self
     }
 

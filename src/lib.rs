@@ -24,6 +24,7 @@
 #![deny(unsafe_code)]
 
 mod aligned;
+pub mod custom;
 pub mod dtype;
 pub mod error;
 pub mod float_io;

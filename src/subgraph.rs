@@ -319,6 +319,8 @@ pub(crate) struct PrepareEnv {
     pub max_loop_iterations: u64,
     /// Resource variables shared by every subgraph of one interpreter.
     pub resources: std::sync::Arc<crate::ops::control::Resources>,
+    /// Registered custom operators.
+    pub custom_ops: crate::custom::CustomOps,
 }
 
 impl PrepareEnv {
@@ -333,6 +335,7 @@ impl PrepareEnv {
             max_depth: l.max_subgraph_depth,
             max_loop_iterations: l.max_loop_iterations,
             resources: Default::default(),
+            custom_ops: options.custom_ops.clone(),
         }
     }
 

@@ -364,7 +364,9 @@ pub(crate) fn prepare(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     let code = match &ctx.model.operator_codes()[ctx.op.opcode_index].code {
         OpCode::Builtin(c) => B(*c),
         OpCode::Custom(name) => {
-            return Err(ctx.unsupported(format!("custom operator '{name}' is not registered")))
+            return crate::custom::prepare(ctx, name).unwrap_or_else(|| {
+                Err(ctx.unsupported(format!("custom operator '{name}' is not registered")))
+            })
         }
     };
     match code {

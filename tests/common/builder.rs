@@ -55,6 +55,10 @@ pub struct ModelSpec {
     pub inputs: Vec<i32>,
     pub outputs: Vec<i32>,
     pub ops: Vec<OpSpec>,
+    /// Custom codes, in order, for the opcodes equal to CUSTOM (32).
+    pub custom_names: Vec<String>,
+    /// Custom options bytes by operator index.
+    pub custom_options: Vec<(usize, Vec<u8>)>,
 }
 
 pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -83,20 +87,28 @@ impl ModelSpec {
                     activation: fb::ActivationFunctionType::NONE,
                 },
             }],
+            custom_names: Vec::new(),
+            custom_options: Vec::new(),
         }
     }
 
     pub fn build(&self) -> Vec<u8> {
         let mut b = FlatBufferBuilder::new();
+        let mut names = self.custom_names.iter();
         let opcodes: Vec<_> = self
             .opcodes
             .iter()
             .map(|&c| {
+                let custom_code = if c == fb::BuiltinOperator::CUSTOM.0 {
+                    names.next().map(|n| b.create_string(n))
+                } else {
+                    None
+                };
                 fb::OperatorCode::create(
                     &mut b,
                     &fb::OperatorCodeArgs {
                         deprecated_builtin_code: c.min(127) as i8,
-                        custom_code: None,
+                        custom_code,
                         version: 1,
                         builtin_code: fb::BuiltinOperator(c),
                     },
@@ -160,7 +172,13 @@ impl ModelSpec {
         let ops: Vec<_> = self
             .ops
             .iter()
-            .map(|op| {
+            .enumerate()
+            .map(|(index, op)| {
+                let custom_options = self
+                    .custom_options
+                    .iter()
+                    .find(|(i, _)| *i == index)
+                    .map(|(_, bytes)| b.create_vector(bytes));
                 let inputs = Some(b.create_vector(&op.inputs));
                 let outputs = Some(b.create_vector(&op.outputs));
                 let (builtin_options_type, builtin_options) = match op.options {
@@ -191,6 +209,7 @@ impl ModelSpec {
                         outputs,
                         builtin_options_type,
                         builtin_options,
+                        custom_options,
                         ..Default::default()
                     },
                 )
