@@ -72,7 +72,12 @@ impl CustomNode<'_> {
         }
         flexbuffers::Reader::get_root(self.options_bytes)
             .map(Some)
-            .map_err(|e| Error::Input(format!("custom options of '{}' are not a flexbuffer: {e}", self.name)))
+            .map_err(|e| {
+                Error::Input(format!(
+                    "custom options of '{}' are not a flexbuffer: {e}",
+                    self.name
+                ))
+            })
     }
 }
 
@@ -166,7 +171,21 @@ pub(crate) fn prepare(ctx: &PrepareCtx<'_>, name: &str) -> Option<Result<Prepare
         }
     }
     let outputs = ctx.op.outputs.iter().map(|&t| info(t)).collect();
-    let options_bytes = ctx.op.custom_options.as_ref().and_then(|r| ctx.model.slice(r)).unwrap_or_default();
-    let node = CustomNode { name, index: ctx.index, inputs, outputs, options_bytes };
-    Some(op.prepare(&node).map(|k| Prepared::Kernel(Box::new(UserKernel(k)))))
+    let options_bytes = ctx
+        .op
+        .custom_options
+        .as_ref()
+        .and_then(|r| ctx.model.slice(r))
+        .unwrap_or_default();
+    let node = CustomNode {
+        name,
+        index: ctx.index,
+        inputs,
+        outputs,
+        options_bytes,
+    };
+    Some(
+        op.prepare(&node)
+            .map(|k| Prepared::Kernel(Box::new(UserKernel(k)))),
+    )
 }

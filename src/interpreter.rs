@@ -61,7 +61,11 @@ impl Options {
     }
 
     /// Registers a kernel for the custom operator `name` (its `custom_code` in the model).
-    pub fn custom_op(mut self, name: &str, op: std::sync::Arc<dyn crate::custom::CustomOp>) -> Self {
+    pub fn custom_op(
+        mut self,
+        name: &str,
+        op: std::sync::Arc<dyn crate::custom::CustomOp>,
+    ) -> Self {
         self.custom_ops.insert(name, op);
         self
     }
@@ -110,7 +114,6 @@ pub struct MemoryReport {
     pub scratch_bytes: usize,
 }
 
-
 /// Runs one model.
 ///
 /// ```no_run
@@ -148,7 +151,11 @@ struct Entry {
 impl Entry {
     fn main(model: &Model) -> Entry {
         let sg = &model.subgraphs()[0];
-        let named = |list: &[usize]| list.iter().map(|&t| (sg.tensors[t].name.clone(), t)).collect();
+        let named = |list: &[usize]| {
+            list.iter()
+                .map(|&t| (sg.tensors[t].name.clone(), t))
+                .collect()
+        };
         Entry {
             subgraph: 0,
             signature: None,
@@ -159,10 +166,17 @@ impl Entry {
     }
 
     fn signature(model: &Model, key: &str) -> Result<Entry> {
-        let sig = model.signatures().iter().find(|s| s.key == key).ok_or_else(|| {
-            let keys: Vec<&str> = model.signatures().iter().map(|s| s.key.as_str()).collect();
-            Error::Input(format!("no signature '{key}' (the model has: {})", keys.join(", ")))
-        })?;
+        let sig = model
+            .signatures()
+            .iter()
+            .find(|s| s.key == key)
+            .ok_or_else(|| {
+                let keys: Vec<&str> = model.signatures().iter().map(|s| s.key.as_str()).collect();
+                Error::Input(format!(
+                    "no signature '{key}' (the model has: {})",
+                    keys.join(", ")
+                ))
+            })?;
         let sg = &model.subgraphs()[sig.subgraph];
         for (name, t) in &sig.inputs {
             if !sg.inputs.contains(t) {
@@ -181,7 +195,6 @@ impl Entry {
         })
     }
 }
-
 
 impl std::fmt::Debug for Interpreter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -247,7 +260,15 @@ impl Interpreter {
         };
         let inputs = entry.inputs.iter().map(info).collect();
         let outputs = entry.outputs.iter().map(info).collect();
-        Ok(Interpreter { model, options, entry, run, pool, inputs, outputs })
+        Ok(Interpreter {
+            model,
+            options,
+            entry,
+            run,
+            pool,
+            inputs,
+            outputs,
+        })
     }
 
     /// The signature this interpreter runs, if it was built with one.
@@ -334,7 +355,10 @@ impl Interpreter {
     /// The bytes of input `i`, to be filled before `invoke`.
     pub fn input_bytes_mut(&mut self, i: usize) -> Result<&mut [u8]> {
         let info = self.inputs.get(i).ok_or_else(|| {
-            Error::Input(format!("input {i} does not exist ({} inputs)", self.inputs.len()))
+            Error::Input(format!(
+                "input {i} does not exist ({} inputs)",
+                self.inputs.len()
+            ))
         })?;
         let t = info.index;
         self.run.tensor_bytes_mut(t)
@@ -354,7 +378,10 @@ impl Interpreter {
     /// The bytes of output `i` after `invoke`.
     pub fn output_bytes(&self, i: usize) -> Result<&[u8]> {
         let info = self.outputs.get(i).ok_or_else(|| {
-            Error::Input(format!("output {i} does not exist ({} outputs)", self.outputs.len()))
+            Error::Input(format!(
+                "output {i} does not exist ({} outputs)",
+                self.outputs.len()
+            ))
         })?;
         Ok(self.run.tensor_bytes(self.model.bytes(), info.index))
     }
@@ -374,7 +401,13 @@ impl Interpreter {
 
     /// Runs the model on the current inputs. Allocates nothing.
     pub fn invoke(&mut self) -> Result<()> {
-        let Interpreter { model, run, pool, options, .. } = self;
+        let Interpreter {
+            model,
+            run,
+            pool,
+            options,
+            ..
+        } = self;
         let threads = options.threads;
         match pool {
             Some(pool) => pool.install(|| run.run(model.bytes(), threads)),

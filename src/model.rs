@@ -178,12 +178,13 @@ fn parse(bytes: &[u8], limits: &Limits) -> Result<Parts> {
     let opts = flatbuffers::VerifierOptions {
         max_depth: limits.max_flatbuffer_depth,
         max_tables: limits.max_flatbuffer_tables,
-        // The verifier's own cap on the file size it walks; real models can be large.
-        max_apparent_size: usize::MAX / 2,
+        // Bytes visited while following offsets, which aliasing offsets can inflate far
+        // beyond the file's size; everything visited is later copied into the graph.
+        max_apparent_size: limits.flatbuffer_apparent_bytes(bytes.len()),
         ignore_missing_null_terminator: true,
     };
-    let root =
-        fb::root_as_model_with_opts(&opts, bytes).map_err(|e| Error::Flatbuffer(e.to_string()))?;
+    let root = fb::root_as_model_with_opts(&opts, bytes)
+        .map_err(|e| Error::Flatbuffer(e.to_string().trim_end().to_string()))?;
     if root.version() != 3 {
         return Err(Error::Version(root.version()));
     }
@@ -468,6 +469,12 @@ fn read_tensor(
             });
         }
     }
+    // A buffer may be longer than its tensor (TFLite accepts that); the tensor's data is only
+    // its own bytes, so that kernels never see a slice longer than the shape says.
+    let data = match (data, bytes) {
+        (Some(range), Some(need)) => Some(range.start..range.start + need),
+        (data, _) => data,
+    };
 
     let quantization = read_quantization(t, &shape)?;
     Ok(Tensor {

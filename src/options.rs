@@ -151,36 +151,87 @@ pub enum OpOptions {
         squeeze_dims: Vec<i32>,
     },
     /// DIV: fused activation.
-    Div { activation: Activation },
-    LeakyRelu { alpha: f32 },
-    Gelu { approximate: bool },
+    Div {
+        activation: Activation,
+    },
+    LeakyRelu {
+        alpha: f32,
+    },
+    Gelu {
+        approximate: bool,
+    },
     /// MIRROR_PAD: `true` for SYMMETRIC, `false` for REFLECT.
-    MirrorPad { symmetric: bool },
+    MirrorPad {
+        symmetric: bool,
+    },
     StridedSlice(StridedSlice),
     /// SPLIT and SPLIT_V.
-    Split { num_splits: i32 },
-    Pack { values_count: i32, axis: i32 },
-    Unpack { num: i32, axis: i32 },
+    Split {
+        num_splits: i32,
+    },
+    Pack {
+        values_count: i32,
+        axis: i32,
+    },
+    Unpack {
+        num: i32,
+        axis: i32,
+    },
     /// SHAPE: the output element type (schema `TensorType` value).
-    Shape { out_type: i8 },
-    Gather { axis: i32, batch_dims: i32 },
+    Shape {
+        out_type: i8,
+    },
+    Gather {
+        axis: i32,
+        batch_dims: i32,
+    },
     /// DEPTH_TO_SPACE and SPACE_TO_DEPTH.
-    BlockSize { block_size: i32 },
+    BlockSize {
+        block_size: i32,
+    },
     /// RESIZE_BILINEAR and RESIZE_NEAREST_NEIGHBOR.
-    Resize { align_corners: bool, half_pixel_centers: bool },
+    Resize {
+        align_corners: bool,
+        half_pixel_centers: bool,
+    },
     /// ARG_MAX and ARG_MIN: the output element type (schema `TensorType` value).
-    ArgMinMax { output_type: i8 },
-    Cumsum { exclusive: bool, reverse: bool },
+    ArgMinMax {
+        output_type: i8,
+    },
+    Cumsum {
+        exclusive: bool,
+        reverse: bool,
+    },
     /// CAST: schema `TensorType` values.
-    Cast { in_type: i8, out_type: i8 },
+    Cast {
+        in_type: i8,
+        out_type: i8,
+    },
     TransposeConv(TransposeConv),
-    BatchMatMul { adj_x: bool, adj_y: bool, asymmetric_quantize_inputs: bool },
-    L2Norm { activation: Activation },
+    BatchMatMul {
+        adj_x: bool,
+        adj_y: bool,
+        asymmetric_quantize_inputs: bool,
+    },
+    L2Norm {
+        activation: Activation,
+    },
     UnidirectionalSequenceLstm(SequenceLstm),
-    While { cond_subgraph: i32, body_subgraph: i32 },
-    If { then_subgraph: i32, else_subgraph: i32 },
-    CallOnce { init_subgraph: i32 },
-    VarHandle { container: String, shared_name: String },
+    While {
+        cond_subgraph: i32,
+        body_subgraph: i32,
+    },
+    If {
+        then_subgraph: i32,
+        else_subgraph: i32,
+    },
+    CallOnce {
+        init_subgraph: i32,
+    },
+    VarHandle {
+        container: String,
+        shared_name: String,
+    },
     /// An options table with values ferrolite cannot represent (an unknown enum value).
     Malformed(String),
 }
@@ -327,19 +378,31 @@ fn parse_inner(op: &fb::Operator<'_>) -> Result<OpOptions, String> {
             }
         }
         B::DivOptions => {
-            let o = op.builtin_options_as_div_options().ok_or("missing DivOptions")?;
-            OpOptions::Div { activation: activation(o.fused_activation_function())? }
+            let o = op
+                .builtin_options_as_div_options()
+                .ok_or("missing DivOptions")?;
+            OpOptions::Div {
+                activation: activation(o.fused_activation_function())?,
+            }
         }
         B::LeakyReluOptions => {
-            let o = op.builtin_options_as_leaky_relu_options().ok_or("missing LeakyReluOptions")?;
+            let o = op
+                .builtin_options_as_leaky_relu_options()
+                .ok_or("missing LeakyReluOptions")?;
             OpOptions::LeakyRelu { alpha: o.alpha() }
         }
         B::GeluOptions => {
-            let o = op.builtin_options_as_gelu_options().ok_or("missing GeluOptions")?;
-            OpOptions::Gelu { approximate: o.approximate() }
+            let o = op
+                .builtin_options_as_gelu_options()
+                .ok_or("missing GeluOptions")?;
+            OpOptions::Gelu {
+                approximate: o.approximate(),
+            }
         }
         B::MirrorPadOptions => {
-            let o = op.builtin_options_as_mirror_pad_options().ok_or("missing MirrorPadOptions")?;
+            let o = op
+                .builtin_options_as_mirror_pad_options()
+                .ok_or("missing MirrorPadOptions")?;
             let symmetric = match o.mode() {
                 fb::MirrorPadMode::REFLECT => false,
                 fb::MirrorPadMode::SYMMETRIC => true,
@@ -348,8 +411,9 @@ fn parse_inner(op: &fb::Operator<'_>) -> Result<OpOptions, String> {
             OpOptions::MirrorPad { symmetric }
         }
         B::StridedSliceOptions => {
-            let o =
-                op.builtin_options_as_strided_slice_options().ok_or("missing StridedSliceOptions")?;
+            let o = op
+                .builtin_options_as_strided_slice_options()
+                .ok_or("missing StridedSliceOptions")?;
             OpOptions::StridedSlice(StridedSlice {
                 begin_mask: o.begin_mask(),
                 end_mask: o.end_mask(),
@@ -360,38 +424,71 @@ fn parse_inner(op: &fb::Operator<'_>) -> Result<OpOptions, String> {
             })
         }
         B::SplitOptions => {
-            let o = op.builtin_options_as_split_options().ok_or("missing SplitOptions")?;
-            OpOptions::Split { num_splits: o.num_splits() }
+            let o = op
+                .builtin_options_as_split_options()
+                .ok_or("missing SplitOptions")?;
+            OpOptions::Split {
+                num_splits: o.num_splits(),
+            }
         }
         B::SplitVOptions => {
-            let o = op.builtin_options_as_split_voptions().ok_or("missing SplitVOptions")?;
-            OpOptions::Split { num_splits: o.num_splits() }
+            let o = op
+                .builtin_options_as_split_voptions()
+                .ok_or("missing SplitVOptions")?;
+            OpOptions::Split {
+                num_splits: o.num_splits(),
+            }
         }
         B::PackOptions => {
-            let o = op.builtin_options_as_pack_options().ok_or("missing PackOptions")?;
-            OpOptions::Pack { values_count: o.values_count(), axis: o.axis() }
+            let o = op
+                .builtin_options_as_pack_options()
+                .ok_or("missing PackOptions")?;
+            OpOptions::Pack {
+                values_count: o.values_count(),
+                axis: o.axis(),
+            }
         }
         B::UnpackOptions => {
-            let o = op.builtin_options_as_unpack_options().ok_or("missing UnpackOptions")?;
-            OpOptions::Unpack { num: o.num(), axis: o.axis() }
+            let o = op
+                .builtin_options_as_unpack_options()
+                .ok_or("missing UnpackOptions")?;
+            OpOptions::Unpack {
+                num: o.num(),
+                axis: o.axis(),
+            }
         }
         B::ShapeOptions => {
-            let o = op.builtin_options_as_shape_options().ok_or("missing ShapeOptions")?;
-            OpOptions::Shape { out_type: o.out_type().0 }
+            let o = op
+                .builtin_options_as_shape_options()
+                .ok_or("missing ShapeOptions")?;
+            OpOptions::Shape {
+                out_type: o.out_type().0,
+            }
         }
         B::GatherOptions => {
-            let o = op.builtin_options_as_gather_options().ok_or("missing GatherOptions")?;
-            OpOptions::Gather { axis: o.axis(), batch_dims: o.batch_dims() }
+            let o = op
+                .builtin_options_as_gather_options()
+                .ok_or("missing GatherOptions")?;
+            OpOptions::Gather {
+                axis: o.axis(),
+                batch_dims: o.batch_dims(),
+            }
         }
         B::DepthToSpaceOptions => {
-            let o =
-                op.builtin_options_as_depth_to_space_options().ok_or("missing DepthToSpaceOptions")?;
-            OpOptions::BlockSize { block_size: o.block_size() }
+            let o = op
+                .builtin_options_as_depth_to_space_options()
+                .ok_or("missing DepthToSpaceOptions")?;
+            OpOptions::BlockSize {
+                block_size: o.block_size(),
+            }
         }
         B::SpaceToDepthOptions => {
-            let o =
-                op.builtin_options_as_space_to_depth_options().ok_or("missing SpaceToDepthOptions")?;
-            OpOptions::BlockSize { block_size: o.block_size() }
+            let o = op
+                .builtin_options_as_space_to_depth_options()
+                .ok_or("missing SpaceToDepthOptions")?;
+            OpOptions::BlockSize {
+                block_size: o.block_size(),
+            }
         }
         B::ResizeBilinearOptions => {
             let o = op
@@ -412,20 +509,38 @@ fn parse_inner(op: &fb::Operator<'_>) -> Result<OpOptions, String> {
             }
         }
         B::ArgMaxOptions => {
-            let o = op.builtin_options_as_arg_max_options().ok_or("missing ArgMaxOptions")?;
-            OpOptions::ArgMinMax { output_type: o.output_type().0 }
+            let o = op
+                .builtin_options_as_arg_max_options()
+                .ok_or("missing ArgMaxOptions")?;
+            OpOptions::ArgMinMax {
+                output_type: o.output_type().0,
+            }
         }
         B::ArgMinOptions => {
-            let o = op.builtin_options_as_arg_min_options().ok_or("missing ArgMinOptions")?;
-            OpOptions::ArgMinMax { output_type: o.output_type().0 }
+            let o = op
+                .builtin_options_as_arg_min_options()
+                .ok_or("missing ArgMinOptions")?;
+            OpOptions::ArgMinMax {
+                output_type: o.output_type().0,
+            }
         }
         B::CumsumOptions => {
-            let o = op.builtin_options_as_cumsum_options().ok_or("missing CumsumOptions")?;
-            OpOptions::Cumsum { exclusive: o.exclusive(), reverse: o.reverse() }
+            let o = op
+                .builtin_options_as_cumsum_options()
+                .ok_or("missing CumsumOptions")?;
+            OpOptions::Cumsum {
+                exclusive: o.exclusive(),
+                reverse: o.reverse(),
+            }
         }
         B::CastOptions => {
-            let o = op.builtin_options_as_cast_options().ok_or("missing CastOptions")?;
-            OpOptions::Cast { in_type: o.in_data_type().0, out_type: o.out_data_type().0 }
+            let o = op
+                .builtin_options_as_cast_options()
+                .ok_or("missing CastOptions")?;
+            OpOptions::Cast {
+                in_type: o.in_data_type().0,
+                out_type: o.out_data_type().0,
+            }
         }
         B::TransposeConvOptions => {
             let o = op
@@ -439,7 +554,9 @@ fn parse_inner(op: &fb::Operator<'_>) -> Result<OpOptions, String> {
             })
         }
         B::BatchMatMulOptions => {
-            let o = op.builtin_options_as_batch_mat_mul_options().ok_or("missing BatchMatMulOptions")?;
+            let o = op
+                .builtin_options_as_batch_mat_mul_options()
+                .ok_or("missing BatchMatMulOptions")?;
             OpOptions::BatchMatMul {
                 adj_x: o.adj_x(),
                 adj_y: o.adj_y(),
@@ -447,8 +564,12 @@ fn parse_inner(op: &fb::Operator<'_>) -> Result<OpOptions, String> {
             }
         }
         B::L2NormOptions => {
-            let o = op.builtin_options_as_l2_norm_options().ok_or("missing L2NormOptions")?;
-            OpOptions::L2Norm { activation: activation(o.fused_activation_function())? }
+            let o = op
+                .builtin_options_as_l2_norm_options()
+                .ok_or("missing L2NormOptions")?;
+            OpOptions::L2Norm {
+                activation: activation(o.fused_activation_function())?,
+            }
         }
         B::UnidirectionalSequenceLSTMOptions => {
             let o = op
@@ -464,25 +585,35 @@ fn parse_inner(op: &fb::Operator<'_>) -> Result<OpOptions, String> {
             })
         }
         B::WhileOptions => {
-            let o = op.builtin_options_as_while_options().ok_or("missing WhileOptions")?;
+            let o = op
+                .builtin_options_as_while_options()
+                .ok_or("missing WhileOptions")?;
             OpOptions::While {
                 cond_subgraph: o.cond_subgraph_index(),
                 body_subgraph: o.body_subgraph_index(),
             }
         }
         B::IfOptions => {
-            let o = op.builtin_options_as_if_options().ok_or("missing IfOptions")?;
+            let o = op
+                .builtin_options_as_if_options()
+                .ok_or("missing IfOptions")?;
             OpOptions::If {
                 then_subgraph: o.then_subgraph_index(),
                 else_subgraph: o.else_subgraph_index(),
             }
         }
         B::CallOnceOptions => {
-            let o = op.builtin_options_as_call_once_options().ok_or("missing CallOnceOptions")?;
-            OpOptions::CallOnce { init_subgraph: o.init_subgraph_index() }
+            let o = op
+                .builtin_options_as_call_once_options()
+                .ok_or("missing CallOnceOptions")?;
+            OpOptions::CallOnce {
+                init_subgraph: o.init_subgraph_index(),
+            }
         }
         B::VarHandleOptions => {
-            let o = op.builtin_options_as_var_handle_options().ok_or("missing VarHandleOptions")?;
+            let o = op
+                .builtin_options_as_var_handle_options()
+                .ok_or("missing VarHandleOptions")?;
             OpOptions::VarHandle {
                 container: o.container().unwrap_or_default().to_string(),
                 shared_name: o.shared_name().unwrap_or_default().to_string(),

@@ -188,7 +188,13 @@ impl SubgraphRun {
             }
             let mut order: Vec<usize> = (0..outputs.len()).collect();
             order.sort_by_key(|&i| (outputs[i].start, outputs[i].end));
-            steps.push(Step { op: index, kernel, inputs, outputs, order });
+            steps.push(Step {
+                op: index,
+                kernel,
+                inputs,
+                outputs,
+                order,
+            });
         }
 
         // Persistent buffers only read during preparation (e.g. folded fp16 weights that a
@@ -235,12 +241,27 @@ impl SubgraphRun {
         }
         let arena = AlignedBuf::zeroed(plan.arena_bytes)?;
         let scratch = AlignedBuf::zeroed(scratch_bytes)?;
-        Ok(SubgraphRun { steps, locs, arena, scratch, persistent, memory, tensors })
+        Ok(SubgraphRun {
+            steps,
+            locs,
+            arena,
+            scratch,
+            persistent,
+            memory,
+            tensors,
+        })
     }
 
     /// Runs every step on the current inputs. Allocates nothing.
     pub(crate) fn run(&mut self, model: &[u8], threads: usize) -> Result<()> {
-        run_steps(&self.steps, &mut self.arena, &mut self.scratch, &self.persistent, model, threads)
+        run_steps(
+            &self.steps,
+            &mut self.arena,
+            &mut self.scratch,
+            &self.persistent,
+            model,
+            threads,
+        )
     }
 
     /// The bytes of tensor `t` (arena, constant or folded).
@@ -258,7 +279,9 @@ impl SubgraphRun {
         match self.locs.get(t).cloned() {
             Some(Loc::Arena(r)) => Ok(&mut self.arena.as_mut_slice()[r]),
             Some(Loc::None) => Ok(&mut []),
-            _ => Err(Error::Input(format!("tensor {t} is a constant and cannot be written"))),
+            _ => Err(Error::Input(format!(
+                "tensor {t} is a constant and cannot be written"
+            ))),
         }
     }
 }
@@ -277,7 +300,8 @@ fn run_steps(
         // Cut the arena into the outputs (written) and the pieces between them (read), in
         // fixed-size arrays so that nothing is allocated.
         let mut outs: [&mut [u8]; ops::MAX_OUTPUTS] = std::array::from_fn(|_| Default::default());
-        let mut pieces: [(usize, &[u8]); ops::MAX_OUTPUTS + 1] = std::array::from_fn(|_| (0, &[][..]));
+        let mut pieces: [(usize, &[u8]); ops::MAX_OUTPUTS + 1] =
+            std::array::from_fn(|_| (0, &[][..]));
         let mut rest: &mut [u8] = &mut *arena;
         let mut base = 0;
         let mut n = 0;
@@ -295,7 +319,12 @@ fn run_steps(
         pieces[n] = (base, rest);
         let (first, more) = outs[..step.outputs.len().max(1)].split_at_mut(1);
         let e = Eval {
-            inputs: Inputs { locs: &step.inputs, pieces: &pieces[..=n], model, persistent },
+            inputs: Inputs {
+                locs: &step.inputs,
+                pieces: &pieces[..=n],
+                model,
+                persistent,
+            },
             output: std::mem::take(&mut first[0]),
             more_outputs: more,
             scratch: &mut *scratch,
@@ -341,7 +370,10 @@ impl PrepareEnv {
 
     /// The environment of a subgraph called from this one.
     pub(crate) fn nested(self) -> PrepareEnv {
-        PrepareEnv { depth: self.depth + 1, ..self }
+        PrepareEnv {
+            depth: self.depth + 1,
+            ..self
+        }
     }
 }
 
@@ -409,7 +441,9 @@ fn prepare_all(
     for (t, shape) in input_shapes {
         let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
         if numel.is_none_or(|n| n > env.max_elements) {
-            return Err(Error::Limit(format!("input tensor {t} shape {shape:?} is too large")));
+            return Err(Error::Limit(format!(
+                "input tensor {t} shape {shape:?} is too large"
+            )));
         }
     }
     let (results, folded, tensors) = prepare_nodes(model, sg, env, input_shapes);
@@ -422,7 +456,11 @@ fn prepare_all(
         }
     }
     match errors.len() {
-        0 => Ok(Preparation { nodes, folded, tensors }),
+        0 => Ok(Preparation {
+            nodes,
+            folded,
+            tensors,
+        }),
         1 => Err(errors.remove(0)),
         _ => Err(Error::UnsupportedOps(errors)),
     }

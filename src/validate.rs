@@ -33,7 +33,7 @@ pub(crate) fn dataflow(model: &Model) -> Result<()> {
                 if op.inputs.contains(&Some(t)) {
                     return Err(at(t, Invalid::InputIsOutput));
                 }
-                if defined[t] && !sg.tensors[t].is_variable {
+                if defined[t] && !sg.tensors[t].is_variable && sg.tensors[t].numel != 0 {
                     return Err(at(t, Invalid::OutputAlreadyDefined));
                 }
                 defined[t] = true;

@@ -238,18 +238,32 @@ fn float_io_quantizes_inputs_and_dequantizes_outputs() {
     let g = Golden::load("resnet18_cifar_int8_uint8io");
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(g.dir.join("meta.json")).unwrap()).unwrap();
-    let q = |v: &serde_json::Value| (v["scale"].as_f64().unwrap() as f32, v["zero_point"].as_i64().unwrap());
+    let q = |v: &serde_json::Value| {
+        (
+            v["scale"].as_f64().unwrap() as f32,
+            v["zero_point"].as_i64().unwrap(),
+        )
+    };
     let (in_s, in_z) = q(&meta["inputs"][0]);
     let (out_s, out_z) = q(&meta["outputs"][0]);
     let input = Array::read(&g.dir.join("input_0.npy"));
-    let floats: Vec<f32> = input.bytes.iter().map(|&b| (b as i64 - in_z) as f32 * in_s).collect();
+    let floats: Vec<f32> = input
+        .bytes
+        .iter()
+        .map(|&b| (b as i64 - in_z) as f32 * in_s)
+        .collect();
     let dir = tmp_dir("floatio");
     let in_path = dir.join("in.npy");
     {
         use npyz::WriterBuilder;
         let shape: Vec<u64> = input.shape.iter().map(|&d| d as u64).collect();
         let f = std::fs::File::create(&in_path).unwrap();
-        let mut w = npyz::WriteOptions::<f32>::new().default_dtype().shape(&shape).writer(f).begin_nd().unwrap();
+        let mut w = npyz::WriteOptions::<f32>::new()
+            .default_dtype()
+            .shape(&shape)
+            .writer(f)
+            .begin_nd()
+            .unwrap();
         for x in &floats {
             w.push(x).unwrap();
         }
@@ -264,11 +278,18 @@ fn float_io_quantizes_inputs_and_dequantizes_outputs() {
         "-o",
         &dir.display().to_string(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ours = Array::read(&dir.join("output_0.npy"));
     assert_eq!(ours.descr, "<f4");
     let reference = g.expected("ref", 0).unwrap();
-    let want: Vec<f32> =
-        reference.bytes.iter().map(|&b| (out_s as f64 * (b as i64 - out_z) as f64) as f32).collect();
+    let want: Vec<f32> = reference
+        .bytes
+        .iter()
+        .map(|&b| (out_s as f64 * (b as i64 - out_z) as f64) as f32)
+        .collect();
     assert_eq!(ours.f32s(), want);
 }

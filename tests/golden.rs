@@ -100,6 +100,8 @@ fn input_generator_matches_the_python_one() {
                 "|u1" | "<u1" => ferrolite::DType::U8,
                 "<i2" => ferrolite::DType::I16,
                 "<i4" => ferrolite::DType::I32,
+                "<i8" => ferrolite::DType::I64,
+                "|b1" => ferrolite::DType::Bool,
                 other => panic!("{}: unexpected dtype {other}", path.display()),
             };
             let mut ours = vec![0u8; stored.bytes.len()];
@@ -112,5 +114,8 @@ fn input_generator_matches_the_python_one() {
     // One value by hand: seed 0, input 0, first draw 0xE220A8397B1DCDAF -> 2·0xE220A8/2^24 − 1.
     let mut first = [0u8; 4];
     ferrolite::inputs::fill(&mut first, ferrolite::DType::F32, 0, 0);
-    assert_eq!(f32::from_le_bytes(first), 2.0 * (0xE220A8 as f32 / 16777216.0) - 1.0);
+    assert_eq!(
+        f32::from_le_bytes(first),
+        2.0 * (0xE220A8 as f32 / 16777216.0) - 1.0
+    );
 }

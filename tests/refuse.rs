@@ -13,8 +13,18 @@ fn every_unsupported_node_is_named() {
     spec.opcodes.push(251);
     spec.tensors.push(TensorSpec::f32("mid1", &[1, 4], 0));
     spec.tensors.push(TensorSpec::f32("mid2", &[1, 4], 0));
-    spec.ops.push(OpSpec { opcode_index: 1, inputs: vec![2], outputs: vec![3], options: OptionsSpec::None });
-    spec.ops.push(OpSpec { opcode_index: 2, inputs: vec![3], outputs: vec![4], options: OptionsSpec::None });
+    spec.ops.push(OpSpec {
+        opcode_index: 1,
+        inputs: vec![2],
+        outputs: vec![3],
+        options: OptionsSpec::None,
+    });
+    spec.ops.push(OpSpec {
+        opcode_index: 2,
+        inputs: vec![3],
+        outputs: vec![4],
+        options: OptionsSpec::None,
+    });
     spec.outputs = vec![4];
     let model = Model::from_vec(spec.build()).expect("structurally valid");
     let err = Interpreter::new(model, Options::default()).expect_err("unknown ops accepted");
@@ -23,7 +33,10 @@ fn every_unsupported_node_is_named() {
         other => panic!("expected a list of unsupported nodes, got {other}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains("op 1 (BUILTIN_250)") && msg.contains("op 2 (BUILTIN_251)"), "{msg}");
+    assert!(
+        msg.contains("op 1 (BUILTIN_250)") && msg.contains("op 2 (BUILTIN_251)"),
+        "{msg}"
+    );
 
     // The per-node check used by `inspect` agrees.
     let model = Model::from_vec(spec.build()).unwrap();

@@ -33,7 +33,10 @@ fn every_listed_operator_is_prepared_by_some_family() {
     // A listed operator must not fall through to "not implemented".
     let ops = ferrolite::supported_ops();
     assert!(ops.len() >= 14);
-    let mut names: Vec<_> = ops.iter().map(|s| s.op.variant_name().unwrap_or("?")).collect();
+    let mut names: Vec<_> = ops
+        .iter()
+        .map(|s| s.op.variant_name().unwrap_or("?"))
+        .collect();
     names.dedup();
     assert_eq!(names.len(), ops.len(), "an operator is listed twice");
 }

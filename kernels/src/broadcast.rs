@@ -140,6 +140,36 @@ impl BroadcastPlan {
     }
 }
 
+/// Below this many output elements an elementwise op runs on one thread: splitting costs
+/// more than it saves.
+const MIN_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 15 };
+
+/// [`binary_f32`] split over `threads` threads when both operands have the output's shape
+/// (the common residual ADD) and the output is large; one thread otherwise. One IEEE
+/// operation per element, so the split never changes a result.
+pub fn binary_f32_threads<F>(
+    plan: &BroadcastPlan,
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    clamp: Clamp,
+    op: F,
+    threads: usize,
+) where
+    F: Fn(f32, f32) -> f32 + Copy + Sync,
+{
+    if plan.kind != Kind::SameShape || threads <= 1 || out.len() < 2 * MIN_PER_PART {
+        return binary_f32(plan, a, b, out, clamp, op);
+    }
+    let n = out.len();
+    let (a, b) = (&a[..n], &b[..n]);
+    let f = move |x, y| clamp.apply(op(x, y));
+    crate::parallel::for_each_part(out, 1, MIN_PER_PART, threads, |i0, part| {
+        let end = i0 + part.len();
+        vv(&a[i0..end], &b[i0..end], part, f);
+    });
+}
+
 /// ADD: `out = clamp(a + b)`. Preconditions: see [`binary_f32`].
 pub fn add_f32(plan: &BroadcastPlan, a: &[f32], b: &[f32], out: &mut [f32], clamp: Clamp) {
     binary_f32(plan, a, b, out, clamp, |x, y| x + y);
@@ -330,6 +360,28 @@ mod tests {
             // One IEEE operation per element: results must be identical.
             assert_same_bits(&out, &want, &format!("{sa:?} op {sb:?}"));
         }
+    }
+
+    #[test]
+    fn threaded_same_shape_matches_one_thread() {
+        let mut rng = Rng(5);
+        let shape = [3, 7, 5];
+        let plan = BroadcastPlan::new(&shape, &shape).unwrap();
+        let (a, b) = (rng.vec(105), rng.vec(105));
+        let mut one = vec![0.0; 105];
+        add_f32(&plan, &a, &b, &mut one, Clamp::RELU);
+        for threads in [2, 3, 8] {
+            let mut par = vec![f32::NAN; 105];
+            binary_f32_threads(&plan, &a, &b, &mut par, Clamp::RELU, |x, y| x + y, threads);
+            assert_same_bits(&one, &par, "threaded add");
+        }
+        // Broadcasting plans take the one-thread path and still agree.
+        let plan = BroadcastPlan::new(&[3, 7, 5], &[5]).unwrap();
+        let mut one = vec![0.0; 105];
+        mul_f32(&plan, &a, &b[..5], &mut one, Clamp::NONE);
+        let mut par = vec![0.0; 105];
+        binary_f32_threads(&plan, &a, &b[..5], &mut par, Clamp::NONE, |x, y| x * y, 2);
+        assert_same_bits(&one, &par, "broadcast mul");
     }
 
     #[test]

@@ -3,19 +3,26 @@
 //! The filter is packed once into a [`PackedB`] with `K = KH·KW·IC` and `N = OC`, so a
 //! convolution is a GEMM whose A rows are the receptive fields of output pixels:
 //! - A 1×1, stride-1, unpadded convolution *is* a GEMM on the input as it lies in memory
-//!   (one pixel = one row of `IC` floats), so it runs without any copy.
-//! - Everything else gathers receptive fields (im2col) for one block of output pixels at a
-//!   time into a piece of caller-provided scratch, then multiplies that block. The block is
-//!   the GEMM's cache block, so scratch stays small: `parts × block × K` floats, see
-//!   [`scratch_len`].
+//!   (one pixel = one row of `IC` floats).
+//! - Everything else is an *indirect* GEMM: for each block of output pixels a small table
+//!   gives, per filter tap, the offset of the input pixel the tap reads (or a marker for
+//!   padding, which reads a run of zeros). The microkernels multiply straight from the input
+//!   through that table, so no receptive field is ever copied (no im2col); only the table,
+//!   `taps` offsets per pixel, lives in scratch (see [`PackedConv::scratch_len`]). With few
+//!   input channels a tap is a whole filter row of a zero-padded copy of the input instead of
+//!   one pixel (see [`Mode::Rows`]).
+//! - In the SIMD tiers, 3×3 stride-1 convolutions run by Winograd's F(2×2, 3×3) instead
+//!   ([`crate::winograd`]): 2.25 times fewer multiply-adds.
 //!
-//! Out-of-bounds taps are written as zeros, which adds `x·0` terms to the sums. The reference
-//! skips them instead; the two agree except for the sign of an exactly-zero sum and for
-//! non-finite weights, which are outside the float tolerance contract anyway.
+//! Padding taps contribute `0·w` terms to the sums. The reference skips them instead; the
+//! two agree except for the sign of an exactly-zero sum and for non-finite weights, which are
+//! outside the float tolerance contract anyway.
 
 use crate::activation::Clamp;
-use crate::gemm::{self, PackedB, MB};
+use crate::gemm::{self, BlockA, Grid, PackedB, SharedOut, MB, PAD};
+use crate::isa::Isa;
 use crate::parallel;
+use crate::winograd;
 
 /// Shapes and options of one CONV_2D. Padding is explicit: the caller turns SAME/VALID into
 /// `pad_top`/`pad_left` (the remaining padding at the bottom/right is implied by the shapes).
@@ -50,9 +57,18 @@ impl ConvParams {
         self.pixels() * self.out_c
     }
 
+    /// Multiply-adds of one evaluation.
+    pub fn macs(&self) -> usize {
+        self.pixels() * self.out_c * self.k()
+    }
+
     /// Depth of the equivalent GEMM: one receptive field.
-    fn k(&self) -> usize {
-        self.kernel_h * self.kernel_w * self.in_c
+    pub(crate) fn k(&self) -> usize {
+        self.taps() * self.in_c
+    }
+
+    fn taps(&self) -> usize {
+        self.kernel_h * self.kernel_w
     }
 
     /// Output pixels, i.e. GEMM rows.
@@ -76,157 +92,351 @@ impl ConvParams {
 /// A CONV_2D filter packed for [`conv2d_f32`].
 #[derive(Clone, Debug)]
 pub struct PackedConv {
-    packed: PackedB,
+    p: ConvParams,
+    weights: Weights,
+    /// One tap's worth of zeros, read by padding taps.
+    zeros: Vec<f32>,
+}
+
+#[derive(Clone, Debug)]
+enum Weights {
+    /// `[K][OC]` in GEMM panels.
+    Direct(PackedB),
+    /// Transformed for Winograd's F(2×2, 3×3) (see [`crate::winograd`]).
+    Winograd(winograd::Filter),
 }
 
 impl PackedConv {
-    /// Packs a filter `[out_c, kernel_h, kernel_w, in_c]`.
+    /// Packs a filter `[out_c, kernel_h, kernel_w, in_c]` for the convolution `p` in kernel
+    /// tier `isa` (a tier the CPU lacks falls back to [`Isa::Generic`]). The method is chosen
+    /// here, once: Winograd's for 3×3 stride-1 layers in the SIMD tiers, else a GEMM.
     /// Precondition: `filter.len() >= out_c·kernel_h·kernel_w·in_c`.
-    pub fn new(
-        filter: &[f32],
-        out_c: usize,
-        kernel_h: usize,
-        kernel_w: usize,
-        in_c: usize,
-    ) -> Self {
+    pub fn new(p: &ConvParams, filter: &[f32], isa: Isa) -> Self {
+        let isa = isa.or_generic();
+        let weights = if winograd::suits(p, isa) {
+            Weights::Winograd(winograd::Filter::new(filter, p.out_c, p.in_c, isa))
+        } else {
+            Weights::Direct(PackedB::from_transposed(filter, p.out_c, p.k(), isa))
+        };
         PackedConv {
-            packed: PackedB::from_transposed(filter, out_c, kernel_h * kernel_w * in_c),
+            p: *p,
+            weights,
+            zeros: vec![0.0; p.in_c],
         }
     }
 
     /// Bytes held by the packed filter (persistent memory of the op).
     pub fn byte_size(&self) -> usize {
-        self.packed.byte_size()
+        let w = match &self.weights {
+            Weights::Direct(b) => b.byte_size(),
+            Weights::Winograd(f) => f.byte_size(),
+        };
+        w + self.zeros.len() * std::mem::size_of::<f32>()
+    }
+
+    /// Whether this convolution runs by Winograd's method.
+    pub fn is_winograd(&self) -> bool {
+        matches!(self.weights, Weights::Winograd(_))
+    }
+
+    /// Scratch [`conv2d_f32`] needs with `threads` threads. Size the buffers with this at
+    /// prepare time.
+    pub fn scratch_len(&self, threads: usize) -> ScratchLen {
+        match &self.weights {
+            Weights::Winograd(_) => ScratchLen {
+                floats: winograd::scratch_floats(&self.p, threads),
+                offsets: 0,
+            },
+            Weights::Direct(_) => direct_scratch_len(&self.p, threads),
+        }
     }
 }
 
-/// Floats of scratch [`conv2d_f32`] needs for these parameters and thread count (0 for a
-/// pointwise convolution). Size one buffer with this at prepare time.
-pub fn scratch_len(p: &ConvParams, threads: usize) -> usize {
-    if p.is_pointwise() {
-        return 0;
+/// How a convolution reads its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// 1×1, stride 1, no padding: the input is A.
+    Pointwise,
+    /// Few input channels: one tap per filter *row*, `KW·IC` contiguous floats of a zero-padded
+    /// copy of the input (or of the input itself when no window reaches outside it). Longer
+    /// runs than one pixel's channels keep the microkernel's inner loop long and its pointer
+    /// setup rare, which is what small channel counts (3, 6, 15, ...) need.
+    Rows { padded: bool },
+    /// One tap per filter position (`IC` floats), padding taps reading a zero run.
+    Taps,
+}
+
+/// Below this many input channels (and without horizontal dilation) a convolution reads
+/// whole filter rows ([`Mode::Rows`]). Above it one tap already feeds 64 or more multiply-add
+/// steps, and copying a padded input would cost more than it saves.
+const ROWS_MAX_IC: usize = 64;
+
+impl ConvParams {
+    fn mode(&self) -> Mode {
+        if self.is_pointwise() {
+            Mode::Pointwise
+        } else if self.dilation_w == 1 && self.in_c < ROWS_MAX_IC {
+            let (hp, wp) = self.padded_hw();
+            Mode::Rows {
+                padded: self.pad_top > 0 || self.pad_left > 0 || hp > self.in_h || wp > self.in_w,
+            }
+        } else {
+            Mode::Taps
+        }
     }
-    let (m, k) = (p.pixels(), p.k());
-    let parts = parallel::max_parts(m, gemm::row_grain(p.out_c, k), threads);
-    parts * MB.min(m) * k
+
+    /// Height and width of an input padded so that every window lies inside it.
+    fn padded_hw(&self) -> (usize, usize) {
+        let reach = |out: usize, stride: usize, k: usize, d: usize| {
+            out.saturating_sub(1) * stride + (k - 1) * d + 1
+        };
+        let hp = (self.in_h + self.pad_top).max(reach(
+            self.out_h,
+            self.stride_h,
+            self.kernel_h,
+            self.dilation_h,
+        ));
+        let wp = (self.in_w + self.pad_left).max(reach(
+            self.out_w,
+            self.stride_w,
+            self.kernel_w,
+            self.dilation_w,
+        ));
+        (hp, wp)
+    }
+
+    /// Taps per pixel and floats per tap in the indirect modes.
+    fn taps_and_len(&self) -> (usize, usize) {
+        match self.mode() {
+            Mode::Rows { .. } => (self.kernel_h, self.kernel_w * self.in_c),
+            _ => (self.taps(), self.in_c),
+        }
+    }
+}
+
+/// Scratch a convolution needs: `floats` for a padded copy of the input, `offsets` for the
+/// tap tables of the thread parts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScratchLen {
+    pub floats: usize,
+    pub offsets: usize,
+}
+
+/// Scratch of the direct (GEMM) method.
+fn direct_scratch_len(p: &ConvParams, threads: usize) -> ScratchLen {
+    let mode = p.mode();
+    if mode == Mode::Pointwise || p.pixels() == 0 {
+        return ScratchLen::default();
+    }
+    let (taps, _) = p.taps_and_len();
+    let floats = if mode == (Mode::Rows { padded: true }) {
+        let (hp, wp) = p.padded_hw();
+        p.batch * hp * wp * p.in_c
+    } else {
+        0
+    };
+    ScratchLen {
+        floats,
+        offsets: threads.max(1) * (MB.min(p.pixels()) + 1) * taps,
+    }
 }
 
 /// CONV_2D: `output = clamp(conv(input, filter) + bias)`.
 ///
-/// Preconditions (checked by the interpreter; `debug_assert`ed here): `input.len() ==
-/// p.input_len()`, `output.len() == p.output_len()`, `filter` was packed with the same
-/// `out_c, kernel_h, kernel_w, in_c`, `bias` is `None` or holds `out_c` values, and
-/// `scratch.len() >= scratch_len(p, threads)`.
+/// Preconditions (checked; a violation panics): `filter` was packed for `p`,
+/// `input.len() >= p.input_len()`, `output.len() >= p.output_len()`, `bias` is `None` or
+/// holds `out_c` values, `floats.len() >= filter.scratch_len(_).floats`. Scratch shorter
+/// than `filter.scratch_len(threads)` only reduces the number of threads used (down to one;
+/// less than that panics).
+#[allow(clippy::too_many_arguments)]
 pub fn conv2d_f32(
     p: &ConvParams,
     input: &[f32],
     filter: &PackedConv,
     bias: Option<&[f32]>,
     output: &mut [f32],
-    scratch: &mut [f32],
+    floats: &mut [f32],
+    offsets: &mut [usize],
     threads: usize,
 ) {
     let (m, k, n) = (p.pixels(), p.k(), p.out_c);
-    debug_assert_eq!(input.len(), p.input_len());
-    debug_assert_eq!(output.len(), p.output_len());
-    debug_assert_eq!((filter.packed.k(), filter.packed.n()), (k, n));
-    debug_assert!(bias.is_none_or(|b| b.len() >= n));
-    debug_assert!(scratch.len() >= scratch_len(p, threads));
+    assert!(input.len() >= p.input_len(), "input too short");
+    assert!(output.len() >= p.output_len(), "output too short");
+    assert_eq!(*p, filter.p, "filter packed for another convolution");
     if m == 0 || n == 0 {
         return;
     }
-    if p.is_pointwise() {
-        gemm::gemm_f32(
-            input,
-            p.in_c,
-            m,
-            &filter.packed,
-            bias,
-            p.clamp,
-            output,
-            threads,
-        );
+    let packed = match &filter.weights {
+        Weights::Direct(b) => b,
+        Weights::Winograd(f) => {
+            return winograd::run(p, input, f, bias, output, floats, threads);
+        }
+    };
+    let mode = p.mode();
+    if mode == Mode::Pointwise {
+        gemm::gemm_f32(input, p.in_c, m, packed, bias, p.clamp, output, threads);
         return;
     }
-    let output = &mut output[..m * n];
-    let per_part = MB.min(m) * k;
-    let grain = gemm::row_grain(n, k);
-    parallel::for_each_part_with_scratch(
-        output,
-        n,
-        grain,
-        threads,
-        scratch,
-        per_part,
-        |q0, part, sc| {
-            let rows = part.len() / n;
-            let mut i = 0;
-            while i < rows {
-                // Normally MB rows; a short scratch shrinks the block (and a scratch shorter than
-                // one receptive field makes the slicing below fail loudly instead of looping).
-                let mb = MB.min(rows - i).min((sc.len() / k.max(1)).max(1));
-                let a = &mut sc[..mb * k];
-                im2col(p, input, q0 + i, a);
-                gemm::gemm_block(
-                    a,
-                    k,
-                    mb,
-                    &filter.packed,
-                    bias,
-                    p.clamp,
-                    &mut part[i * n..(i + mb) * n],
-                );
-                i += mb;
-            }
-        },
-    );
+    let (data, geo) = match mode {
+        Mode::Rows { padded: true } => {
+            let (hp, wp) = p.padded_hw();
+            let padded = &mut floats[..p.batch * hp * wp * p.in_c];
+            pad_input(p, input, hp, wp, padded);
+            (&*padded, Geo::rows(p, hp, wp))
+        }
+        Mode::Rows { padded: false } => (input, Geo::rows(p, p.in_h, p.in_w)),
+        _ => (input, Geo::taps(p)),
+    };
+    let (taps, tap_len) = p.taps_and_len();
+    let per_part = (MB.min(m) + 1) * taps;
+    let max_parts = offsets.len() / per_part;
+    assert!(max_parts >= 1, "offset scratch shorter than one table");
+    let grid = Grid::new(m, packed, k, threads, max_parts);
+    let out = SharedOut::new(&mut output[..m * n]);
+    parallel::for_each_index_with_scratch(grid.parts(), threads, offsets, per_part, |i, piece| {
+        let (rows, panels) = grid.part(i);
+        let (deltas, table) = piece.split_at_mut(taps);
+        geo.deltas(deltas);
+        let mut r0 = rows.start;
+        while r0 < rows.end {
+            let mb = MB.min(rows.end - r0);
+            let offs = &mut table[..mb * taps];
+            geo.fill(deltas, r0, offs);
+            let blk = BlockA {
+                data,
+                zeros: &filter.zeros,
+                offs,
+                rows: mb,
+                taps,
+                tap_len,
+            };
+            // SAFETY: the grid's parts are disjoint rectangles of the output, so this part is
+            // the only writer of rows `r0..r0+mb` × `panels`; bounds are checked inside.
+            unsafe { out.block(&blk, packed, panels.clone(), bias, p.clamp, r0) };
+            r0 += mb;
+        }
+    });
 }
 
-/// Writes the receptive fields of output pixels `q0, q0+1, ...` (flat index over
-/// `[batch, out_h, out_w]`) as consecutive rows of `K = KH·KW·IC` floats, in filter order
-/// `(ky, kx, ic)`, zeros for taps outside the input. `dst.len()` must be a multiple of K.
-fn im2col(p: &ConvParams, input: &[f32], q0: usize, dst: &mut [f32]) {
-    let ic = p.in_c;
-    let kw_len = p.kernel_w * ic;
-    if kw_len == 0 {
-        return;
-    }
-    let k = p.kernel_h * kw_len;
-    let (in_h, in_w) = (p.in_h as isize, p.in_w as isize);
-    for (t, row) in dst.chunks_exact_mut(k).enumerate() {
-        let q = q0 + t;
-        let ox = q % p.out_w;
-        let oy = (q / p.out_w) % p.out_h;
-        let b = q / (p.out_w * p.out_h);
-        let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
-        let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-        for (ky, seg) in row.chunks_exact_mut(kw_len).enumerate() {
-            let iy = iy0 + (ky * p.dilation_h) as isize;
-            if iy < 0 || iy >= in_h {
-                seg.fill(0.0);
-                continue;
+/// Copies the input into `dst`, a `[batch, hp, wp, C]` image with `pad_top` rows and
+/// `pad_left` columns of zeros before it and zeros after it.
+fn pad_input(p: &ConvParams, input: &[f32], hp: usize, wp: usize, dst: &mut [f32]) {
+    let c = p.in_c;
+    let line = p.in_w * c;
+    for (i, row) in dst.chunks_exact_mut(wp * c).enumerate() {
+        let (b, y) = (i / hp, i % hp);
+        match y.checked_sub(p.pad_top).filter(|&iy| iy < p.in_h) {
+            Some(iy) => {
+                let src = (b * p.in_h + iy) * line;
+                let (left, rest) = row.split_at_mut(p.pad_left * c);
+                left.fill(0.0);
+                rest[..line].copy_from_slice(&input[src..src + line]);
+                rest[line..].fill(0.0);
             }
-            let line_start = (b * p.in_h + iy as usize) * p.in_w * ic;
-            let line = &input[line_start..line_start + p.in_w * ic];
-            if p.dilation_w == 1 {
-                // Valid taps are one contiguous run of the input row: copy it in one go.
-                let lo = (-ix0).clamp(0, p.kernel_w as isize) as usize;
-                let hi = (in_w - ix0).clamp(lo as isize, p.kernel_w as isize) as usize;
-                seg[..lo * ic].fill(0.0);
-                if hi > lo {
-                    let src = (ix0 + lo as isize) as usize * ic;
-                    seg[lo * ic..hi * ic].copy_from_slice(&line[src..src + (hi - lo) * ic]);
+            None => row.fill(0.0),
+        }
+    }
+}
+
+/// Where the taps of an output pixel are in the data the microkernels read: a `[batch, h, w,
+/// C]` image (the input, or its padded copy shifted by the padding), taps `kh × kw` of `step_y`
+/// and `step_x` floats apart, and whether taps can fall outside (then they read zeros).
+#[derive(Clone, Copy)]
+struct Geo<'p> {
+    p: &'p ConvParams,
+    h: usize,
+    w: usize,
+    /// Offset of the window's first tap from the padding corner, in rows and columns.
+    pad_top: usize,
+    pad_left: usize,
+    kh: usize,
+    kw: usize,
+    dh: usize,
+    dw: usize,
+}
+
+impl<'p> Geo<'p> {
+    /// One tap per filter row in an image that holds every window.
+    fn rows(p: &'p ConvParams, h: usize, w: usize) -> Self {
+        Geo {
+            p,
+            h,
+            w,
+            pad_top: 0,
+            pad_left: 0,
+            kh: p.kernel_h,
+            kw: 1,
+            dh: p.dilation_h,
+            dw: 1,
+        }
+    }
+
+    /// One tap per filter position in the input itself.
+    fn taps(p: &'p ConvParams) -> Self {
+        Geo {
+            p,
+            h: p.in_h,
+            w: p.in_w,
+            pad_top: p.pad_top,
+            pad_left: p.pad_left,
+            kh: p.kernel_h,
+            kw: p.kernel_w,
+            dh: p.dilation_h,
+            dw: p.dilation_w,
+        }
+    }
+
+    /// Offset of each tap `(ky, kx)` relative to the tap `(0, 0)` of a window that lies
+    /// inside the image.
+    fn deltas(&self, deltas: &mut [usize]) {
+        let c = self.p.in_c;
+        for (t, d) in deltas.iter_mut().enumerate() {
+            let (ky, kx) = (t / self.kw, t % self.kw);
+            *d = (ky * self.dh * self.w + kx * self.dw) * c;
+        }
+    }
+
+    /// Writes, for the output pixels `q0, q0+1, ...` (flat index over `[batch, out_h,
+    /// out_w]`, one per `taps` entries of `offs`) and each tap `t = ky·kw + kx`, the offset
+    /// of the data the tap reads into `offs[r·taps + t]`, or [`PAD`] when it is outside the
+    /// image. This runs once per block and thread part, so it avoids divisions: pixel
+    /// coordinates advance like an odometer, and a pixel whose whole window is inside gets
+    /// its offsets as one vectorizable addition to `deltas`.
+    fn fill(&self, deltas: &[usize], q0: usize, offs: &mut [usize]) {
+        let p = self.p;
+        let (h, w) = (self.h as isize, self.w as isize);
+        let span_h = ((self.kh - 1) * self.dh) as isize;
+        let span_w = ((self.kw - 1) * self.dw) as isize;
+        let (mut ox, mut oy) = (q0 % p.out_w, (q0 / p.out_w) % p.out_h);
+        let mut b = q0 / (p.out_w * p.out_h);
+        for row in offs.chunks_exact_mut(deltas.len()) {
+            let iy0 = (oy * p.stride_h) as isize - self.pad_top as isize;
+            let ix0 = (ox * p.stride_w) as isize - self.pad_left as isize;
+            if iy0 >= 0 && ix0 >= 0 && iy0 + span_h < h && ix0 + span_w < w {
+                // The whole window is inside: both casts are exact.
+                let first = ((b * self.h + iy0 as usize) * self.w + ix0 as usize) * p.in_c;
+                for (o, d) in row.iter_mut().zip(deltas) {
+                    *o = first + d;
                 }
-                seg[hi * ic..].fill(0.0);
             } else {
-                for (kx, tap) in seg.chunks_exact_mut(ic).enumerate() {
-                    let ix = ix0 + (kx * p.dilation_w) as isize;
-                    if ix < 0 || ix >= in_w {
-                        tap.fill(0.0);
+                for (t, o) in row.iter_mut().enumerate() {
+                    let iy = iy0 + ((t / self.kw) * self.dh) as isize;
+                    let ix = ix0 + ((t % self.kw) * self.dw) as isize;
+                    *o = if iy >= 0 && iy < h && ix >= 0 && ix < w {
+                        // Both coordinates are in bounds here, so the value is a valid index.
+                        (((b * self.h) as isize + iy) * w + ix) as usize * p.in_c
                     } else {
-                        let s = ix as usize * ic;
-                        tap.copy_from_slice(&line[s..s + ic]);
-                    }
+                        PAD
+                    };
+                }
+            }
+            ox += 1;
+            if ox == p.out_w {
+                ox = 0;
+                oy += 1;
+                if oy == p.out_h {
+                    oy = 0;
+                    b += 1;
                 }
             }
         }
@@ -280,7 +490,7 @@ mod tests {
     }
 
     fn random_params(rng: &mut Rng, case: usize) -> ConvParams {
-        let chans = [1, 3, 6, 15, 21];
+        let chans = [1, 3, 6, 15, 21, 1, 3, 6, 15, 21, 64];
         let kernel_h = 1 + rng.below(3);
         let kernel_w = 1 + rng.below(4);
         let stride_h = 1 + rng.below(3);
@@ -317,6 +527,8 @@ mod tests {
         }
     }
 
+    /// Checks every available tier against the naive loops, and each tier's results at 1, 2
+    /// and 3 threads (and with a short scratch) for identical bits.
     fn check(p: &ConvParams, rng: &mut Rng, what: &str) {
         let x = rng.vec(p.input_len());
         let w = rng.vec(p.out_c * p.kernel_h * p.kernel_w * p.in_c);
@@ -326,17 +538,30 @@ mod tests {
         } else {
             Some(&bias[..])
         };
-        let packed = PackedConv::new(&w, p.out_c, p.kernel_h, p.kernel_w, p.in_c);
         let want = naive(p, &x, &w, bias);
-        let mut first: Option<Vec<f32>> = None;
-        for threads in [1, 2, 3] {
-            let mut scratch = vec![f32::NAN; scratch_len(p, threads)];
-            let mut out = vec![f32::NAN; p.output_len()];
-            conv2d_f32(p, &x, &packed, bias, &mut out, &mut scratch, threads);
-            assert_close(&out, &want, &format!("{what} {p:?}"));
-            match &first {
-                None => first = Some(out),
-                Some(f) => assert_same_bits(f, &out, "conv threads"),
+        for isa in Isa::available() {
+            let packed = PackedConv::new(p, &w, isa);
+            let mut first: Option<Vec<f32>> = None;
+            for (threads, scratch_threads) in [(1, 1), (2, 2), (3, 3), (3, 1)] {
+                let len = packed.scratch_len(scratch_threads);
+                let mut floats = vec![f32::NAN; len.floats];
+                let mut offsets = vec![usize::MAX; len.offsets.max(1)];
+                let mut out = vec![f32::NAN; p.output_len()];
+                conv2d_f32(
+                    p,
+                    &x,
+                    &packed,
+                    bias,
+                    &mut out,
+                    &mut floats,
+                    &mut offsets,
+                    threads,
+                );
+                assert_close(&out, &want, &format!("{isa} {what} {p:?}"));
+                match &first {
+                    None => first = Some(out),
+                    Some(f) => assert_same_bits(f, &out, &format!("{isa} conv threads")),
+                }
             }
         }
     }
@@ -372,7 +597,7 @@ mod tests {
             pad_left: 0,
             clamp: Clamp::RELU,
         };
-        assert_eq!(scratch_len(&p, 4), 0);
+        assert_eq!(direct_scratch_len(&p, 4), ScratchLen::default());
         check(&p, &mut rng, "pointwise");
         // 3×3 SAME with K > KC (two K slices) and M spanning several blocks.
         p.in_c = 40;
@@ -380,9 +605,16 @@ mod tests {
         p.kernel_w = 3;
         p.pad_top = 1;
         p.pad_left = 1;
-        assert!(scratch_len(&p, 1) > 0);
-        check(&p, &mut rng, "3x3 same");
-        // 1×1 stride 2 (a ResNet shortcut): goes through im2col.
+        assert_eq!(p.mode(), Mode::Rows { padded: true });
+        assert!(direct_scratch_len(&p, 1).floats > 0);
+        check(&p, &mut rng, "3x3 same, filter rows");
+        // The same with many channels: one tap per filter position, K = 630.
+        p.in_c = 70;
+        assert_eq!(p.mode(), Mode::Taps);
+        let len = direct_scratch_len(&p, 1);
+        assert!(len.offsets > 0 && len.floats == 0);
+        check(&p, &mut rng, "3x3 same, taps");
+        // 1×1 stride 2 (a ResNet shortcut): indirect, one tap per pixel, nothing copied.
         p.kernel_h = 1;
         p.kernel_w = 1;
         p.pad_top = 0;
@@ -391,6 +623,10 @@ mod tests {
         p.stride_w = 2;
         p.out_h = 5;
         p.out_w = 6;
+        assert_eq!(p.mode(), Mode::Taps);
         check(&p, &mut rng, "1x1 stride 2");
+        p.in_c = 7;
+        assert_eq!(p.mode(), Mode::Rows { padded: false });
+        check(&p, &mut rng, "1x1 stride 2, few channels");
     }
 }

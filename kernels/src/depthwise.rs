@@ -2,23 +2,31 @@
 //! `oc = ic·M + m`).
 //!
 //! A direct kernel: each output pixel's channels are contiguous, and so are the input's and
-//! the filter's for one tap, so the inner loop runs over channels and vectorizes. Output
-//! channels go in register blocks of `CB` (16), every tap of the window accumulated before the
-//! block is stored; with a depth multiplier above 1 the input value of each output channel is
-//! gathered through a small index table. Each output value is the sum over in-bounds taps in
-//! `(ky, kx)` order starting from zero, plus the bias, then the clamp: the reference's order,
-//! independent of blocking and threads. Work is split over output rows. Like the GEMM, the
-//! code is also compiled with AVX2 enabled and picked at run time (no FMA: same bits).
+//! the filter's for one tap, so the inner loops run over channels in vectors. The filter and
+//! bias are copied once, at prepare time, into [`PackedDepthwise`] with the channel count
+//! rounded up to whole vectors (zeros past the end), so channel tails load full vectors.
+//!
+//! Each output value is the sum over in-bounds taps in `(ky, kx)` order starting from zero,
+//! plus the bias, then the clamp: the reference's order, whatever the blocking or the thread
+//! split (work is split over output rows). Tiers, for depth multiplier 1:
+//! - [`Isa::Avx2`] / [`Isa::Neon`]: fused multiply-adds on 8 / 4 channels at a time; pixels
+//!   whose window lies inside the input go four at a time, sharing each filter load (any
+//!   kernel size, stride and dilation: 3×3 and 5×5 at stride 1 and 2 are the common cases).
+//! - [`Isa::Generic`] (and every tier for depth multipliers above 1): portable code with a
+//!   separate multiply and add, channel blocks of 16 accumulated in registers.
 
 use crate::activation::Clamp;
+use crate::isa::Isa;
 use crate::parallel;
 
-/// Channels per register block for depth multiplier 1.
+/// Channels per register block of the portable code.
 const CB: usize = 16;
+/// Channel counts are padded to a multiple of this in [`PackedDepthwise`]: the widest vector.
+const PAD_TO: usize = 8;
 /// Minimum multiply-adds per thread part.
 /// Unit tests use 1 so that even small cases are split and thread-count independence is
 /// really exercised.
-const MIN_MACS_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 15 };
+const MIN_MACS_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 16 };
 
 /// Shapes and options of one DEPTHWISE_CONV_2D. `depth_multiplier` is `M` from the shapes
 /// (filter channels / input channels), not the option field. Padding is explicit.
@@ -64,132 +72,166 @@ impl DepthwiseParams {
     }
 }
 
+/// A DEPTHWISE_CONV_2D filter and bias prepared for [`depthwise_conv2d_f32`].
+#[derive(Clone, Debug)]
+pub struct PackedDepthwise {
+    p: DepthwiseParams,
+    isa: Isa,
+    /// Channels rounded up to a multiple of [`PAD_TO`].
+    oc_pad: usize,
+    /// `[kernel_h·kernel_w][oc_pad]`, zeros past `out_c`.
+    weights: Vec<f32>,
+    /// `oc_pad` values (zeros when the op has no bias, which adds `+0.0` like the reference's
+    /// missing-bias path).
+    bias: Vec<f32>,
+}
+
+impl PackedDepthwise {
+    /// Copies `filter` (`p.filter_len()` floats, `[1, KH, KW, OC]`) and `bias` (`None` or
+    /// `OC` values) for tier `isa` (a tier the CPU lacks falls back to [`Isa::Generic`]).
+    /// Short slices panic (caller bug).
+    pub fn new(p: &DepthwiseParams, filter: &[f32], bias: Option<&[f32]>, isa: Isa) -> Self {
+        let oc = p.out_c();
+        let oc_pad = oc.div_ceil(PAD_TO) * PAD_TO;
+        let taps = p.kernel_h * p.kernel_w;
+        let mut weights = vec![0.0f32; taps * oc_pad];
+        for (dst, src) in weights
+            .chunks_exact_mut(oc_pad.max(1))
+            .zip(filter[..taps * oc].chunks_exact(oc.max(1)))
+        {
+            dst[..oc].copy_from_slice(src);
+        }
+        let mut b = vec![0.0f32; oc_pad];
+        if let Some(bias) = bias {
+            b[..oc].copy_from_slice(&bias[..oc]);
+        }
+        PackedDepthwise {
+            p: *p,
+            isa: isa.or_generic(),
+            oc_pad,
+            weights,
+            bias: b,
+        }
+    }
+
+    /// Bytes held (persistent memory of the op).
+    pub fn byte_size(&self) -> usize {
+        (self.weights.len() + self.bias.len()) * std::mem::size_of::<f32>()
+    }
+
+    /// The kernel tier in use.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+}
+
 /// DEPTHWISE_CONV_2D: `output = clamp(depthwise(input, filter) + bias)`.
 ///
-/// Preconditions (`debug_assert`ed): `input.len() == p.input_len()`,
-/// `filter.len() == p.filter_len()`, `output.len() == p.output_len()`, `bias` is `None` or
-/// holds `p.out_c()` values.
+/// Preconditions (checked; a violation panics): `filter` was prepared with these `p`,
+/// `input.len() >= p.input_len()`, `output.len() >= p.output_len()`.
 pub fn depthwise_conv2d_f32(
     p: &DepthwiseParams,
     input: &[f32],
-    filter: &[f32],
-    bias: Option<&[f32]>,
+    filter: &PackedDepthwise,
     output: &mut [f32],
     threads: usize,
 ) {
+    assert_eq!(*p, filter.p, "filter prepared for other parameters");
+    assert!(input.len() >= p.input_len(), "input too short");
+    assert!(output.len() >= p.output_len(), "output too short");
     let oc = p.out_c();
-    debug_assert_eq!(input.len(), p.input_len());
-    debug_assert_eq!(filter.len(), p.filter_len());
-    debug_assert_eq!(output.len(), p.output_len());
-    debug_assert!(bias.is_none_or(|b| b.len() >= oc));
     let row_len = p.out_w * oc;
     if row_len == 0 || p.batch * p.out_h == 0 {
         return;
     }
+    let input = &input[..p.input_len()];
     let output = &mut output[..p.batch * p.out_h * row_len];
     let macs_per_row = (row_len * p.kernel_h * p.kernel_w).max(1);
     let grain = MIN_MACS_PER_PART.div_ceil(macs_per_row);
     parallel::for_each_part(output, row_len, grain, threads, |r0, part| {
-        rows(p, input, filter, bias, r0, part)
+        for (i, row) in part.chunks_exact_mut(row_len).enumerate() {
+            out_row(p, input, filter, r0 + i, row);
+        }
     });
 }
 
-/// Output rows `r0..` (flat index over `[batch, out_h]`) into `part`, using the AVX2 build
-/// when the CPU has it. Both builds run the same code without FMA: identical results.
-fn rows(
-    p: &DepthwiseParams,
-    input: &[f32],
-    filter: &[f32],
-    bias: Option<&[f32]>,
-    r0: usize,
-    part: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of this
-        // target-feature function; its body is safe code.
-        unsafe { rows_avx2(p, input, filter, bias, r0, part) };
-        return;
-    }
-    rows_impl(p, input, filter, bias, r0, part);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn rows_avx2(
-    p: &DepthwiseParams,
-    input: &[f32],
-    filter: &[f32],
-    bias: Option<&[f32]>,
-    r0: usize,
-    part: &mut [f32],
-) {
-    rows_impl(p, input, filter, bias, r0, part);
-}
-
-/// The in-bounds taps of one window: an `ny × nx` grid (valid taps form a rectangle) with
-/// the offsets of its first tap and the steps between taps, in the input and the filter.
-struct Window {
-    ny: usize,
-    nx: usize,
-    x0: usize,
-    x_row: usize,
-    x_col: usize,
-    w0: usize,
-    w_row: usize,
-    w_col: usize,
-}
-
-#[inline(always)]
-fn rows_impl(
-    p: &DepthwiseParams,
-    input: &[f32],
-    filter: &[f32],
-    bias: Option<&[f32]>,
-    r0: usize,
-    part: &mut [f32],
-) {
-    let oc = p.out_c();
-    for (i, row) in part.chunks_exact_mut(p.out_w * oc).enumerate() {
-        let r = r0 + i;
-        let (b, oy) = (r / p.out_h, r % p.out_h);
-        let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
-        let (ky0, ky1) = tap_range(iy0, p.dilation_h, p.kernel_h, p.in_h);
-        for (ox, px) in row.chunks_exact_mut(oc).enumerate() {
-            let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-            let (kx0, kx1) = tap_range(ix0, p.dilation_w, p.kernel_w, p.in_w);
-            let (ny, nx) = (ky1 - ky0, kx1 - kx0);
-            let x0 = if ny > 0 && nx > 0 {
-                // Both coordinates are in bounds here, so the casts are exact.
-                let iy = (iy0 + (ky0 * p.dilation_h) as isize) as usize;
-                let ix = (ix0 + (kx0 * p.dilation_w) as isize) as usize;
-                ((b * p.in_h + iy) * p.in_w + ix) * p.in_c
-            } else {
-                0
-            };
-            let win = Window {
-                ny,
-                nx,
-                x0,
-                x_row: p.dilation_h * p.in_w * p.in_c,
-                x_col: p.dilation_w * p.in_c,
-                w0: (ky0 * p.kernel_w + kx0) * oc,
-                w_row: p.kernel_w * oc,
-                w_col: oc,
-            };
-            if p.depth_multiplier == 1 {
-                pixel_m1(input, filter, bias, p.clamp, &win, px);
-            } else {
-                pixel_general(input, filter, bias, p.clamp, p.depth_multiplier, &win, px);
-            }
+/// One output row `r` (flat index over `[batch, out_h]`).
+fn out_row(p: &DepthwiseParams, input: &[f32], f: &PackedDepthwise, r: usize, row: &mut [f32]) {
+    let (b, oy) = (r / p.out_h, r % p.out_h);
+    let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
+    let (ky0, ky1) = tap_range(iy0, p.dilation_h, p.kernel_h, p.in_h);
+    // Start of the first valid tap row of the input (any in-bounds value when none is valid).
+    let line = if ky1 > ky0 {
+        // In bounds: iy0 + ky0·dilation_h is a valid row, so the cast is exact.
+        (b * p.in_h + (iy0 + (ky0 * p.dilation_h) as isize) as usize) * p.in_w * p.in_c
+    } else {
+        0
+    };
+    let g = RowGeom {
+        line,
+        ny: ky1 - ky0,
+        x_row: p.dilation_h * p.in_w * p.in_c,
+        w0: ky0 * p.kernel_w * f.oc_pad,
+    };
+    if p.depth_multiplier == 1 {
+        match f.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => return crate::x86::depthwise::row(p, input, f, &g, row),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => return crate::neon::depthwise::row(p, input, f, &g, row),
+            _ => {}
         }
     }
+    row_portable(p, input, f, &g, row);
+}
+
+/// Where one output row's valid tap rows start in the input and the filter.
+pub(crate) struct RowGeom {
+    /// Input offset of the first valid tap row (column 0, channel 0).
+    pub line: usize,
+    /// Number of valid tap rows.
+    pub ny: usize,
+    /// Input floats between tap rows.
+    pub x_row: usize,
+    /// Filter offset of the first valid tap row.
+    pub w0: usize,
+}
+
+impl PackedDepthwise {
+    pub(crate) fn oc_pad(&self) -> usize {
+        self.oc_pad
+    }
+
+    pub(crate) fn weights(&self) -> &[f32] {
+        &self.weights
+    }
+
+    pub(crate) fn bias(&self) -> &[f32] {
+        &self.bias
+    }
+}
+
+/// Output columns `[lo, hi)` whose whole window lies inside the input horizontally.
+pub(crate) fn interior_columns(p: &DepthwiseParams) -> (usize, usize) {
+    let span = (p.kernel_w - 1) * p.dilation_w;
+    let lo = p.pad_left.div_ceil(p.stride_w.max(1)).min(p.out_w);
+    // ox·stride − pad + span <= in_w − 1
+    let hi = match (p.in_w + p.pad_left).checked_sub(span + 1) {
+        Some(v) => (v / p.stride_w.max(1) + 1).min(p.out_w),
+        None => 0,
+    };
+    (lo, hi.max(lo))
 }
 
 /// Range `[lo, hi)` of kernel taps `t` with `0 <= origin + t·dilation < size`: always one
 /// contiguous run. A zero dilation (never valid in a model, but not worth a panic) puts every
 /// tap on `origin`.
-fn tap_range(origin: isize, dilation: usize, taps: usize, size: usize) -> (usize, usize) {
+pub(crate) fn tap_range(
+    origin: isize,
+    dilation: usize,
+    taps: usize,
+    size: usize,
+) -> (usize, usize) {
     let size = size as isize;
     if dilation == 0 {
         let all = if origin >= 0 && origin < size {
@@ -215,12 +257,70 @@ fn tap_range(origin: isize, dilation: usize, taps: usize, size: usize) -> (usize
     (lo, hi)
 }
 
+/// The in-bounds taps of one window: an `ny × nx` grid (valid taps form a rectangle) with
+/// the offsets of its first tap and the steps between taps, in the input and the filter.
+struct Window {
+    ny: usize,
+    nx: usize,
+    x0: usize,
+    x_row: usize,
+    x_col: usize,
+    w0: usize,
+    w_row: usize,
+    w_col: usize,
+}
+
+/// The portable row: any depth multiplier.
+fn row_portable(
+    p: &DepthwiseParams,
+    input: &[f32],
+    f: &PackedDepthwise,
+    g: &RowGeom,
+    row: &mut [f32],
+) {
+    let oc = p.out_c();
+    for (ox, px) in row.chunks_exact_mut(oc).enumerate() {
+        let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
+        let (kx0, kx1) = tap_range(ix0, p.dilation_w, p.kernel_w, p.in_w);
+        let nx = kx1 - kx0;
+        let x0 = if g.ny > 0 && nx > 0 {
+            // In bounds, so the cast is exact.
+            g.line + (ix0 + (kx0 * p.dilation_w) as isize) as usize * p.in_c
+        } else {
+            0
+        };
+        let win = Window {
+            ny: g.ny,
+            nx,
+            x0,
+            x_row: g.x_row,
+            x_col: p.dilation_w * p.in_c,
+            w0: g.w0 + kx0 * f.oc_pad,
+            w_row: p.kernel_w * f.oc_pad,
+            w_col: f.oc_pad,
+        };
+        if p.depth_multiplier == 1 {
+            pixel_m1(input, &f.weights, &f.bias, p.clamp, &win, px);
+        } else {
+            pixel_general(
+                input,
+                &f.weights,
+                &f.bias,
+                p.clamp,
+                p.depth_multiplier,
+                &win,
+                px,
+            );
+        }
+    }
+}
+
 /// Depth multiplier 1: channel blocks held in registers across all taps.
 #[inline(always)]
 fn pixel_m1(
     input: &[f32],
     filter: &[f32],
-    bias: Option<&[f32]>,
+    bias: &[f32],
     clamp: Clamp,
     win: &Window,
     px: &mut [f32],
@@ -239,12 +339,7 @@ fn pixel_m1(
                 }
             }
         }
-        finish(
-            &acc,
-            bias.map(|b| &b[c0..c0 + CB]),
-            clamp,
-            &mut px[c0..c0 + CB],
-        );
+        finish(&acc, &bias[c0..c0 + CB], clamp, &mut px[c0..c0 + CB]);
         c0 += CB;
     }
     if c0 < c {
@@ -260,7 +355,7 @@ fn pixel_m1(
                 }
             }
         }
-        finish(&acc[..t], bias.map(|b| &b[c0..c]), clamp, &mut px[c0..]);
+        finish(&acc[..t], &bias[c0..c], clamp, &mut px[c0..]);
     }
 }
 
@@ -270,7 +365,7 @@ fn pixel_m1(
 fn pixel_general(
     input: &[f32],
     filter: &[f32],
-    bias: Option<&[f32]>,
+    bias: &[f32],
     clamp: Clamp,
     m: usize,
     win: &Window,
@@ -293,30 +388,16 @@ fn pixel_general(
                 }
             }
         }
-        finish(
-            &acc[..t],
-            bias.map(|b| &b[c0..c0 + t]),
-            clamp,
-            &mut px[c0..c0 + t],
-        );
+        finish(&acc[..t], &bias[c0..c0 + t], clamp, &mut px[c0..c0 + t]);
         c0 += t;
     }
 }
 
 /// `out = clamp(acc + bias)`.
 #[inline(always)]
-fn finish(acc: &[f32], bias: Option<&[f32]>, clamp: Clamp, out: &mut [f32]) {
-    match bias {
-        Some(bias) => {
-            for ((o, &a), &bv) in out.iter_mut().zip(acc).zip(bias) {
-                *o = clamp.apply(a + bv);
-            }
-        }
-        None => {
-            for (o, &a) in out.iter_mut().zip(acc) {
-                *o = clamp.apply(a + 0.0);
-            }
-        }
+fn finish(acc: &[f32], bias: &[f32], clamp: Clamp, out: &mut [f32]) {
+    for ((o, &a), &bv) in out.iter_mut().zip(acc).zip(bias) {
+        *o = clamp.apply(a + bv);
     }
 }
 
@@ -366,6 +447,92 @@ mod tests {
         out
     }
 
+    /// Wider rows than the random cases, so that the four-pixel interior path of the vector
+    /// tiers runs many times next to border pixels and channel tails.
+    #[test]
+    fn wide_rows_3x3_and_5x5() {
+        let mut rng = Rng(77);
+        for (case, &(k, stride, c)) in [(3, 1, 8), (3, 2, 21), (5, 1, 16), (5, 2, 13), (3, 1, 40)]
+            .iter()
+            .enumerate()
+        {
+            let (in_h, in_w, pad) = (9, 23 + case, (k - 1) / 2);
+            let p = DepthwiseParams {
+                batch: 1,
+                in_h,
+                in_w,
+                in_c: c,
+                depth_multiplier: 1,
+                out_h: (in_h + 2 * pad - k) / stride + 1,
+                out_w: (in_w + 2 * pad - k) / stride + 1,
+                kernel_h: k,
+                kernel_w: k,
+                stride_h: stride,
+                stride_w: stride,
+                dilation_h: 1,
+                dilation_w: 1,
+                pad_top: pad,
+                pad_left: pad,
+                clamp: Clamp::RELU6,
+            };
+            let x = rng.vec(p.input_len());
+            let w = rng.vec(p.filter_len());
+            let bias = rng.vec(c);
+            let want = naive(&p, &x, &w, Some(&bias));
+            for isa in Isa::available() {
+                let packed = PackedDepthwise::new(&p, &w, Some(&bias), isa);
+                let mut one = vec![f32::NAN; p.output_len()];
+                depthwise_conv2d_f32(&p, &x, &packed, &mut one, 1);
+                assert_close(&one, &want, &format!("{isa} {p:?}"));
+                let mut two = vec![f32::NAN; p.output_len()];
+                depthwise_conv2d_f32(&p, &x, &packed, &mut two, 2);
+                assert_same_bits(&one, &two, "threads");
+            }
+        }
+    }
+
+    #[test]
+    fn interior_columns_are_exact() {
+        for (in_w, k, s, d, pad) in [
+            (10usize, 3, 1, 1, 1),
+            (9, 3, 2, 1, 1),
+            (7, 5, 1, 2, 4),
+            (2, 3, 1, 1, 0),
+        ] {
+            let eff = (k - 1) * d + 1;
+            let out_w = (in_w + 2 * pad).saturating_sub(eff) / s + 1;
+            let p = DepthwiseParams {
+                batch: 1,
+                in_h: 1,
+                in_w,
+                in_c: 1,
+                depth_multiplier: 1,
+                out_h: 1,
+                out_w,
+                kernel_h: 1,
+                kernel_w: k,
+                stride_h: 1,
+                stride_w: s,
+                dilation_h: 1,
+                dilation_w: d,
+                pad_top: 0,
+                pad_left: pad,
+                clamp: Clamp::NONE,
+            };
+            let (lo, hi) = interior_columns(&p);
+            for ox in 0..out_w {
+                let ix0 = (ox * s) as isize - pad as isize;
+                let last = ix0 + ((k - 1) * d) as isize;
+                let inside = ix0 >= 0 && last < in_w as isize;
+                assert_eq!(
+                    inside,
+                    ox >= lo && ox < hi,
+                    "{in_w} {k} {s} {d} {pad} ox={ox}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn random_depthwise_matches_naive() {
         let mut rng = Rng(0xdead_beef_1234);
@@ -403,13 +570,16 @@ mod tests {
             let bias = rng.vec(p.out_c());
             let bias = if case % 5 == 0 { None } else { Some(&bias[..]) };
             let want = naive(&p, &x, &w, bias);
-            let mut first = vec![f32::NAN; p.output_len()];
-            depthwise_conv2d_f32(&p, &x, &w, bias, &mut first, 1);
-            assert_close(&first, &want, &format!("depthwise {p:?}"));
-            for threads in [2, 3] {
-                let mut out = vec![f32::NAN; p.output_len()];
-                depthwise_conv2d_f32(&p, &x, &w, bias, &mut out, threads);
-                assert_same_bits(&first, &out, "depthwise threads");
+            for isa in Isa::available() {
+                let packed = PackedDepthwise::new(&p, &w, bias, isa);
+                let mut first = vec![f32::NAN; p.output_len()];
+                depthwise_conv2d_f32(&p, &x, &packed, &mut first, 1);
+                assert_close(&first, &want, &format!("{isa} depthwise {p:?}"));
+                for threads in [2, 3] {
+                    let mut out = vec![f32::NAN; p.output_len()];
+                    depthwise_conv2d_f32(&p, &x, &packed, &mut out, threads);
+                    assert_same_bits(&first, &out, &format!("{isa} depthwise threads"));
+                }
             }
         }
     }

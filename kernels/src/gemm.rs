@@ -1,76 +1,120 @@
-//! Float matrix multiply `C[M×N] = A[M×K]·B[K×N] + bias`, then a clamp.
+//! Float matrix multiply `C[M×N] = A[M×K]·B[K×N] + bias`, then a clamp; also the engine of
+//! CONV_2D.
 //!
 //! B is a constant (weights), so it is packed once, at prepare time, into [`PackedB`]: column
-//! panels of [`NR`] columns, each stored `[K][NR]` (the last panel zero-padded). A is read in
-//! place through a row stride. The inner loop is an `MR×NR` register tile written with
-//! fixed-size arrays so that LLVM keeps the accumulators in vector registers.
+//! panels of [`NR`] (16) columns stored `[K][16]`, except that a last panel of at most 8
+//! columns is stored 8 wide, so that small or odd channel counts (6, 21, ...) waste at most
+//! half a vector instead of most of a 16-wide tile.
 //!
-//! Loop nest for a block of at most `MB` (72) rows of A: K in slices of `KC`, then panels, then
-//! `MR`-row tiles. One `KC×NR` slice of a panel (16 KiB) stays in L1 while every row tile of
-//! the block uses it, and the `MB×KC` slice of A stays in L2 across panels. Partial sums are
-//! parked in C between K slices; storing and reloading an f32 is exact, so each element is
-//! still the plain sequential sum `((0 + a0·b0) + a1·b1) + ...` in K order, plus the bias, then
-//! the clamp: the same order as TFLite's reference kernels. Edge tiles (fewer rows, or a
-//! zero-padded panel) use the same per-element arithmetic, and work is split over rows only,
-//! so results do not depend on the thread count or on where part boundaries fall.
+//! A is read *indirectly*: each row of a cache block is a list of `taps` runs of `tap_len`
+//! floats, found by offsets into one input slice (or a zero run, for padding). A plain GEMM
+//! has one tap per row; a convolution has one tap per filter position, whose run is the input
+//! pixel's channels. So convolutions multiply straight from their input, with no im2col copy.
 //!
-//! Instruction set tiers: the same portable code is compiled twice, once for the baseline
-//! target and once with AVX2 enabled (chosen at run time). Neither uses FMA, so both give
-//! identical bits. A future tier that fuses multiply-adds must use them in *every* tile,
-//! edge tiles included, to keep results independent of the thread count.
+//! Loop nest for a block of at most `MB` (72) rows: K in slices of about `KC` floats (whole
+//! taps, or pieces of one long tap), then panels, then `MR`-row register tiles. One slice of
+//! a panel (at most 16 KiB) stays in L1 while every row tile of the block uses it; the
+//! block's slice of A stays in L2 across panels. Partial sums are parked in C between K slices
+//! (storing and reloading an f32 is exact), bias and clamp are applied when the last slice
+//! finishes: the epilogue is fused, nothing makes a second pass over C.
+//!
+//! Tiers: [`Isa::Avx2`] runs a 6×16 tile of fused multiply-adds (`x86::gemm`), [`Isa::Neon`]
+//! a 6×16 tile of `fmla` (`neon::gemm`), [`Isa::Generic`] portable code with separate
+//! multiply and add (the reference's rounding). Within one tier every tile size, edge tiles
+//! included, performs per element the same operations in K order (`acc = acc ⊕ a·b`, then
+//! `+ bias`, then the clamp), and threads only split rows or panels, so results do not depend
+//! on the thread count nor on where part boundaries fall.
+
+use std::ops::Range;
 
 use crate::activation::Clamp;
+use crate::isa::Isa;
 use crate::parallel;
 
-/// Columns per packed panel of B.
+/// Columns of a full packed panel of B.
 pub const NR: usize = 16;
-/// Depth of one K slice (see module docs).
+/// Columns of the narrow last panel.
+const NR_HALF: usize = NR / 2;
+/// Target depth of one K slice (see module docs).
 const KC: usize = 256;
-/// Rows of A processed as one cache block. Also the im2col block size in convolution.
+/// Rows of A processed as one cache block.
 pub(crate) const MB: usize = 72;
-/// Rows per tile of the baseline build: x86-64 without AVX2 has only 16 xmm registers, so a
-/// 3×16 tile (12 accumulators) avoids spills; other targets (aarch64: 32 registers) take 4.
-const PORTABLE_MR: usize = if cfg!(target_arch = "x86_64") { 3 } else { 4 };
-/// Minimum multiply-adds per thread part: below this, threading costs more than it saves.
-/// Unit tests use 1 so that even small cases are split and thread-count independence is
-/// really exercised.
-const MIN_MACS_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 16 };
+/// Minimum multiply-adds per thread part: below this, waking a thread costs more than it
+/// saves. Unit tests use 1 so that even small cases are split and thread-count independence
+/// is really exercised.
+const MIN_MACS_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 18 };
 
-/// B packed into column panels: `data[p][k][j]` holds `B[k][p·NR + j]`, zero past column `n`.
+/// Offset marking a padding tap: the row reads zeros there.
+pub(crate) const PAD: usize = usize::MAX;
+
+/// B packed into column panels (see the module docs), with the kernel tier that will use it.
 #[derive(Clone, Debug)]
 pub struct PackedB {
     k: usize,
     n: usize,
+    isa: Isa,
     data: Vec<f32>,
 }
 
 impl PackedB {
-    /// Packs a row-major `B[k][n]`. Precondition: `b.len() >= k·n`.
-    pub fn from_row_major(b: &[f32], k: usize, n: usize) -> Self {
-        debug_assert!(b.len() >= k * n);
-        Self::pack(k, n, |kk, j| b[kk * n + j])
+    /// Packs a row-major `B[k][n]` for tier `isa` (a tier the CPU lacks falls back to
+    /// [`Isa::Generic`]). Precondition: `b.len() >= k·n`.
+    pub fn from_row_major(b: &[f32], k: usize, n: usize, isa: Isa) -> Self {
+        assert!(b.len() >= k * n, "B is shorter than k·n");
+        Self::pack(k, n, isa, |kk, j| b[kk * n + j])
     }
 
     /// Packs B from its transpose, a row-major `Bt[n][k]`: the layout of FULLY_CONNECTED
     /// weights `[UNITS, K]` and of CONV_2D filters `[OC, KH·KW·IC]`.
     /// Precondition: `bt.len() >= n·k`.
-    pub fn from_transposed(bt: &[f32], n: usize, k: usize) -> Self {
-        debug_assert!(bt.len() >= n * k);
-        Self::pack(k, n, |kk, j| bt[j * k + kk])
-    }
-
-    fn pack(k: usize, n: usize, get: impl Fn(usize, usize) -> f32) -> Self {
-        let panels = n.div_ceil(NR);
-        let mut data = vec![0.0f32; panels * k * NR];
-        for (p, panel) in data.chunks_exact_mut((k * NR).max(1)).enumerate() {
-            let cols = NR.min(n - p * NR);
-            for (kk, row) in panel.chunks_exact_mut(NR).enumerate() {
-                for (jj, v) in row[..cols].iter_mut().enumerate() {
-                    *v = get(kk, p * NR + jj);
+    pub fn from_transposed(bt: &[f32], n: usize, k: usize, isa: Isa) -> Self {
+        assert!(bt.len() >= n * k, "Bt is shorter than n·k");
+        let mut me = Self::empty(k, n, isa);
+        for p in 0..me.panels() {
+            let (j0, w) = me.panel(p);
+            let cols = w.min(n - j0);
+            let panel = &mut me.data[j0 * k..j0 * k + w * k];
+            // Column `jj` of the panel is row `j0 + jj` of Bt: `cols` rows are read side by
+            // side while the panel is written sequentially.
+            let mut rows: [&[f32]; NR] = [&[]; NR];
+            for (jj, row) in rows.iter_mut().enumerate().take(cols) {
+                *row = &bt[(j0 + jj) * k..(j0 + jj + 1) * k];
+            }
+            for (kk, dst) in panel.chunks_exact_mut(w).enumerate() {
+                for (d, row) in dst.iter_mut().zip(&rows[..cols]) {
+                    *d = row[kk];
                 }
             }
         }
-        PackedB { k, n, data }
+        me
+    }
+
+    /// Zeroed storage for B packed as `k × n`.
+    fn empty(k: usize, n: usize, isa: Isa) -> Self {
+        let mut me = PackedB {
+            k,
+            n,
+            isa: isa.or_generic(),
+            data: Vec::new(),
+        };
+        let width: usize = (0..me.panels()).map(|p| me.panel(p).1).sum();
+        me.data = vec![0.0f32; width * k];
+        me
+    }
+
+    fn pack(k: usize, n: usize, isa: Isa, get: impl Fn(usize, usize) -> f32) -> Self {
+        let mut me = Self::empty(k, n, isa);
+        for p in 0..me.panels() {
+            let (j0, w) = me.panel(p);
+            let cols = w.min(n - j0);
+            let panel = &mut me.data[j0 * k..j0 * k + w * k];
+            for (kk, row) in panel.chunks_exact_mut(w).enumerate() {
+                for (jj, v) in row[..cols].iter_mut().enumerate() {
+                    *v = get(kk, j0 + jj);
+                }
+            }
+        }
+        me
     }
 
     /// Depth (rows of B).
@@ -83,22 +127,65 @@ impl PackedB {
         self.n
     }
 
+    /// The kernel tier this packing runs with.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
     /// Bytes held by the packed copy (persistent memory of the op).
     pub fn byte_size(&self) -> usize {
         self.data.len() * std::mem::size_of::<f32>()
     }
 
-    fn panels(&self) -> usize {
+    pub(crate) fn panels(&self) -> usize {
         self.n.div_ceil(NR)
+    }
+
+    /// First column and stored width of panel `p`. Every panel before the last is full, so
+    /// panel `p` starts at float `j0·k` of `data`.
+    fn panel(&self, p: usize) -> (usize, usize) {
+        let j0 = p * NR;
+        let w = if self.n - j0 <= NR_HALF { NR_HALF } else { NR };
+        (j0, w)
     }
 }
 
-/// `C = clamp(A·B + bias)` for `m` rows, in parallel over row blocks when `threads > 1`.
+/// Rows per register tile of a tier for panels `w` columns wide. Narrow panels take twice
+/// the rows, so that they keep as many independent accumulators (enough to cover the latency
+/// of a multiply-add) as wide ones.
+pub(crate) fn tile_rows(isa: Isa, w: usize) -> usize {
+    let wide = match isa {
+        Isa::Avx2 | Isa::Neon => 6,
+        // x86-64 without AVX has 16 xmm registers: a 3×16 tile (12 accumulators) avoids
+        // spills; other targets (aarch64: 32 registers) take 4.
+        Isa::Generic => {
+            if cfg!(target_arch = "x86_64") {
+                3
+            } else {
+                4
+            }
+        }
+    };
+    match (isa, w == NR) {
+        (_, true) => wide,
+        (Isa::Avx2, false) => NARROW_AVX2_ROWS,
+        (_, false) => 2 * wide,
+    }
+}
+
+const NARROW_AVX2_ROWS: usize = 8;
+
+/// Most rows of any tile of a tier (a multiple of every tile height).
+const MAX_TILE_ROWS: usize = 12;
+
+/// `C = clamp(A·B + bias)` for `m` rows, in parallel when `threads > 1`.
 ///
 /// - `a`: row `i` of A is `a[i·lda .. i·lda + K]`; requires `lda >= K` and
 ///   `a.len() >= (m-1)·lda + K` when `m > 0`.
 /// - `bias`: `None`, or at least `N` values.
 /// - `c`: row-major `[m][N]`, `c.len() >= m·N`.
+///
+/// Violated preconditions panic (they are caller bugs, never model-file conditions).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_f32(
     a: &[f32],
@@ -111,36 +198,43 @@ pub fn gemm_f32(
     threads: usize,
 ) {
     let (k, n) = (b.k, b.n);
-    debug_assert!(lda >= k);
-    debug_assert!(m == 0 || a.len() >= (m - 1) * lda + k);
-    debug_assert!(bias.is_none_or(|b| b.len() >= n));
-    debug_assert!(c.len() >= m * n);
+    assert!(lda >= k, "lda < K");
+    assert!(m == 0 || a.len() >= (m - 1) * lda + k, "A too short");
+    assert!(bias.is_none_or(|b| b.len() >= n), "bias too short");
+    assert!(c.len() >= m * n, "C too short");
     if m == 0 || n == 0 {
         return;
     }
-    let c = &mut c[..m * n];
-    let grain = row_grain(n, k);
-    parallel::for_each_part(c, n, grain, threads, |r0, part| {
-        let rows = part.len() / n;
-        let mut i = 0;
-        while i < rows {
-            let mb = MB.min(rows - i);
-            gemm_block(
-                &a[(r0 + i) * lda..],
-                lda,
-                mb,
-                b,
-                bias,
-                clamp,
-                &mut part[i * n..(i + mb) * n],
-            );
-            i += mb;
+    let grid = Grid::new(m, b, k, threads, usize::MAX);
+    let out = SharedOut::new(&mut c[..m * n]);
+    parallel::for_each_index(grid.parts(), threads, |part| {
+        let (rows, panels) = grid.part(part);
+        let mut offs = [0usize; MB];
+        let mut r0 = rows.start;
+        while r0 < rows.end {
+            let mb = MB.min(rows.end - r0);
+            for (r, o) in offs[..mb].iter_mut().enumerate() {
+                *o = (r0 + r) * lda;
+            }
+            let blk = BlockA {
+                data: a,
+                zeros: &[],
+                offs: &offs[..mb],
+                rows: mb,
+                taps: 1,
+                tap_len: k,
+            };
+            // SAFETY: rows `r0..r0+mb` and the columns of `panels` lie inside `c` (checked
+            // above: `c` holds m·N floats), and the grid's parts cover disjoint rectangles, so
+            // no other part writes these elements.
+            unsafe { out.block(&blk, b, panels.clone(), bias, clamp, r0) };
+            r0 += mb;
         }
     });
 }
 
 /// FULLY_CONNECTED: `output[r][u] = clamp(Σ_k input[r][k]·W[u][k] + bias[u])`, with
-/// `weights = PackedB::from_transposed(W, UNITS, K)`.
+/// `weights = PackedB::from_transposed(W, UNITS, K, isa)`.
 ///
 /// Preconditions: `input.len() >= rows·K`, `output.len() >= rows·UNITS`, bias as in
 /// [`gemm_f32`].
@@ -158,185 +252,477 @@ pub fn fully_connected_f32(
     );
 }
 
-/// Row granularity of thread parts: whole register tiles, and enough work per part.
-pub(crate) fn row_grain(n: usize, k: usize) -> usize {
-    let mr = tile_rows();
-    let per_row = (n * k).max(1);
-    MIN_MACS_PER_PART.div_ceil(per_row).div_ceil(mr) * mr
+/// How a GEMM of `m` rows is cut into thread parts: `row_parts × col_parts` rectangles of
+/// rows and whole panels, as even as possible (tiles are balanced inside each part, so a
+/// part's row count need not be a multiple of the tile height).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Grid {
+    m: usize,
+    panels: usize,
+    row_parts: usize,
+    col_parts: usize,
 }
 
-/// Rows per register tile of the tier in use.
-fn tile_rows() -> usize {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        return 6;
+impl Grid {
+    /// Plans the parts for `threads` threads, at most `max_parts` of them (a scratch limit).
+    /// Small images with many channels (the last layers of a CNN) split their panels, which
+    /// gives each thread its own share of the weights to stream; everything else splits rows.
+    pub(crate) fn new(m: usize, b: &PackedB, k: usize, threads: usize, max_parts: usize) -> Grid {
+        let panels = b.panels();
+        let macs = m.saturating_mul(b.n).saturating_mul(k.max(1));
+        let want = threads.min(max_parts).min(macs / MIN_MACS_PER_PART).max(1);
+        let mut g = Grid {
+            m,
+            panels,
+            row_parts: 1,
+            col_parts: 1,
+        };
+        if want > 1 {
+            if m <= 2 * MB && panels >= want {
+                g.col_parts = want;
+            } else {
+                g.row_parts = want.min(m.max(1));
+            }
+        }
+        g
     }
-    PORTABLE_MR
-}
 
-/// One cache block: `rows <= MB` rows of A into `c[..rows·N]` (contiguous, row stride N).
-pub(crate) fn gemm_block(
-    a: &[f32],
-    lda: usize,
-    rows: usize,
-    b: &PackedB,
-    bias: Option<&[f32]>,
-    clamp: Clamp,
-    c: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above), which is the only requirement
-        // of this target-feature function; its body is safe code.
-        unsafe { block_avx2(a, lda, rows, b, bias, clamp, c) };
-        return;
+    pub(crate) fn parts(&self) -> usize {
+        self.row_parts * self.col_parts
     }
-    block_impl::<PORTABLE_MR>(a, lda, rows, b, bias, clamp, c);
+
+    /// Rows and panels of part `i`.
+    pub(crate) fn part(&self, i: usize) -> (Range<usize>, Range<usize>) {
+        let (ri, ci) = (i / self.col_parts, i % self.col_parts);
+        let cut = |j: usize, parts: usize, len: usize| j * len / parts..(j + 1) * len / parts;
+        (
+            cut(ri, self.row_parts, self.m),
+            cut(ci, self.col_parts, self.panels),
+        )
+    }
 }
 
-/// The portable block compiled with AVX2 enabled: 6×16 tiles use 12 of the 16 ymm registers.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn block_avx2(
-    a: &[f32],
-    lda: usize,
-    rows: usize,
-    b: &PackedB,
-    bias: Option<&[f32]>,
-    clamp: Clamp,
-    c: &mut [f32],
-) {
-    block_impl::<6>(a, lda, rows, b, bias, clamp, c);
+/// The rows of A for one cache block: row `r`, tap `t` is the run
+/// `data[offs[r·taps + t] ..][..tap_len]`, or zeros when that offset is [`PAD`].
+pub(crate) struct BlockA<'a> {
+    pub data: &'a [f32],
+    /// At least `tap_len` zeros when any offset is [`PAD`].
+    pub zeros: &'a [f32],
+    pub offs: &'a [usize],
+    pub rows: usize,
+    pub taps: usize,
+    pub tap_len: usize,
 }
 
-#[inline(always)]
-fn block_impl<const MR: usize>(
-    a: &[f32],
-    lda: usize,
-    rows: usize,
+impl BlockA<'_> {
+    /// Checks every offset the tiles will read through, so that the unchecked loads in the
+    /// microkernels stay in bounds whatever the caller computed. Costs one vectorized
+    /// comparison per row and tap, against `tap_len·N` multiply-adds.
+    fn validate(&self) {
+        let used = &self.offs[..self.rows * self.taps];
+        let (mut max, mut pads) = (0usize, false);
+        for &o in used {
+            let pad = o == PAD;
+            pads |= pad;
+            max = max.max(if pad { 0 } else { o });
+        }
+        assert!(
+            max.checked_add(self.tap_len)
+                .is_some_and(|end| end <= self.data.len()),
+            "A offset out of bounds"
+        );
+        assert!(
+            !pads || self.zeros.len() >= self.tap_len,
+            "zero run too short"
+        );
+    }
+}
+
+/// The output matrix `[M][N]`, shared by the parts of a [`Grid`] (each writes its own
+/// rectangle).
+pub(crate) struct SharedOut {
+    ptr: *mut f32,
+    len: usize,
+}
+
+// SAFETY: `SharedOut` is only a pointer to floats; the parts that share it write disjoint
+// elements (see `block`), which is what makes concurrent use sound.
+unsafe impl Send for SharedOut {}
+// SAFETY: as above.
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    pub(crate) fn new(c: &mut [f32]) -> SharedOut {
+        SharedOut {
+            ptr: c.as_mut_ptr(),
+            len: c.len(),
+        }
+    }
+
+    /// The elements `start .. start + len` for writing.
+    ///
+    /// # Safety
+    /// No other thread may access those elements while the returned slice lives. (Bounds
+    /// are checked here.)
+    #[allow(clippy::mut_from_ref)] // exclusivity is the caller's promise, as documented
+    pub(crate) unsafe fn slice_mut(&self, start: usize, len: usize) -> &mut [f32] {
+        assert!(
+            start.checked_add(len).is_some_and(|end| end <= self.len),
+            "output range out of bounds"
+        );
+        // SAFETY: in bounds (asserted); exclusive by the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
+    }
+
+    /// Computes one block of rows `row0 .. row0 + a.rows` of `C = clamp(A·B + bias)`,
+    /// restricted to the columns of `panels`. The row stride of C is `B.n()`.
+    ///
+    /// # Safety
+    /// No other thread may access those rows × columns of the output during the call. (Bounds
+    /// are checked here.)
+    pub(crate) unsafe fn block(
+        &self,
+        a: &BlockA,
+        b: &PackedB,
+        panels: Range<usize>,
+        bias: Option<&[f32]>,
+        clamp: Clamp,
+        row0: usize,
+    ) {
+        let ldc = b.n;
+        if a.rows == 0 || panels.is_empty() {
+            return;
+        }
+        assert!(
+            (row0 + a.rows - 1) * ldc + b.n <= self.len,
+            "output block out of bounds"
+        );
+        assert!(panels.end <= b.panels(), "panel out of range");
+        assert_eq!(a.taps * a.tap_len, b.k, "A depth does not match B");
+        assert!(bias.is_none_or(|v| v.len() >= b.n), "bias too short");
+        a.validate();
+        // SAFETY: the row range is in bounds (asserted above); exclusivity is the caller's
+        // promise.
+        let c = unsafe { self.ptr.add(row0 * ldc) };
+        // SAFETY: A, B, bias and C bounds were all checked above.
+        unsafe { run_block(a, b, panels, bias, clamp, c, ldc) };
+    }
+}
+
+/// One K slice: taps `t0 .. t0+nt`, elements `c0 .. c0+kc` of each.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct KSlice {
+    t0: usize,
+    nt: usize,
+    c0: usize,
+    kc: usize,
+}
+
+/// The K slices of a `taps × tap_len` depth: several whole taps per slice when taps are
+/// short, equal pieces of each tap when a tap alone exceeds `KC`.
+#[derive(Clone, Copy)]
+struct KSlices {
+    taps: usize,
+    tap_len: usize,
+    /// Pieces per tap (long taps) or taps per slice (short taps).
+    per: usize,
+    long: bool,
+}
+
+impl KSlices {
+    fn new(taps: usize, tap_len: usize) -> KSlices {
+        if tap_len >= KC {
+            KSlices {
+                taps,
+                tap_len,
+                per: tap_len.div_ceil(KC),
+                long: true,
+            }
+        } else {
+            KSlices {
+                taps,
+                tap_len,
+                per: (KC / tap_len.max(1)).max(1),
+                long: false,
+            }
+        }
+    }
+
+    fn count(&self) -> usize {
+        if self.long {
+            self.taps * self.per
+        } else {
+            self.taps.div_ceil(self.per)
+        }
+    }
+
+    fn get(&self, i: usize) -> KSlice {
+        if self.long {
+            let chunk = self.tap_len.div_ceil(self.per);
+            let c0 = (i % self.per) * chunk;
+            KSlice {
+                t0: i / self.per,
+                nt: 1,
+                c0,
+                kc: chunk.min(self.tap_len - c0),
+            }
+        } else {
+            let t0 = i * self.per;
+            KSlice {
+                t0,
+                nt: self.per.min(self.taps - t0),
+                c0: 0,
+                kc: self.tap_len,
+            }
+        }
+    }
+}
+
+/// Everything one microkernel call needs: `tiles` consecutive `R × W` tiles (`R` rows of the
+/// block each, from `offs`; `W` the panel width) over one K slice. One call covers a run of
+/// tiles so that the call itself, and loading these arguments, is paid once per panel.
+///
+/// Row `r` (counting across the tiles), tap `t` reads `kc` floats at
+/// `base + offs[r·offs_stride + t] + c0`, or at `zeros + c0` when that offset is [`PAD`]; B is
+/// `nt·kc` rows of `W` floats at `b`; C row `r` is `c + r·ldc`, of which `nc <= W` columns are
+/// written. `bias` points to `W` floats.
+pub(crate) struct TileArgs {
+    pub tiles: usize,
+    pub base: *const f32,
+    pub zeros: *const f32,
+    pub offs: *const usize,
+    pub offs_stride: usize,
+    pub taps: usize,
+    pub c0: usize,
+    pub kc: usize,
+    pub b: *const f32,
+    pub c: *mut f32,
+    pub ldc: usize,
+    pub nc: usize,
+    /// Start from zero rather than from the partial sums parked in C.
+    pub first: bool,
+    /// Add the bias, clamp, and store final values.
+    pub last: bool,
+    pub bias: *const f32,
+    pub clamp: Clamp,
+}
+
+impl TileArgs {
+    /// The first float of the run of row `r` of tile `tile`, for tap `t`.
+    ///
+    /// # Safety
+    /// `tile < tiles`, `t < taps` and `r` below the tile's rows; the offsets were validated.
+    #[inline(always)]
+    pub(crate) unsafe fn row<const R: usize>(&self, tile: usize, t: usize, r: usize) -> *const f32 {
+        // SAFETY: the offset table covers `tiles·R` rows of `taps` entries (validated by the
+        // driver).
+        let o = unsafe { *self.offs.add((tile * R + r) * self.offs_stride + t) };
+        // SAFETY: a validated offset plus `c0 + kc <= tap_len` stays inside `data`; the zero
+        // run holds at least `tap_len` floats.
+        unsafe {
+            if o == PAD {
+                self.zeros.add(self.c0)
+            } else {
+                self.base.add(o + self.c0)
+            }
+        }
+    }
+
+    /// Row `r` of tile `tile` of C.
+    ///
+    /// # Safety
+    /// `tile < tiles` and `r` below the tile's rows.
+    #[inline(always)]
+    pub(crate) unsafe fn c_row<const R: usize>(&self, tile: usize, r: usize) -> *mut f32 {
+        // SAFETY: inside the block's rows (caller).
+        unsafe { self.c.add((tile * R + r) * self.ldc) }
+    }
+}
+
+/// A microkernel: computes one tile as described by [`TileArgs`].
+type TileFn = unsafe fn(&TileArgs);
+
+/// The microkernel of tier `isa` for `rows` rows (1 ..= tile_rows) and panel width `w`.
+fn tile_fn(isa: Isa, rows: usize, w: usize) -> TileFn {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => crate::x86::gemm::tile_fn(rows, w),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => crate::neon::gemm::tile_fn(rows, w),
+        _ => generic_tile_fn(rows, w),
+    }
+}
+
+/// # Safety
+/// All of `a`, `b`, `bias` and the `a.rows × B.n()` region of `c` (row stride `ldc`) are in
+/// bounds, `a` validated, `panels` within B, and nothing else accesses the written region.
+unsafe fn run_block(
+    a: &BlockA,
     b: &PackedB,
+    panels: Range<usize>,
     bias: Option<&[f32]>,
     clamp: Clamp,
-    c: &mut [f32],
+    c: *mut f32,
+    ldc: usize,
 ) {
     let (k, n) = (b.k, b.n);
     if k == 0 {
         // Empty sum: every output is clamp(0 + bias).
-        for row in c[..rows * n].chunks_exact_mut(n) {
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = clamp.apply(0.0 + bias.map_or(0.0, |b| b[j]));
+        for r in 0..a.rows {
+            for p in panels.clone() {
+                let (j0, w) = b.panel(p);
+                for j in j0..j0 + w.min(n - j0) {
+                    let v = clamp.apply(0.0 + bias.map_or(0.0, |b| b[j]));
+                    // SAFETY: row r < rows and column j < N are in bounds (caller).
+                    unsafe { *c.add(r * ldc + j) = v };
+                }
             }
         }
         return;
     }
-    let mut k0 = 0;
-    while k0 < k {
-        let kc = KC.min(k - k0);
-        let ks = KSlice {
-            k0,
-            kc,
-            first: k0 == 0,
-            last: k0 + kc == k,
-        };
-        for p in 0..b.panels() {
-            let j0 = p * NR;
-            let nc = NR.min(n - j0);
+    let slices = KSlices::new(a.taps, a.tap_len);
+    let count_slices = slices.count();
+    // Microkernels by panel width (narrow, wide) and tile height.
+    let mr = [tile_rows(b.isa, NR_HALF), tile_rows(b.isa, NR)];
+    let mut fns: [[TileFn; MAX_TILE_ROWS]; 2] = [[generic_tile::<1, NR>; MAX_TILE_ROWS]; 2];
+    for (wi, w) in [NR_HALF, NR].into_iter().enumerate() {
+        for (r, f) in fns[wi].iter_mut().enumerate().take(mr[wi]) {
+            *f = tile_fn(b.isa, r + 1, w);
+        }
+    }
+    for si in 0..count_slices {
+        let s = slices.get(si);
+        for p in panels.clone() {
+            let (j0, w) = b.panel(p);
+            let nc = w.min(n - j0);
             let mut pbias = [0.0f32; NR];
             if let Some(bias) = bias {
                 pbias[..nc].copy_from_slice(&bias[j0..j0 + nc]);
             }
-            let start = p * k * NR + k0 * NR;
-            let bp = &b.data[start..start + kc * NR];
-            let out = Out {
-                ldc: n,
-                nc,
-                bias: &pbias,
-                clamp,
-            };
+            let start = j0 * k + (s.t0 * a.tap_len + s.c0) * w;
+            let bp = &b.data[start..start + s.nt * s.kc * w];
+            let wi = usize::from(w == NR);
+            // Rows are shared out evenly between the fewest tiles that hold them (49 rows:
+            // four tiles of 6 and five of 5, rather than eight of 6 and a slow one of 1).
+            let tiles = a.rows.div_ceil(mr[wi]);
+            let (base, extra) = (a.rows / tiles, a.rows % tiles);
+            // `extra` tiles of `base + 1` rows, then the rest of `base` rows: two calls.
             let mut i = 0;
-            while i + MR <= rows {
-                tile::<MR>(&a[i * lda..], lda, bp, ks, &out, &mut c[i * n + j0..]);
-                i += MR;
-            }
-            if i == rows {
-                continue;
-            }
-            let a = &a[i * lda..];
-            let c = &mut c[i * n + j0..];
-            match rows - i {
-                1 => tile::<1>(a, lda, bp, ks, &out, c),
-                2 => tile::<2>(a, lda, bp, ks, &out, c),
-                3 => tile::<3>(a, lda, bp, ks, &out, c),
-                4 => tile::<4>(a, lda, bp, ks, &out, c),
-                5 => tile::<5>(a, lda, bp, ks, &out, c),
-                // rows - i < MR <= 6 by the loop above.
-                _ => unreachable!(),
+            for (rows, count) in [(base + 1, extra), (base, tiles - extra)] {
+                if count == 0 || rows == 0 {
+                    continue;
+                }
+                let args = TileArgs {
+                    tiles: count,
+                    base: a.data.as_ptr(),
+                    zeros: a.zeros.as_ptr(),
+                    // SAFETY: `i·taps + t0` is inside the validated table.
+                    offs: unsafe { a.offs.as_ptr().add(i * a.taps + s.t0) },
+                    offs_stride: a.taps,
+                    taps: s.nt,
+                    c0: s.c0,
+                    kc: s.kc,
+                    b: bp.as_ptr(),
+                    // SAFETY: rows i.. and columns j0.. of the block are in bounds (caller).
+                    c: unsafe { c.add(i * ldc + j0) },
+                    ldc,
+                    nc,
+                    first: si == 0,
+                    last: si + 1 == count_slices,
+                    bias: pbias.as_ptr(),
+                    clamp,
+                };
+                let f = fns[wi][rows - 1];
+                // SAFETY: `f` is the tile of `b.isa` for `rows` rows and width `w`; the tier
+                // is available (`PackedB` holds only available tiers) and every pointer in
+                // `args` covers what the tiles read or write (see `TileArgs`).
+                unsafe { f(&args) };
+                i += rows * count;
             }
         }
-        k0 += kc;
     }
 }
 
-/// Which slice of K a tile call covers.
-#[derive(Clone, Copy)]
-struct KSlice {
-    k0: usize,
-    kc: usize,
-    /// Start from zero rather than from the partial sums parked in C.
-    first: bool,
-    /// Add the bias, clamp, and store final values.
-    last: bool,
+fn generic_tile_fn(rows: usize, w: usize) -> TileFn {
+    match (rows, w == NR) {
+        (1, false) => generic_tile::<1, NR_HALF>,
+        (2, false) => generic_tile::<2, NR_HALF>,
+        (3, false) => generic_tile::<3, NR_HALF>,
+        (4, false) => generic_tile::<4, NR_HALF>,
+        (5, false) => generic_tile::<5, NR_HALF>,
+        (6, false) => generic_tile::<6, NR_HALF>,
+        (7, false) => generic_tile::<7, NR_HALF>,
+        (_, false) => generic_tile::<8, NR_HALF>,
+        (1, true) => generic_tile::<1, NR>,
+        (2, true) => generic_tile::<2, NR>,
+        (3, true) => generic_tile::<3, NR>,
+        _ => generic_tile::<4, NR>,
+    }
 }
 
-/// Where and how a tile is written.
-struct Out<'a> {
-    ldc: usize,
-    /// Valid columns in this panel (the rest is zero padding).
-    nc: usize,
-    bias: &'a [f32; NR],
-    clamp: Clamp,
+/// The portable tile: fixed-size arrays with constant indices, which LLVM keeps in vector
+/// registers; multiply and add are separate operations, as in the reference.
+///
+/// # Safety
+/// As described by [`TileArgs`].
+unsafe fn generic_tile<const R: usize, const W: usize>(t: &TileArgs) {
+    for tile in 0..t.tiles {
+        // SAFETY: `tile < tiles` (TileArgs).
+        unsafe { generic_one::<R, W>(t, tile) };
+    }
 }
 
-/// One `R×NR` tile: rows `0..R` of `a` (stride `lda`) times the panel slice `bp`
-/// (`kc×NR`), accumulated into `c` (row stride `out.ldc`, `out.nc` columns).
+/// Tile number `tile` of a [`generic_tile`] call.
+///
+/// # Safety
+/// As described by [`TileArgs`], and `tile < t.tiles`.
 #[inline(always)]
-fn tile<const R: usize>(a: &[f32], lda: usize, bp: &[f32], ks: KSlice, out: &Out, c: &mut [f32]) {
-    let KSlice {
-        k0,
-        kc,
-        first,
-        last,
-    } = ks;
-    let (ldc, nc) = (out.ldc, out.nc);
-    // Every access to `acc` uses constant indices (partial rows go through a separate
-    // buffer), so LLVM can keep the whole tile in registers across the K loop.
-    let mut acc = [[0.0f32; NR]; R];
-    if !first {
+unsafe fn generic_one<const R: usize, const W: usize>(t: &TileArgs, tile: usize) {
+    let mut acc = [[0.0f32; W]; R];
+    if !t.first {
         for (r, acc_r) in acc.iter_mut().enumerate() {
-            let mut row = [0.0f32; NR];
-            row[..nc].copy_from_slice(&c[r * ldc..r * ldc + nc]);
+            let mut row = [0.0f32; W];
+            // SAFETY: row r of C holds at least `nc` writable floats (TileArgs).
+            let src = unsafe { std::slice::from_raw_parts(t.c_row::<R>(tile, r), t.nc) };
+            row[..t.nc].copy_from_slice(src);
             *acc_r = row;
         }
     }
-    let arows: [&[f32]; R] = std::array::from_fn(|r| &a[r * lda + k0..r * lda + k0 + kc]);
-    for (kk, bv) in bp.chunks_exact(NR).enumerate().take(kc) {
-        for (acc_r, a_r) in acc.iter_mut().zip(arows.iter()) {
-            let av = a_r[kk];
-            for (acc_v, &b_v) in acc_r.iter_mut().zip(bv) {
-                *acc_v += av * b_v;
+    let mut b = t.b;
+    for tap in 0..t.taps {
+        let mut rows = [std::ptr::null::<f32>(); R];
+        for (r, p) in rows.iter_mut().enumerate() {
+            // SAFETY: tap < taps, r < R, tile < tiles (TileArgs).
+            *p = unsafe { t.row::<R>(tile, tap, r) };
+        }
+        for kk in 0..t.kc {
+            // SAFETY: B holds `taps·kc` rows of W floats; `[f32; W]` has f32's alignment.
+            let bv: &[f32; W] = unsafe { &*(b.add(kk * W) as *const [f32; W]) };
+            for (acc_r, p) in acc.iter_mut().zip(&rows) {
+                // SAFETY: each run holds `kc` floats.
+                let av = unsafe { *p.add(kk) };
+                for (acc_v, &b_v) in acc_r.iter_mut().zip(bv) {
+                    *acc_v += av * b_v;
+                }
             }
         }
+        // SAFETY: still inside B (or one past its end after the last tap).
+        b = unsafe { b.add(t.kc * W) };
     }
-    if last {
+    if t.last {
+        // SAFETY: `bias` points to W floats.
+        let bias: &[f32; W] = unsafe { &*(t.bias as *const [f32; W]) };
         for acc_r in acc.iter_mut() {
-            for (acc_v, &b_v) in acc_r.iter_mut().zip(out.bias) {
-                *acc_v = out.clamp.apply(*acc_v + b_v);
+            for (acc_v, &b_v) in acc_r.iter_mut().zip(bias) {
+                *acc_v = t.clamp.apply(*acc_v + b_v);
             }
         }
     }
     for (r, acc_r) in acc.iter().enumerate() {
-        let row: [f32; NR] = *acc_r;
-        c[r * ldc..r * ldc + nc].copy_from_slice(&row[..nc]);
+        let row: [f32; W] = *acc_r;
+        // SAFETY: row r of C holds at least `nc` writable floats, exclusively ours.
+        let dst = unsafe { std::slice::from_raw_parts_mut(t.c_row::<R>(tile, r), t.nc) };
+        dst.copy_from_slice(&row[..t.nc]);
     }
 }
 
@@ -411,92 +797,185 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn matches_naive_on_odd_shapes() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let dims = [1, 2, 3, 5, 6, 7, 13, 16, 17, 31, 33];
-        for case in 0..60 {
-            let m = [1, 3, 5, 6, 7, 12, 13, 71, 72, 73, 150][case % 11];
-            let n = dims[rng.below(dims.len())] + if case % 4 == 0 { 40 } else { 0 };
-            let k = [1, 3, 15, 21, 255, 256, 257, 600][rng.below(8)];
-            let lda = k + rng.below(3);
-            let a = rng.vec((m - 1) * lda + k);
-            let wt = rng.vec(n * k);
-            let bias = rng.vec(n);
-            let bias = if case % 3 == 0 { None } else { Some(&bias[..]) };
-            let clamp = [Clamp::NONE, Clamp::RELU, Clamp::RELU_N1_TO_1][case % 3];
-            let packed = PackedB::from_transposed(&wt, n, k);
-            assert_eq!(packed.byte_size(), n.div_ceil(NR) * NR * k * 4);
-            let want = naive(&a, lda, m, &wt, n, k, bias, clamp);
-            let mut c1 = vec![f32::NAN; m * n];
-            gemm_f32(&a, lda, m, &packed, bias, clamp, &mut c1, 1);
-            assert_close(&c1, &want, &format!("gemm m={m} n={n} k={k}"));
-            for threads in [2, 3] {
-                let mut ct = vec![f32::NAN; m * n];
-                gemm_f32(&a, lda, m, &packed, bias, clamp, &mut ct, threads);
-                assert_same_bits(&c1, &ct, "gemm threads");
+    fn matches_naive_on_odd_shapes_in_every_tier() {
+        for isa in Isa::available() {
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+            let dims = [1, 2, 3, 5, 6, 7, 8, 9, 13, 16, 17, 24, 31, 33];
+            for case in 0..70 {
+                let m = [1, 3, 5, 6, 7, 12, 13, 71, 72, 73, 150][case % 11];
+                let n = dims[rng.below(dims.len())] + if case % 4 == 0 { 40 } else { 0 };
+                let k = [1, 3, 15, 21, 255, 256, 257, 600][rng.below(8)];
+                let lda = k + rng.below(3);
+                let a = rng.vec((m - 1) * lda + k);
+                let wt = rng.vec(n * k);
+                let bias = rng.vec(n);
+                let bias = if case % 3 == 0 { None } else { Some(&bias[..]) };
+                let clamp = [Clamp::NONE, Clamp::RELU, Clamp::RELU_N1_TO_1][case % 3];
+                let packed = PackedB::from_transposed(&wt, n, k, isa);
+                assert_eq!(packed.isa(), isa);
+                let stored = (n / NR) * NR
+                    + if n % NR == 0 {
+                        0
+                    } else if n % NR <= 8 {
+                        8
+                    } else {
+                        16
+                    };
+                assert_eq!(packed.byte_size(), stored * k * 4);
+                let want = naive(&a, lda, m, &wt, n, k, bias, clamp);
+                let mut c1 = vec![f32::NAN; m * n];
+                gemm_f32(&a, lda, m, &packed, bias, clamp, &mut c1, 1);
+                assert_close(&c1, &want, &format!("{isa} gemm m={m} n={n} k={k}"));
+                for threads in [2, 3, 5] {
+                    let mut ct = vec![f32::NAN; m * n];
+                    gemm_f32(&a, lda, m, &packed, bias, clamp, &mut ct, threads);
+                    assert_same_bits(&c1, &ct, &format!("{isa} gemm threads={threads}"));
+                }
             }
         }
     }
 
-    /// The run-time dispatched block and the baseline build must agree bit for bit.
+    /// Every tier's tiles of every height give the same bits for a row: a block computed
+    /// with all rows at once equals the rows computed one per call.
     #[test]
-    fn instruction_set_tiers_agree() {
-        let mut rng = Rng(3);
-        for (rows, k, n) in [(MB, 300, 40), (13, 7, 16), (5, 513, 3)] {
-            let a = rng.vec(rows * k);
-            let w = rng.vec(n * k);
-            let bias = rng.vec(n);
-            let packed = PackedB::from_transposed(&w, n, k);
-            let mut c1 = vec![0.0; rows * n];
-            let mut c2 = vec![0.0; rows * n];
-            gemm_block(&a, k, rows, &packed, Some(&bias), Clamp::NONE, &mut c1);
-            block_impl::<PORTABLE_MR>(&a, k, rows, &packed, Some(&bias), Clamp::NONE, &mut c2);
-            assert_same_bits(&c1, &c2, "tiers");
+    fn edge_tiles_match_full_tiles() {
+        for isa in Isa::available() {
+            let mut rng = Rng(3);
+            for (rows, k, n) in [(MB, 300, 40), (13, 7, 16), (5, 513, 3), (11, 40, 24)] {
+                let a = rng.vec(rows * k);
+                let w = rng.vec(n * k);
+                let bias = rng.vec(n);
+                let packed = PackedB::from_transposed(&w, n, k, isa);
+                let mut all = vec![0.0; rows * n];
+                gemm_f32(&a, k, rows, &packed, Some(&bias), Clamp::NONE, &mut all, 1);
+                for r in 0..rows {
+                    let mut one = vec![0.0; n];
+                    gemm_f32(
+                        &a[r * k..],
+                        k,
+                        1,
+                        &packed,
+                        Some(&bias),
+                        Clamp::NONE,
+                        &mut one,
+                        1,
+                    );
+                    assert_same_bits(&all[r * n..(r + 1) * n], &one, &format!("{isa} row {r}"));
+                }
+            }
         }
     }
 
     #[test]
     fn row_major_packing_equals_transposed_packing() {
         let mut rng = Rng(7);
-        let (k, n) = (19, 37);
-        let b = rng.vec(k * n);
-        let mut bt = vec![0.0; n * k];
-        for kk in 0..k {
-            for j in 0..n {
-                bt[j * k + kk] = b[kk * n + j];
+        for (k, n) in [(19, 37), (5, 8), (3, 20)] {
+            let b = rng.vec(k * n);
+            let mut bt = vec![0.0; n * k];
+            for kk in 0..k {
+                for j in 0..n {
+                    bt[j * k + kk] = b[kk * n + j];
+                }
             }
+            let p1 = PackedB::from_row_major(&b, k, n, Isa::Generic);
+            let p2 = PackedB::from_transposed(&bt, n, k, Isa::Generic);
+            assert_same_bits(&p1.data, &p2.data, "packing");
+            assert_eq!((p1.k(), p1.n()), (k, n));
         }
-        let p1 = PackedB::from_row_major(&b, k, n);
-        let p2 = PackedB::from_transposed(&bt, n, k);
-        assert_same_bits(&p1.data, &p2.data, "packing");
-        assert_eq!((p1.k(), p1.n()), (k, n));
+    }
+
+    #[test]
+    fn k_slices_cover_the_depth_in_order() {
+        for (taps, tap_len) in [
+            (1, 1),
+            (9, 3),
+            (9, 64),
+            (1, 600),
+            (9, 512),
+            (49, 3),
+            (2, 256),
+        ] {
+            let s = KSlices::new(taps, tap_len);
+            let mut next = (0, 0);
+            for i in 0..s.count() {
+                let sl = s.get(i);
+                assert_eq!((sl.t0, sl.c0), next, "{taps}x{tap_len} slice {i}");
+                assert!(sl.kc * sl.nt <= KC.max(tap_len) && sl.kc > 0 && sl.nt > 0);
+                next = if sl.c0 + sl.kc == tap_len {
+                    (sl.t0 + sl.nt, 0)
+                } else {
+                    (sl.t0, sl.c0 + sl.kc)
+                };
+            }
+            assert_eq!(next, (taps, 0));
+        }
+    }
+
+    #[test]
+    fn grid_parts_tile_the_output() {
+        for (m, n, threads) in [(49, 512, 2), (12544, 64, 2), (1, 1000, 3), (100, 20, 4)] {
+            let packed = PackedB::from_transposed(&vec![0.0; n], n, 1, Isa::Generic);
+            let g = Grid::new(m, &packed, 1, threads, usize::MAX);
+            let mut seen = vec![0u8; m * packed.panels()];
+            for i in 0..g.parts() {
+                let (rows, panels) = g.part(i);
+                for r in rows {
+                    for p in panels.clone() {
+                        seen[r * packed.panels() + p] += 1;
+                    }
+                }
+            }
+            assert!(seen.iter().all(|&s| s == 1), "m={m} n={n}");
+            assert!(g.parts() <= threads);
+        }
     }
 
     #[test]
     fn fully_connected_and_empty_k() {
-        let mut rng = Rng(11);
-        let (rows, units, k) = (4, 21, 50);
-        let x = rng.vec(rows * k);
-        let w = rng.vec(units * k);
-        let bias = rng.vec(units);
-        let packed = PackedB::from_transposed(&w, units, k);
-        let mut out = vec![0.0; rows * units];
-        fully_connected_f32(&x, rows, &packed, Some(&bias), Clamp::RELU6, &mut out, 2);
-        let want = naive(&x, k, rows, &w, units, k, Some(&bias), Clamp::RELU6);
-        assert_close(&out, &want, "fc");
+        for isa in Isa::available() {
+            let mut rng = Rng(11);
+            let (rows, units, k) = (4, 21, 50);
+            let x = rng.vec(rows * k);
+            let w = rng.vec(units * k);
+            let bias = rng.vec(units);
+            let packed = PackedB::from_transposed(&w, units, k, isa);
+            let mut out = vec![0.0; rows * units];
+            fully_connected_f32(&x, rows, &packed, Some(&bias), Clamp::RELU6, &mut out, 2);
+            let want = naive(&x, k, rows, &w, units, k, Some(&bias), Clamp::RELU6);
+            assert_close(&out, &want, "fc");
 
-        let empty = PackedB::from_transposed(&[], 3, 0);
-        let mut out = vec![9.0; 6];
-        gemm_f32(
-            &[],
-            0,
-            2,
-            &empty,
-            Some(&[1.0, -2.0, 7.0]),
-            Clamp::RELU6,
-            &mut out,
-            1,
-        );
-        assert_eq!(out, [1.0, 0.0, 6.0, 1.0, 0.0, 6.0]);
+            let empty = PackedB::from_transposed(&[], 3, 0, isa);
+            let mut out = vec![9.0; 6];
+            gemm_f32(
+                &[],
+                0,
+                2,
+                &empty,
+                Some(&[1.0, -2.0, 7.0]),
+                Clamp::RELU6,
+                &mut out,
+                1,
+            );
+            assert_eq!(out, [1.0, 0.0, 6.0, 1.0, 0.0, 6.0]);
+        }
+    }
+
+    /// NaN and infinities go through the fused epilogue like through `Clamp::apply`.
+    #[test]
+    fn epilogue_clamps_like_the_reference() {
+        for isa in Isa::available() {
+            let k = 2;
+            let a = [f32::NAN, 1.0, 1e30, 1e30, -0.0, 0.0];
+            let w = [1.0, 0.0, 1e30, 0.0, 1.0, 1.0];
+            let packed = PackedB::from_transposed(&w, 3, k, isa);
+            let mut out = vec![0.0; 9];
+            gemm_f32(&a, k, 3, &packed, None, Clamp::NONE, &mut out, 1);
+            assert!(out[0].is_nan() && out[1].is_nan() && out[2].is_nan());
+            assert_eq!(out[3..6], [1e30, f32::MAX, 2e30]);
+            let mut out = vec![0.0; 9];
+            gemm_f32(&a, k, 3, &packed, None, Clamp::RELU6, &mut out, 1);
+            assert!(out[0].is_nan());
+            assert_eq!(out[3..], [6.0, 6.0, 6.0, 0.0, 0.0, 0.0]);
+        }
     }
 }

@@ -65,6 +65,16 @@ impl Isa {
         }
     }
 
+    /// `self` if this CPU runs it, else [`Isa::Generic`]. Kernels call this on the tier they
+    /// are given, so that a tier the CPU lacks can never reach a `#[target_feature]` function.
+    pub fn or_generic(self) -> Isa {
+        if self.is_available() {
+            self
+        } else {
+            Isa::Generic
+        }
+    }
+
     /// `self` if this CPU runs it, else an error naming the tier.
     pub fn require(self) -> Result<Isa, String> {
         if self.is_available() {
@@ -112,5 +122,8 @@ mod tests {
     fn detected_tier_is_available() {
         assert!(Isa::detect().is_available());
         assert!(Isa::Generic.is_available());
+        for isa in Isa::ALL {
+            assert!(isa.or_generic().is_available());
+        }
     }
 }

@@ -9,13 +9,23 @@
 //! arithmetic of TFLite's reference kernels bit for bit.
 
 pub mod activation;
+pub mod activations;
 pub mod broadcast;
 pub mod conv;
 pub mod depthwise;
+pub mod elementwise;
 pub mod gemm;
 pub mod isa;
+pub mod layout;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 pub mod parallel;
 pub mod pool;
 pub mod quant;
 pub mod reduce;
+pub mod reductions;
+pub mod resize;
 pub mod softmax;
+mod winograd;
+#[cfg(target_arch = "x86_64")]
+mod x86;

@@ -120,6 +120,49 @@ pub fn for_each_part_with_scratch<T, S, F>(
     }
 }
 
+/// Runs `f(i)` for every part `i` in `0..parts`, in parallel when `threads > 1`. For kernels
+/// whose parts are not contiguous runs of rows (e.g. rectangles of a GEMM output): the
+/// kernel itself guarantees that parts write disjoint elements.
+pub fn for_each_index<F>(parts: usize, threads: usize, f: F)
+where
+    F: Fn(usize) + Sync,
+{
+    if threads <= 1 || parts <= 1 {
+        (0..parts).for_each(f);
+        return;
+    }
+    (0..parts).into_par_iter().for_each(&f);
+}
+
+/// Like [`for_each_index`], but part `i` also receives the `i`-th disjoint
+/// `scratch_per_part`-long piece of `scratch`: `f(i, piece)`.
+///
+/// Precondition: `scratch.len() >= parts · scratch_per_part` (else panics).
+pub fn for_each_index_with_scratch<S, F>(
+    parts: usize,
+    threads: usize,
+    scratch: &mut [S],
+    scratch_per_part: usize,
+    f: F,
+) where
+    S: Send,
+    F: Fn(usize, &mut [S]) + Sync,
+{
+    let scratch = &mut scratch[..parts * scratch_per_part];
+    if scratch_per_part == 0 {
+        for_each_index(parts, threads, |i| f(i, &mut []));
+    } else if threads <= 1 || parts <= 1 {
+        for (i, piece) in scratch.chunks_mut(scratch_per_part).enumerate() {
+            f(i, piece);
+        }
+    } else {
+        scratch
+            .par_chunks_mut(scratch_per_part)
+            .enumerate()
+            .for_each(|(i, piece)| f(i, piece));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +217,26 @@ mod tests {
             }
             // Each piece of scratch was used by exactly one part.
             assert!(scratch.chunks(per).all(|p| p[0] == 1));
+        }
+    }
+
+    #[test]
+    fn indexed_parts_run_once_each_with_own_scratch() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        for threads in 1..4 {
+            for per in [0, 3] {
+                let hits: Vec<AtomicUsize> = (0..5).map(|_| AtomicUsize::new(0)).collect();
+                let mut scratch = vec![0u8; 5 * per];
+                for_each_index_with_scratch(5, threads, &mut scratch, per, |i, s| {
+                    assert_eq!(s.len(), per);
+                    s.fill(i as u8 + 1);
+                    hits[i].fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+                for (i, piece) in scratch.chunks(per.max(1)).enumerate() {
+                    assert!(piece.iter().all(|&v| v == i as u8 + 1));
+                }
+            }
         }
     }
 

@@ -150,13 +150,20 @@ fn options(c: &Common) -> Result<Options> {
 }
 
 fn parse_input_shape(s: &str) -> std::result::Result<(usize, Vec<usize>), String> {
-    let (i, dims) = s.split_once(':').ok_or("expected INDEX:DIMS, e.g. 0:1x224x224x3")?;
-    let i = i.parse::<usize>().map_err(|e| format!("bad input index '{i}': {e}"))?;
+    let (i, dims) = s
+        .split_once(':')
+        .ok_or("expected INDEX:DIMS, e.g. 0:1x224x224x3")?;
+    let i = i
+        .parse::<usize>()
+        .map_err(|e| format!("bad input index '{i}': {e}"))?;
     let dims = if dims.is_empty() {
         Vec::new()
     } else {
         dims.split('x')
-            .map(|d| d.parse::<usize>().map_err(|e| format!("bad dimension '{d}': {e}")))
+            .map(|d| {
+                d.parse::<usize>()
+                    .map_err(|e| format!("bad dimension '{d}': {e}"))
+            })
             .collect::<std::result::Result<_, _>>()?
     };
     Ok((i, dims))

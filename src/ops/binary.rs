@@ -54,9 +54,10 @@ impl Kernel for BinaryF32 {
         let a = e.inputs.get::<f32>(0)?;
         let b = e.inputs.get::<f32>(1)?;
         let out = cast_mut::<f32>(e.output)?;
+        let (plan, clamp, threads) = (&self.plan, self.clamp, e.threads);
         match self.op {
-            Op::Add => broadcast::add_f32(&self.plan, a, b, out, self.clamp),
-            Op::Mul => broadcast::mul_f32(&self.plan, a, b, out, self.clamp),
+            Op::Add => broadcast::binary_f32_threads(plan, a, b, out, clamp, |x, y| x + y, threads),
+            Op::Mul => broadcast::binary_f32_threads(plan, a, b, out, clamp, |x, y| x * y, threads),
         }
         Ok(())
     }

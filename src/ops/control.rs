@@ -19,11 +19,21 @@ use crate::options::OpOptions;
 use crate::schema::BuiltinOperator as B;
 use crate::subgraph::SubgraphRun;
 
-const ALL: &[&str] = &["float32", "int8", "uint8", "int16", "int32", "int64", "bool"];
+const ALL: &[&str] = &[
+    "float32", "int8", "uint8", "int16", "int32", "int64", "bool",
+];
 
 pub(super) const SUPPORT: &[OpSupport] = &[
-    s(B::WHILE, ALL, "loop-carried shapes fixed; iteration limit in Limits"),
-    s(B::IF, ALL, "both branches prepared; output shapes must agree"),
+    s(
+        B::WHILE,
+        ALL,
+        "loop-carried shapes fixed; iteration limit in Limits",
+    ),
+    s(
+        B::IF,
+        ALL,
+        "both branches prepared; output shapes must agree",
+    ),
     s(B::CALL_ONCE, ALL, "runs its subgraph at the first invoke"),
     s(B::VAR_HANDLE, ALL, ""),
     s(B::READ_VARIABLE, ALL, ""),
@@ -52,11 +62,20 @@ fn subgraph_index(ctx: &PrepareCtx<'_>, index: i32, what: &str) -> Result<usize>
     usize::try_from(index)
         .ok()
         .filter(|&i| i < count && i != ctx.subgraph)
-        .ok_or_else(|| ctx.invalid(format!("{what} subgraph index {index} is out of range or refers to itself")))
+        .ok_or_else(|| {
+            ctx.invalid(format!(
+                "{what} subgraph index {index} is out of range or refers to itself"
+            ))
+        })
 }
 
 /// Prepares subgraph `sg` with its inputs shaped like `inputs`, checking dtypes.
-fn prepare_child(ctx: &PrepareCtx<'_>, sg: usize, inputs: &[&Tensor], what: &str) -> Result<SubgraphRun> {
+fn prepare_child(
+    ctx: &PrepareCtx<'_>,
+    sg: usize,
+    inputs: &[&Tensor],
+    what: &str,
+) -> Result<SubgraphRun> {
     let graph = &ctx.model.subgraphs()[sg];
     if graph.inputs.len() != inputs.len() {
         return Err(ctx.invalid(format!(
@@ -73,8 +92,12 @@ fn prepare_child(ctx: &PrepareCtx<'_>, sg: usize, inputs: &[&Tensor], what: &str
             )));
         }
     }
-    let shapes: Vec<(usize, Vec<usize>)> =
-        graph.inputs.iter().zip(inputs).map(|(&t, given)| (t, given.shape.clone())).collect();
+    let shapes: Vec<(usize, Vec<usize>)> = graph
+        .inputs
+        .iter()
+        .zip(inputs)
+        .map(|(&t, given)| (t, given.shape.clone()))
+        .collect();
     SubgraphRun::prepare(ctx.model, sg, ctx.env.clone().nested(), &shapes)
 }
 
@@ -85,7 +108,11 @@ fn node_inputs<'m>(ctx: &PrepareCtx<'m>, from: usize) -> Result<Vec<&'m Tensor>>
 
 fn copy(dst: &mut [u8], src: &[u8]) -> Result<()> {
     if dst.len() != src.len() {
-        return Err(Error::Internal(format!("copy of {} bytes into {}", src.len(), dst.len())));
+        return Err(Error::Internal(format!(
+            "copy of {} bytes into {}",
+            src.len(),
+            dst.len()
+        )));
     }
     dst.copy_from_slice(src);
     Ok(())
@@ -96,12 +123,18 @@ fn output<'e>(output: &'e mut [u8], more: &'e mut [&mut [u8]], k: usize) -> Resu
     if k == 0 {
         Ok(output)
     } else {
-        more.get_mut(k - 1).map(|o| &mut **o).ok_or_else(|| Error::Internal(format!("no output {k}")))
+        more.get_mut(k - 1)
+            .map(|o| &mut **o)
+            .ok_or_else(|| Error::Internal(format!("no output {k}")))
     }
 }
 
 pub(super) fn prepare_while(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
-    let OpOptions::While { cond_subgraph, body_subgraph } = ctx.op.options else {
+    let OpOptions::While {
+        cond_subgraph,
+        body_subgraph,
+    } = ctx.op.options
+    else {
         return Err(ctx.invalid("missing WhileOptions"));
     };
     let n = ctx.op.inputs.len();
@@ -119,7 +152,10 @@ pub(super) fn prepare_while(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
         return Err(ctx.invalid("the condition subgraph must output one bool"));
     }
     if body_g.outputs.len() != n {
-        return Err(ctx.invalid(format!("the body returns {} values for {n} loop variables", body_g.outputs.len())));
+        return Err(ctx.invalid(format!(
+            "the body returns {} values for {n} loop variables",
+            body_g.outputs.len()
+        )));
     }
     for (k, (&t, var)) in body_g.outputs.iter().zip(&vars).enumerate() {
         let out = &body_run.tensors[t];
@@ -153,7 +189,10 @@ struct While {
 impl Kernel for While {
     fn eval(&self, e: Eval<'_>) -> Result<()> {
         let model = e.inputs.model;
-        let mut guard = self.runs.lock().map_err(|_| Error::Internal("WHILE state poisoned".into()))?;
+        let mut guard = self
+            .runs
+            .lock()
+            .map_err(|_| Error::Internal("WHILE state poisoned".into()))?;
         let (cond, body) = &mut *guard;
         let (first, more) = (e.output, e.more_outputs);
         let n = self.body_inputs.len();
@@ -167,7 +206,11 @@ impl Kernel for While {
                 copy(cond.tensor_bytes_mut(t)?, output(first, more, k)?)?;
             }
             cond.run(model, e.threads)?;
-            if cond.tensor_bytes(model, self.cond_output).first().is_none_or(|&b| b == 0) {
+            if cond
+                .tensor_bytes(model, self.cond_output)
+                .first()
+                .is_none_or(|&b| b == 0)
+            {
                 return Ok(());
             }
             iterations += 1;
@@ -188,7 +231,10 @@ impl Kernel for While {
     }
 
     fn persistent_bytes(&self) -> usize {
-        self.runs.lock().map(|r| child_bytes(&r.0) + child_bytes(&r.1)).unwrap_or(0)
+        self.runs
+            .lock()
+            .map(|r| child_bytes(&r.0) + child_bytes(&r.1))
+            .unwrap_or(0)
     }
 }
 
@@ -199,7 +245,11 @@ fn child_bytes(run: &SubgraphRun) -> usize {
 }
 
 pub(super) fn prepare_if(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
-    let OpOptions::If { then_subgraph, else_subgraph } = ctx.op.options else {
+    let OpOptions::If {
+        then_subgraph,
+        else_subgraph,
+    } = ctx.op.options
+    else {
         return Err(ctx.invalid("missing IfOptions"));
     };
     let outs = ctx.op.outputs.len();
@@ -215,12 +265,18 @@ pub(super) fn prepare_if(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
         let run = prepare_child(ctx, sg, &args, what)?;
         let graph = &ctx.model.subgraphs()[sg];
         if graph.outputs.len() != outs {
-            return Err(ctx.invalid(format!("the {what} branch returns {} values, the node has {outs}", graph.outputs.len())));
+            return Err(ctx.invalid(format!(
+                "the {what} branch returns {} values, the node has {outs}",
+                graph.outputs.len()
+            )));
         }
         branches.push((graph.inputs.clone(), graph.outputs.clone(), run));
     }
     for k in 0..outs {
-        let (a, b) = (&branches[0].2.tensors[branches[0].1[k]], &branches[1].2.tensors[branches[1].1[k]]);
+        let (a, b) = (
+            &branches[0].2.tensors[branches[0].1[k]],
+            &branches[1].2.tensors[branches[1].1[k]],
+        );
         if a.shape != b.shape || a.dtype != b.dtype {
             return Err(ctx.unsupported(format!(
                 "branches disagree on output {k}: {} {:?} vs {} {:?}",
@@ -234,7 +290,10 @@ pub(super) fn prepare_if(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     let (Some(then_b), Some(else_b)) = (then_b, else_b) else {
         return Err(ctx.invalid("IF needs two branches"));
     };
-    Ok(Prepared::Kernel(Box::new(If { then_b: Branch::new(then_b), else_b: Branch::new(else_b) })))
+    Ok(Prepared::Kernel(Box::new(If {
+        then_b: Branch::new(then_b),
+        else_b: Branch::new(else_b),
+    })))
 }
 
 struct Branch {
@@ -245,7 +304,11 @@ struct Branch {
 
 impl Branch {
     fn new((inputs, outputs, run): (Vec<usize>, Vec<usize>, SubgraphRun)) -> Branch {
-        Branch { inputs, outputs, run: Mutex::new(run) }
+        Branch {
+            inputs,
+            outputs,
+            run: Mutex::new(run),
+        }
     }
 }
 
@@ -260,7 +323,10 @@ impl Kernel for If {
         // Any non-zero byte of the condition means true (bool, or a numeric scalar).
         let taken = e.inputs.bytes(0)?.iter().any(|&b| b != 0);
         let branch = if taken { &self.then_b } else { &self.else_b };
-        let mut run = branch.run.lock().map_err(|_| Error::Internal("IF state poisoned".into()))?;
+        let mut run = branch
+            .run
+            .lock()
+            .map_err(|_| Error::Internal("IF state poisoned".into()))?;
         for (k, &t) in branch.inputs.iter().enumerate() {
             copy(run.tensor_bytes_mut(t)?, e.inputs.bytes(k + 1)?)?;
         }
@@ -287,7 +353,10 @@ pub(super) fn prepare_call_once(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     ctx.expect_arity(0, 0, 0)?;
     let sg = subgraph_index(ctx, init_subgraph, "init")?;
     let run = prepare_child(ctx, sg, &[], "init")?;
-    Ok(Prepared::Kernel(Box::new(CallOnce { run: Mutex::new(run), done: AtomicBool::new(false) })))
+    Ok(Prepared::Kernel(Box::new(CallOnce {
+        run: Mutex::new(run),
+        done: AtomicBool::new(false),
+    })))
 }
 
 struct CallOnce {
@@ -300,7 +369,10 @@ impl Kernel for CallOnce {
         if self.done.load(Ordering::Acquire) {
             return Ok(());
         }
-        let mut run = self.run.lock().map_err(|_| Error::Internal("CALL_ONCE state poisoned".into()))?;
+        let mut run = self
+            .run
+            .lock()
+            .map_err(|_| Error::Internal("CALL_ONCE state poisoned".into()))?;
         run.run(e.inputs.model, e.threads)?;
         self.done.store(true, Ordering::Release);
         Ok(())
@@ -309,14 +381,20 @@ impl Kernel for CallOnce {
 
 pub(super) fn prepare_var_handle(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     ctx.expect_arity(0, 0, 1)?;
-    let OpOptions::VarHandle { container, shared_name } = &ctx.op.options else {
+    let OpOptions::VarHandle {
+        container,
+        shared_name,
+    } = &ctx.op.options
+    else {
         return Err(ctx.invalid("missing VarHandleOptions"));
     };
     if ctx.output(0)?.dtype != DType::Resource {
         return Err(ctx.unsupported_dtypes());
     }
     ctx.set_output_shape(0, &[])?;
-    Ok(Prepared::Kernel(Box::new(VarHandle { id: resource_id(container, shared_name) })))
+    Ok(Prepared::Kernel(Box::new(VarHandle {
+        id: resource_id(container, shared_name),
+    })))
 }
 
 struct VarHandle {
@@ -345,7 +423,9 @@ pub(super) fn prepare_read_variable(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     if ctx.output(0)?.bytes.is_none() {
         return Err(ctx.unsupported_dtypes());
     }
-    Ok(Prepared::Kernel(Box::new(ReadVariable { resources: ctx.env.resources.clone() })))
+    Ok(Prepared::Kernel(Box::new(ReadVariable {
+        resources: ctx.env.resources.clone(),
+    })))
 }
 
 struct ReadVariable {
@@ -355,10 +435,14 @@ struct ReadVariable {
 impl Kernel for ReadVariable {
     fn eval(&self, e: Eval<'_>) -> Result<()> {
         let id = read_id(e.inputs.bytes(0)?)?;
-        let vars = self.resources.vars.lock().map_err(|_| Error::Internal("variables poisoned".into()))?;
-        let value = vars
-            .get(&id)
-            .ok_or_else(|| Error::Input("READ_VARIABLE of a variable that was never assigned".into()))?;
+        let vars = self
+            .resources
+            .vars
+            .lock()
+            .map_err(|_| Error::Internal("variables poisoned".into()))?;
+        let value = vars.get(&id).ok_or_else(|| {
+            Error::Input("READ_VARIABLE of a variable that was never assigned".into())
+        })?;
         if value.len() != e.output.len() {
             return Err(Error::Input(format!(
                 "variable holds {} bytes, READ_VARIABLE's output has {}",
@@ -376,7 +460,9 @@ pub(super) fn prepare_assign_variable(ctx: &PrepareCtx<'_>) -> Result<Prepared> 
     if ctx.input(0)?.dtype != DType::Resource || ctx.input(1)?.bytes.is_none() {
         return Err(ctx.unsupported_dtypes());
     }
-    Ok(Prepared::Kernel(Box::new(AssignVariable { resources: ctx.env.resources.clone() })))
+    Ok(Prepared::Kernel(Box::new(AssignVariable {
+        resources: ctx.env.resources.clone(),
+    })))
 }
 
 struct AssignVariable {
@@ -387,7 +473,11 @@ impl Kernel for AssignVariable {
     fn eval(&self, e: Eval<'_>) -> Result<()> {
         let id = read_id(e.inputs.bytes(0)?)?;
         let value = e.inputs.bytes(1)?;
-        let mut vars = self.resources.vars.lock().map_err(|_| Error::Internal("variables poisoned".into()))?;
+        let mut vars = self
+            .resources
+            .vars
+            .lock()
+            .map_err(|_| Error::Internal("variables poisoned".into()))?;
         // The first assignment allocates; later ones reuse the buffer when the size is the same.
         let slot = vars.entry(id).or_default();
         slot.clear();

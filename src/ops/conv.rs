@@ -1,13 +1,15 @@
 //! CONV_2D and DEPTHWISE_CONV_2D.
 
+use std::borrow::Cow;
+
 use ferrolite_kernels::activation::Clamp;
-use ferrolite_kernels::conv::{self, ConvParams, PackedConv};
-use ferrolite_kernels::depthwise::{self, DepthwiseParams};
+use ferrolite_kernels::conv::{self, ConvParams, PackedConv, ScratchLen};
+use ferrolite_kernels::depthwise::{self, DepthwiseParams, PackedDepthwise};
 
 use super::geometry::{self, positive};
 use super::{cast_mut, Eval, Kernel, PrepareCtx, Prepared};
 use crate::dtype::DType;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::options::{Activation, OpOptions, Padding};
 
 /// Shapes and geometry common to both convolutions, checked against the tensors.
@@ -115,9 +117,27 @@ fn float_bias(ctx: &PrepareCtx<'_>, k: usize, n: usize) -> Result<Option<Vec<f32
         .ok_or_else(|| ctx.unsupported("a non-constant bias"))
 }
 
-fn const_filter(ctx: &PrepareCtx<'_>) -> Result<Vec<f32>> {
-    ctx.const_vec::<f32>(1)?
-        .ok_or_else(|| ctx.unsupported("a non-constant filter"))
+fn const_filter<'m>(ctx: &PrepareCtx<'m>) -> Result<Cow<'m, [f32]>> {
+    const_f32(ctx, 1)?.ok_or_else(|| ctx.unsupported("a non-constant filter"))
+}
+
+/// Constant float input `k`, read in place when the bytes are aligned for `f32` (files
+/// align buffers to 4 bytes, so in practice always) and copied otherwise. Weights are only
+/// read once, to be packed: not copying them first saves a pass over them and the page
+/// faults of a throwaway buffer, a good part of the load time.
+pub(super) fn const_f32<'m>(ctx: &PrepareCtx<'m>, k: usize) -> Result<Option<Cow<'m, [f32]>>> {
+    let Some(bytes) = ctx.const_bytes(k) else {
+        return Ok(None);
+    };
+    let n = ctx.input(k)?.numel;
+    let view = n
+        .checked_mul(4)
+        .and_then(|len| bytes.get(..len))
+        .and_then(|b| bytemuck::try_cast_slice::<u8, f32>(b).ok());
+    match view {
+        Some(v) => Ok(Some(Cow::Borrowed(v))),
+        None => Ok(ctx.const_vec::<f32>(k)?.map(Cow::Owned)),
+    }
 }
 
 pub(super) fn prepare_conv(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
@@ -166,8 +186,8 @@ pub(super) fn prepare_conv(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
                 pad_left: g.pad_left,
                 clamp: clamp(o.activation),
             };
-            let packed = PackedConv::new(&weights, g.out_c, g.kernel_h, g.kernel_w, g.in_c);
-            let scratch = conv::scratch_len(&p, ctx.threads);
+            let packed = PackedConv::new(&p, &weights, ctx.isa);
+            let scratch = packed.scratch_len(ctx.threads);
             Ok(Prepared::Kernel(Box::new(ConvF32 {
                 p,
                 packed,
@@ -183,22 +203,39 @@ struct ConvF32 {
     p: ConvParams,
     packed: PackedConv,
     bias: Option<Vec<f32>>,
-    /// Scratch floats.
-    scratch: usize,
+    /// Scratch: floats (a padded input) then offsets (tap tables).
+    scratch: ScratchLen,
+}
+
+impl ConvF32 {
+    /// Bytes of the float part of the scratch, rounded up so the offsets after it are aligned.
+    fn float_bytes(&self) -> usize {
+        let align = std::mem::align_of::<usize>();
+        (self.scratch.floats * std::mem::size_of::<f32>()).div_ceil(align) * align
+    }
 }
 
 impl Kernel for ConvF32 {
     fn eval(&self, e: Eval<'_>) -> Result<()> {
         let input = e.inputs.get::<f32>(0)?;
         let out = cast_mut::<f32>(e.output)?;
-        let scratch = cast_mut::<f32>(&mut e.scratch[..self.scratch * 4])?;
+        let fb = self.float_bytes();
+        let ob = self.scratch.offsets * std::mem::size_of::<usize>();
+        let scratch = e
+            .scratch
+            .get_mut(..fb + ob)
+            .ok_or_else(|| Error::Internal("scratch smaller than planned".into()))?;
+        let (fs, os) = scratch.split_at_mut(fb);
+        let floats = cast_mut::<f32>(fs)?;
+        let offsets = cast_mut::<usize>(os)?;
         conv::conv2d_f32(
             &self.p,
             input,
             &self.packed,
             self.bias.as_deref(),
             out,
-            scratch,
+            floats,
+            offsets,
             e.threads,
         );
         Ok(())
@@ -213,7 +250,7 @@ impl Kernel for ConvF32 {
     }
 
     fn scratch_bytes(&self) -> usize {
-        self.scratch * 4
+        self.float_bytes() + self.scratch.offsets * std::mem::size_of::<usize>()
     }
 }
 
@@ -268,11 +305,8 @@ pub(super) fn prepare_depthwise(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
                 pad_left: g.pad_left,
                 clamp: clamp(o.activation),
             };
-            Ok(Prepared::Kernel(Box::new(DepthwiseF32 {
-                p,
-                weights,
-                bias,
-            })))
+            let packed = PackedDepthwise::new(&p, &weights, bias.as_deref(), ctx.isa);
+            Ok(Prepared::Kernel(Box::new(DepthwiseF32 { p, packed })))
         }
         _ => super::quant_conv::prepare_depthwise(ctx, &g, depth_multiplier, o),
     }
@@ -280,22 +314,14 @@ pub(super) fn prepare_depthwise(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
 
 struct DepthwiseF32 {
     p: DepthwiseParams,
-    weights: Vec<f32>,
-    bias: Option<Vec<f32>>,
+    packed: PackedDepthwise,
 }
 
 impl Kernel for DepthwiseF32 {
     fn eval(&self, e: Eval<'_>) -> Result<()> {
         let input = e.inputs.get::<f32>(0)?;
         let out = cast_mut::<f32>(e.output)?;
-        depthwise::depthwise_conv2d_f32(
-            &self.p,
-            input,
-            &self.weights,
-            self.bias.as_deref(),
-            out,
-            e.threads,
-        );
+        depthwise::depthwise_conv2d_f32(&self.p, input, &self.packed, out, e.threads);
         Ok(())
     }
 
@@ -304,6 +330,6 @@ impl Kernel for DepthwiseF32 {
     }
 
     fn persistent_bytes(&self) -> usize {
-        (self.weights.len() + self.bias.as_ref().map_or(0, |b| b.len())) * 4
+        self.packed.byte_size()
     }
 }

@@ -55,8 +55,7 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     let shape = Shape { rows, depth, units };
     match (input.dtype, weights.dtype, output.dtype) {
         (DType::F32, DType::F32, DType::F32) => {
-            let w = ctx
-                .const_vec::<f32>(1)?
+            let w = super::conv::const_f32(ctx, 1)?
                 .ok_or_else(|| ctx.unsupported("non-constant weights"))?;
             let bias = match ctx.input_opt(2) {
                 None => None,
@@ -71,7 +70,7 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
                     )))
                 }
             };
-            let packed = PackedB::from_transposed(&w, units, depth);
+            let packed = PackedB::from_transposed(&w, units, depth, ctx.isa);
             Ok(Prepared::Kernel(Box::new(FullyConnectedF32 {
                 rows,
                 packed,

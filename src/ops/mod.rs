@@ -95,7 +95,6 @@ impl<'a> Inputs<'a> {
     pub fn get<T: Pod>(&self, k: usize) -> Result<&'a [T]> {
         cast(self.bytes(k)?)
     }
-
 }
 
 pub(crate) fn cast<T: Pod>(bytes: &[u8]) -> Result<&[T]> {
@@ -177,7 +176,6 @@ impl<'m> PrepareCtx<'m> {
     pub fn loc(&self) -> Location {
         self.model.op_location(self.subgraph, self.index)
     }
-
 
     pub fn invalid(&self, msg: impl Into<String>) -> Error {
         Error::invalid(self.loc(), Invalid::Other(msg.into()))
@@ -319,10 +317,12 @@ impl<'m> PrepareCtx<'m> {
 impl PrepareCtx<'_> {
     /// The per-tensor (scale, zero point) of `t`, required for quantized operands.
     pub fn per_tensor(&self, t: &Tensor, what: &str) -> Result<QuantParams> {
-        let q = t
-            .quantization
-            .as_ref()
-            .ok_or_else(|| self.invalid(format!("{what} ({}) has no quantization parameters", t.dtype)))?;
+        let q = t.quantization.as_ref().ok_or_else(|| {
+            self.invalid(format!(
+                "{what} ({}) has no quantization parameters",
+                t.dtype
+            ))
+        })?;
         let (scale, zero_point) = q
             .single()
             .ok_or_else(|| self.unsupported(format!("per-axis quantization of the {what}")))?;

@@ -17,7 +17,12 @@ enum Params {
     Mul(MulQuant),
 }
 
-pub(super) fn prepare(ctx: &PrepareCtx<'_>, op: Op, _f32_plan: BroadcastPlan, a: Activation) -> Result<Prepared> {
+pub(super) fn prepare(
+    ctx: &PrepareCtx<'_>,
+    op: Op,
+    _f32_plan: BroadcastPlan,
+    a: Activation,
+) -> Result<Prepared> {
     let (x, y, out) = (ctx.input(0)?, ctx.input(1)?, ctx.output(0)?);
     let dtype = out.dtype;
     if x.dtype != dtype || y.dtype != dtype {
@@ -32,13 +37,23 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>, op: Op, _f32_plan: BroadcastPlan, a:
             Activation::ReluN1To1 => (-1, 1),
             _ => (i64::MIN, i64::MAX),
         };
-        return Ok(Prepared::Kernel(Box::new(IntBinary { op, plan, lo, hi, wide: dtype == DType::I64 })));
+        return Ok(Prepared::Kernel(Box::new(IntBinary {
+            op,
+            plan,
+            lo,
+            hi,
+            wide: dtype == DType::I64,
+        })));
     }
     if !matches!(dtype, DType::I8 | DType::U8) {
         return Err(ctx.unsupported_dtypes());
     }
     let plan = QPlan::new(&x.shape, &y.shape).map_err(|e| ctx.quant_err(e))?;
-    let (p1, p2, po) = (ctx.per_tensor(x, "input 0")?, ctx.per_tensor(y, "input 1")?, ctx.per_tensor(out, "output")?);
+    let (p1, p2, po) = (
+        ctx.per_tensor(x, "input 0")?,
+        ctx.per_tensor(y, "input 1")?,
+        ctx.per_tensor(out, "output")?,
+    );
     let act = fused(a);
     let err = |e| ctx.quant_err(e);
     let params = match (op, dtype) {
@@ -47,7 +62,11 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>, op: Op, _f32_plan: BroadcastPlan, a:
         (Op::Mul, DType::I8) => Params::Mul(MulQuant::new::<i8>(p1, p2, po, act).map_err(err)?),
         (Op::Mul, _) => Params::Mul(MulQuant::new::<u8>(p1, p2, po, act).map_err(err)?),
     };
-    Ok(Prepared::Kernel(Box::new(QBinary { params, plan, signed: dtype == DType::I8 })))
+    Ok(Prepared::Kernel(Box::new(QBinary {
+        params,
+        plan,
+        signed: dtype == DType::I8,
+    })))
 }
 
 struct QBinary {
@@ -93,7 +112,9 @@ impl IntBinary {
         let out = cast_mut::<T>(e.output)?;
         let (n1, n2, n3) = self.plan.lens();
         if a.len() < n1 || b.len() < n2 || out.len() < n3 {
-            return Err(crate::error::Error::Internal("integer binary operands too short".into()));
+            return Err(crate::error::Error::Internal(
+                "integer binary operands too short".into(),
+            ));
         }
         let op = self.op;
         let (lo, hi) = (self.lo, self.hi);

@@ -35,41 +35,64 @@ fn kernel_geometry(g: &Geometry) -> ConvGeometry {
 }
 
 /// Filter scales (per channel along `axis`, or one) and zero points of a constant filter.
-fn filter_quant<'t>(ctx: &PrepareCtx<'_>, filter: &'t Tensor, axis: usize) -> Result<(&'t [f32], &'t [i64])> {
+fn filter_quant<'t>(
+    ctx: &PrepareCtx<'_>,
+    filter: &'t Tensor,
+    axis: usize,
+) -> Result<(&'t [f32], &'t [i64])> {
     let q = filter
         .quantization
         .as_ref()
         .ok_or_else(|| ctx.invalid("quantized filter has no quantization parameters"))?;
     if !q.is_per_tensor() && q.axis != axis {
-        return Err(ctx.unsupported(format!("filter quantized along dimension {} (expected {axis})", q.axis)));
+        return Err(ctx.unsupported(format!(
+            "filter quantized along dimension {} (expected {axis})",
+            q.axis
+        )));
     }
     Ok((&q.scale, &q.zero_point))
 }
 
 /// A constant int32 bias of `n` values, or none; and its scale, when it has one.
 fn int_bias(ctx: &PrepareCtx<'_>, n: usize) -> Result<(Option<Vec<i32>>, Option<f32>)> {
-    let Some(t) = ctx.input_opt(2) else { return Ok((None, None)) };
+    let Some(t) = ctx.input_opt(2) else {
+        return Ok((None, None));
+    };
     if t.dtype != DType::I32 {
         return Err(ctx.unsupported_dtypes());
     }
     if t.numel != n {
-        return Err(ctx.invalid(format!("bias has {} values for {n} output channels", t.numel)));
+        return Err(ctx.invalid(format!(
+            "bias has {} values for {n} output channels",
+            t.numel
+        )));
     }
-    let bias = ctx.const_vec::<i32>(2)?.ok_or_else(|| ctx.unsupported("a non-constant bias"))?;
-    let scale = t.quantization.as_ref().and_then(|q| q.single()).map(|(s, _)| s);
+    let bias = ctx
+        .const_vec::<i32>(2)?
+        .ok_or_else(|| ctx.unsupported("a non-constant bias"))?;
+    let scale = t
+        .quantization
+        .as_ref()
+        .and_then(|q| q.single())
+        .map(|(s, _)| s);
     Ok((Some(bias), scale))
 }
 
 fn float_bias(ctx: &PrepareCtx<'_>, n: usize) -> Result<Option<Vec<f32>>> {
-    let Some(t) = ctx.input_opt(2) else { return Ok(None) };
+    let Some(t) = ctx.input_opt(2) else {
+        return Ok(None);
+    };
     if t.dtype != DType::F32 || t.numel != n {
         return Err(ctx.invalid(format!("hybrid bias must be {n} float32 values")));
     }
-    ctx.const_vec::<f32>(2)?.map(Some).ok_or_else(|| ctx.unsupported("a non-constant bias"))
+    ctx.const_vec::<f32>(2)?
+        .map(Some)
+        .ok_or_else(|| ctx.unsupported("a non-constant bias"))
 }
 
 fn const_weights<T: bytemuck::Pod>(ctx: &PrepareCtx<'_>) -> Result<Vec<T>> {
-    ctx.const_vec::<T>(1)?.ok_or_else(|| ctx.unsupported("a non-constant filter"))
+    ctx.const_vec::<T>(1)?
+        .ok_or_else(|| ctx.unsupported("a non-constant filter"))
 }
 
 pub(super) fn prepare_conv(ctx: &PrepareCtx<'_>, g: &Geometry, o: &Conv2D) -> Result<Prepared> {
@@ -93,7 +116,12 @@ pub(super) fn prepare_conv(ctx: &PrepareCtx<'_>, g: &Geometry, o: &Conv2D) -> Re
             let weights = const_weights::<i8>(ctx)?;
             let row_sums = qconv::filter_row_sums(&weights, g.out_c, row_len);
             let (bias, _) = int_bias(ctx, g.out_c)?;
-            Ok(Prepared::Kernel(Box::new(QConv { g: kg, q, weights: Weights::I8(weights, row_sums), bias })))
+            Ok(Prepared::Kernel(Box::new(QConv {
+                g: kg,
+                q,
+                weights: Weights::I8(weights, row_sums),
+                bias,
+            })))
         }
         (DType::U8, DType::U8, DType::U8) => {
             let (bias, bias_scale) = int_bias(ctx, g.out_c)?;
@@ -106,7 +134,12 @@ pub(super) fn prepare_conv(ctx: &PrepareCtx<'_>, g: &Geometry, o: &Conv2D) -> Re
                 g.out_c,
             )
             .map_err(|e| ctx.quant_err(e))?;
-            Ok(Prepared::Kernel(Box::new(QConv { g: kg, q, weights: Weights::U8(const_weights(ctx)?), bias })))
+            Ok(Prepared::Kernel(Box::new(QConv {
+                g: kg,
+                q,
+                weights: Weights::U8(const_weights(ctx)?),
+                bias,
+            })))
         }
         (DType::F32, DType::I8, DType::F32) => {
             let (scales, zps) = filter_quant(ctx, filter, 0)?;
@@ -181,8 +214,17 @@ impl Kernel for HybridConv {
         let x = e.inputs.get::<f32>(0)?;
         let out = cast_mut::<f32>(e.output)?;
         let scratch = cast_mut::<i8>(&mut e.scratch[..self.scratch])?;
-        hybrid::hybrid_conv2d(&self.p, &self.g, 1, x, &self.weights, self.bias.as_deref(), scratch, out)
-            .map_err(kernel_err)
+        hybrid::hybrid_conv2d(
+            &self.p,
+            &self.g,
+            1,
+            x,
+            &self.weights,
+            self.bias.as_deref(),
+            scratch,
+            out,
+        )
+        .map_err(kernel_err)
     }
 
     fn reads_input(&self, k: usize) -> bool {
@@ -241,7 +283,12 @@ pub(super) fn prepare_depthwise(
         _ => return Err(ctx.unsupported_dtypes()),
     };
     let (bias, _) = int_bias(ctx, g.out_c)?;
-    Ok(Prepared::Kernel(Box::new(QDepthwise { g: kg, q, weights, bias })))
+    Ok(Prepared::Kernel(Box::new(QDepthwise {
+        g: kg,
+        q,
+        weights,
+        bias,
+    })))
 }
 
 struct QDepthwise {
@@ -259,7 +306,14 @@ impl Kernel for QDepthwise {
                 let out = cast_mut::<i8>(e.output)?;
                 depthwise::depthwise_conv2d(&self.g, &self.q, e.inputs.get::<i8>(0)?, w, bias, out)
             }
-            Weights::U8(w) => depthwise::depthwise_conv2d(&self.g, &self.q, e.inputs.get::<u8>(0)?, w, bias, e.output),
+            Weights::U8(w) => depthwise::depthwise_conv2d(
+                &self.g,
+                &self.q,
+                e.inputs.get::<u8>(0)?,
+                w,
+                bias,
+                e.output,
+            ),
         }
         .map_err(kernel_err)
     }

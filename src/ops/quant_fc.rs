@@ -12,7 +12,11 @@ use crate::options::FullyConnected;
 
 pub(super) fn prepare(ctx: &PrepareCtx<'_>, s: &Shape, o: &FullyConnected) -> Result<Prepared> {
     let (input, weights, output) = (ctx.input(0)?, ctx.input(1)?, ctx.output(0)?);
-    let shape = FcShape { batches: s.rows, depth: s.depth, units: s.units };
+    let shape = FcShape {
+        batches: s.rows,
+        depth: s.depth,
+        units: s.units,
+    };
     let act = fused(o.activation);
     let wq = weights
         .quantization
@@ -25,10 +29,14 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>, s: &Shape, o: &FullyConnected) -> Re
     let int_bias = || -> Result<Option<Vec<i32>>> {
         match bias_t {
             None => Ok(None),
-            Some(b) if b.dtype == DType::I32 && b.numel == s.units => {
-                ctx.const_vec::<i32>(2)?.map(Some).ok_or_else(|| ctx.unsupported("a non-constant bias"))
-            }
-            Some(b) => Err(ctx.invalid(format!("bias of {} {} values for {} units", b.numel, b.dtype, s.units))),
+            Some(b) if b.dtype == DType::I32 && b.numel == s.units => ctx
+                .const_vec::<i32>(2)?
+                .map(Some)
+                .ok_or_else(|| ctx.unsupported("a non-constant bias")),
+            Some(b) => Err(ctx.invalid(format!(
+                "bias of {} {} values for {} units",
+                b.numel, b.dtype, s.units
+            ))),
         }
     };
     let const_w = || ctx.unsupported("non-constant weights");
@@ -45,10 +53,18 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>, s: &Shape, o: &FullyConnected) -> Re
             .map_err(|e| ctx.quant_err(e))?;
             let w = ctx.const_vec::<i8>(1)?.ok_or_else(const_w)?;
             let sums = filter_row_sums(&w, s.units, s.depth);
-            Ok(Prepared::Kernel(Box::new(QFc { shape, q, w: FcWeights::I8(w, sums), bias: int_bias()? })))
+            Ok(Prepared::Kernel(Box::new(QFc {
+                shape,
+                q,
+                w: FcWeights::I8(w, sums),
+                bias: int_bias()?,
+            })))
         }
         (DType::U8, DType::U8, DType::U8) => {
-            let bias_scale = bias_t.and_then(|b| b.quantization.as_ref()).and_then(|q| q.single()).map(|(s, _)| s);
+            let bias_scale = bias_t
+                .and_then(|b| b.quantization.as_ref())
+                .and_then(|q| q.single())
+                .map(|(s, _)| s);
             let q = FcQuant::new_u8(
                 ctx.per_tensor(input, "input")?,
                 ctx.per_tensor(weights, "weights")?,
@@ -58,7 +74,12 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>, s: &Shape, o: &FullyConnected) -> Re
             )
             .map_err(|e| ctx.quant_err(e))?;
             let w = ctx.const_vec::<u8>(1)?.ok_or_else(const_w)?;
-            Ok(Prepared::Kernel(Box::new(QFc { shape, q, w: FcWeights::U8(w), bias: int_bias()? })))
+            Ok(Prepared::Kernel(Box::new(QFc {
+                shape,
+                q,
+                w: FcWeights::U8(w),
+                bias: int_bias()?,
+            })))
         }
         (DType::F32, DType::I8, DType::F32) => {
             let p = HybridFcParams::new(&wq.scale, s.units, o.asymmetric_quantize_inputs, act)
@@ -67,13 +88,21 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>, s: &Shape, o: &FullyConnected) -> Re
             let sums = hybrid::hybrid_fc_row_sums(&w, shape);
             let bias = match bias_t {
                 None => None,
-                Some(b) if b.dtype == DType::F32 && b.numel == s.units => {
-                    Some(ctx.const_vec::<f32>(2)?.ok_or_else(|| ctx.unsupported("a non-constant bias"))?)
-                }
+                Some(b) if b.dtype == DType::F32 && b.numel == s.units => Some(
+                    ctx.const_vec::<f32>(2)?
+                        .ok_or_else(|| ctx.unsupported("a non-constant bias"))?,
+                ),
                 Some(_) => return Err(ctx.invalid("hybrid bias must be float32, one per unit")),
             };
             let scratch = hybrid::hybrid_fc_scratch_len(shape);
-            Ok(Prepared::Kernel(Box::new(HybridFc { shape, p, w, sums, bias, scratch })))
+            Ok(Prepared::Kernel(Box::new(HybridFc {
+                shape,
+                p,
+                w,
+                sums,
+                bias,
+                scratch,
+            })))
         }
         _ => Err(ctx.unsupported_dtypes()),
     }
@@ -97,9 +126,24 @@ impl Kernel for QFc {
         match &self.w {
             FcWeights::I8(w, sums) => {
                 let out = cast_mut::<i8>(e.output)?;
-                qfc::fully_connected_i8(&self.q, self.shape, e.inputs.get::<i8>(0)?, w, sums, bias, out)
+                qfc::fully_connected_i8(
+                    &self.q,
+                    self.shape,
+                    e.inputs.get::<i8>(0)?,
+                    w,
+                    sums,
+                    bias,
+                    out,
+                )
             }
-            FcWeights::U8(w) => qfc::fully_connected_u8(&self.q, self.shape, e.inputs.get::<u8>(0)?, w, bias, e.output),
+            FcWeights::U8(w) => qfc::fully_connected_u8(
+                &self.q,
+                self.shape,
+                e.inputs.get::<u8>(0)?,
+                w,
+                bias,
+                e.output,
+            ),
         }
         .map_err(kernel_err)
     }
@@ -131,8 +175,17 @@ impl Kernel for HybridFc {
         let x = e.inputs.get::<f32>(0)?;
         let out = cast_mut::<f32>(e.output)?;
         let scratch = cast_mut::<i8>(&mut e.scratch[..self.scratch])?;
-        hybrid::hybrid_fully_connected(&self.p, self.shape, x, &self.w, &self.sums, self.bias.as_deref(), scratch, out)
-            .map_err(kernel_err)
+        hybrid::hybrid_fully_connected(
+            &self.p,
+            self.shape,
+            x,
+            &self.w,
+            &self.sums,
+            self.bias.as_deref(),
+            scratch,
+            out,
+        )
+        .map_err(kernel_err)
     }
 
     fn reads_input(&self, k: usize) -> bool {

@@ -10,12 +10,20 @@ use crate::dtype::DType;
 use crate::error::Result;
 use crate::options::Activation;
 
-pub(super) fn prepare(ctx: &PrepareCtx<'_>, kind: Kind, p: &PoolParams, a: Activation) -> Result<Prepared> {
+pub(super) fn prepare(
+    ctx: &PrepareCtx<'_>,
+    kind: Kind,
+    p: &PoolParams,
+    a: Activation,
+) -> Result<Prepared> {
     let (input, output) = (ctx.input(0)?, ctx.output(0)?);
     if input.dtype != output.dtype || !matches!(input.dtype, DType::I8 | DType::U8) {
         return Err(ctx.unsupported_dtypes());
     }
-    let (qi, qo) = (ctx.per_tensor(input, "input")?, ctx.per_tensor(output, "output")?);
+    let (qi, qo) = (
+        ctx.per_tensor(input, "input")?,
+        ctx.per_tensor(output, "output")?,
+    );
     // Pooling works on raw values, so input and output must share their parameters.
     if (qi.scale - qo.scale).abs() > 1e-6 || qi.zero_point != qo.zero_point {
         return Err(ctx.invalid("input and output quantization parameters differ"));
@@ -42,7 +50,13 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>, kind: Kind, p: &PoolParams, a: Activ
         qpool::pool_activation_range::<u8>(fused(a), qo)
     }
     .map_err(|e| ctx.quant_err(e))?;
-    Ok(Prepared::Kernel(Box::new(QPool { kind, g, lo, hi, signed })))
+    Ok(Prepared::Kernel(Box::new(QPool {
+        kind,
+        g,
+        lo,
+        hi,
+        signed,
+    })))
 }
 
 struct QPool {

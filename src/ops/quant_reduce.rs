@@ -13,11 +13,25 @@ pub(super) fn prepare_mean(ctx: &PrepareCtx<'_>, r: Reduction) -> Result<Prepare
     if input.dtype != output.dtype || !matches!(input.dtype, DType::I8 | DType::U8) {
         return Err(ctx.unsupported_dtypes());
     }
-    let axes: Vec<i64> = r.mask.iter().enumerate().filter(|(_, &m)| m).map(|(i, _)| i as i64).collect();
+    let axes: Vec<i64> = r
+        .mask
+        .iter()
+        .enumerate()
+        .filter(|(_, &m)| m)
+        .map(|(i, _)| i as i64)
+        .collect();
     let plan = ReducePlan::new(&r.shape, &axes).map_err(|e| ctx.quant_err(e))?;
-    let q = MeanQuant::new(ctx.per_tensor(input, "input")?, ctx.per_tensor(output, "output")?, plan.count())
-        .map_err(|e| ctx.quant_err(e))?;
-    Ok(Prepared::Kernel(Box::new(QMean { q, plan, signed: input.dtype == DType::I8 })))
+    let q = MeanQuant::new(
+        ctx.per_tensor(input, "input")?,
+        ctx.per_tensor(output, "output")?,
+        plan.count(),
+    )
+    .map_err(|e| ctx.quant_err(e))?;
+    Ok(Prepared::Kernel(Box::new(QMean {
+        q,
+        plan,
+        signed: input.dtype == DType::I8,
+    })))
 }
 
 struct QMean {

@@ -12,18 +12,26 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>, depth: usize, beta: f32) -> Result<P
     let qi = ctx.per_tensor(input, "input")?;
     let qo = ctx.per_tensor(output, "output")?;
     match (input.dtype, output.dtype) {
-        (DType::I8, DType::I8) => SoftmaxQuant::check_int8_output(qo).map_err(|e| ctx.quant_err(e))?,
+        (DType::I8, DType::I8) => {
+            SoftmaxQuant::check_int8_output(qo).map_err(|e| ctx.quant_err(e))?
+        }
         (DType::U8, DType::U8) => {
             // The reference requires the fixed uint8 output encoding: scale 1/256, zero point 0.
             let want = 1.0f32 / 256.0;
             if qo.zero_point != 0 || (qo.scale - want).abs() > 0.001 * want {
-                return Err(ctx.invalid("uint8 softmax output must have scale 1/256 and zero point 0"));
+                return Err(
+                    ctx.invalid("uint8 softmax output must have scale 1/256 and zero point 0")
+                );
             }
         }
         _ => return Err(ctx.unsupported_dtypes()),
     }
     let q = SoftmaxQuant::new(beta, qi.scale).map_err(|e| ctx.quant_err(e))?;
-    Ok(Prepared::Kernel(Box::new(QSoftmax { q, depth, signed: input.dtype == DType::I8 })))
+    Ok(Prepared::Kernel(Box::new(QSoftmax {
+        q,
+        depth,
+        signed: input.dtype == DType::I8,
+    })))
 }
 
 struct QSoftmax {
@@ -35,7 +43,8 @@ struct QSoftmax {
 impl QSoftmax {
     fn run<T: QuantElem + bytemuck::Pod>(&self, e: Eval<'_>) -> Result<()> {
         let x = e.inputs.get::<T>(0)?;
-        softmax::softmax::<T, T>(&self.q, self.depth, x, cast_mut::<T>(e.output)?).map_err(kernel_err)
+        softmax::softmax::<T, T>(&self.q, self.depth, x, cast_mut::<T>(e.output)?)
+            .map_err(kernel_err)
     }
 }
 

@@ -13,9 +13,10 @@ use crate::error::Result;
 use crate::graph::Quantization;
 
 /// Dequantizes one value the way the reference does: the product in double, then rounded once
-/// to float.
+/// to float. The zero point comes from the file unchecked: the difference saturates instead of
+/// overflowing (exact for every zero point that fits in 62 bits).
 fn dequantize_one(q: i32, scale: f32, zero_point: i64) -> f32 {
-    (scale as f64 * (q as i64 - zero_point) as f64) as f32
+    (scale as f64 * (q as i64).saturating_sub(zero_point) as f64) as f32
 }
 
 pub(super) fn prepare_dequantize(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
@@ -171,7 +172,11 @@ pub(super) fn prepare_quantize(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
         }
         _ => return Err(ctx.unsupported_dtypes()),
     };
-    Ok(Prepared::Kernel(Box::new(Quantize { kind, from: input.dtype, to: output.dtype })))
+    Ok(Prepared::Kernel(Box::new(Quantize {
+        kind,
+        from: input.dtype,
+        to: output.dtype,
+    })))
 }
 
 enum QuantizeKind {
@@ -206,7 +211,9 @@ impl Kernel for Quantize {
             (QuantizeKind::Requant(q), _, DType::I8) => {
                 quant::requantize::<u8, i8>(q, e.inputs.get(0)?, cast_mut(e.output)?)
             }
-            (QuantizeKind::Requant(q), _, _) => quant::requantize::<u8, u8>(q, e.inputs.get(0)?, e.output),
+            (QuantizeKind::Requant(q), _, _) => {
+                quant::requantize::<u8, u8>(q, e.inputs.get(0)?, e.output)
+            }
         };
         r.map_err(kernel_err)
     }

@@ -15,7 +15,9 @@ pub struct OpSupport {
 }
 
 /// The columns of the matrix, in order.
-pub const COLUMNS: [&str; 8] = ["float32", "int8", "uint8", "int16", "hybrid", "int32", "int64", "bool"];
+pub const COLUMNS: [&str; 8] = [
+    "float32", "int8", "uint8", "int16", "hybrid", "int32", "int64", "bool",
+];
 
 pub(super) const fn s(op: B, dtypes: &'static [&'static str], notes: &'static str) -> OpSupport {
     OpSupport { op, dtypes, notes }
@@ -23,25 +25,74 @@ pub(super) const fn s(op: B, dtypes: &'static [&'static str], notes: &'static st
 
 /// The operators of the core families (convolution, pooling, arithmetic, views, quantization).
 pub(super) const CORE: &[OpSupport] = &[
-    s(B::CONV_2D, &["float32", "int8", "uint8", "hybrid"], "int8 per-channel or per-tensor weights"),
-    s(B::DEPTHWISE_CONV_2D, &["float32", "int8", "uint8", "hybrid"], "any depth multiplier"),
-    s(B::FULLY_CONNECTED, &["float32", "int8", "uint8", "hybrid"], "keep_num_dims, optional bias"),
-    s(B::ADD, &["float32", "int8", "uint8"], "broadcasting up to rank 6"),
-    s(B::MUL, &["float32", "int8", "uint8"], "broadcasting up to rank 6"),
+    s(
+        B::CONV_2D,
+        &["float32", "int8", "uint8", "hybrid"],
+        "int8 per-channel or per-tensor weights",
+    ),
+    s(
+        B::DEPTHWISE_CONV_2D,
+        &["float32", "int8", "uint8", "hybrid"],
+        "any depth multiplier",
+    ),
+    s(
+        B::FULLY_CONNECTED,
+        &["float32", "int8", "uint8", "hybrid"],
+        "keep_num_dims, optional bias",
+    ),
+    s(
+        B::ADD,
+        &["float32", "int8", "uint8"],
+        "broadcasting up to rank 6",
+    ),
+    s(
+        B::MUL,
+        &["float32", "int8", "uint8"],
+        "broadcasting up to rank 6",
+    ),
     s(B::AVERAGE_POOL_2D, &["float32", "int8", "uint8"], ""),
     s(B::MAX_POOL_2D, &["float32", "int8", "uint8"], ""),
     s(B::MEAN, &["float32", "int8", "uint8"], "rank up to 6"),
     s(B::SOFTMAX, &["float32", "int8", "uint8"], "beta"),
-    s(B::RESHAPE, &["float32", "int8", "uint8", "int16", "int32", "int64", "bool"], "a view: no copy"),
-    s(B::SQUEEZE, &["float32", "int8", "uint8", "int16", "int32", "int64", "bool"], "a view: no copy"),
-    s(B::EXPAND_DIMS, &["float32", "int8", "uint8", "int16", "int32", "int64", "bool"], "a view: no copy"),
-    s(B::QUANTIZE, &["float32", "int8", "uint8"], "float to int8/uint8/int16; int8/uint8 requantize"),
-    s(B::DEQUANTIZE, &["float32", "int8", "uint8", "int16"], "fp16/int8/uint8/int16 to float32; constants folded"),
+    s(
+        B::RESHAPE,
+        &[
+            "float32", "int8", "uint8", "int16", "int32", "int64", "bool",
+        ],
+        "a view: no copy",
+    ),
+    s(
+        B::SQUEEZE,
+        &[
+            "float32", "int8", "uint8", "int16", "int32", "int64", "bool",
+        ],
+        "a view: no copy",
+    ),
+    s(
+        B::EXPAND_DIMS,
+        &[
+            "float32", "int8", "uint8", "int16", "int32", "int64", "bool",
+        ],
+        "a view: no copy",
+    ),
+    s(
+        B::QUANTIZE,
+        &["float32", "int8", "uint8"],
+        "float to int8/uint8/int16; int8/uint8 requantize",
+    ),
+    s(
+        B::DEQUANTIZE,
+        &["float32", "int8", "uint8", "int16"],
+        "fp16/int8/uint8/int16 to float32; constants folded",
+    ),
 ];
 
 /// Every supported builtin operator, sorted by name.
 pub fn table() -> Vec<OpSupport> {
-    let mut all: Vec<OpSupport> = super::FAMILIES.iter().flat_map(|f| f.iter().copied()).collect();
+    let mut all: Vec<OpSupport> = super::FAMILIES
+        .iter()
+        .flat_map(|f| f.iter().copied())
+        .collect();
     all.sort_by_key(|s| s.op.variant_name().unwrap_or(""));
     all
 }
@@ -60,7 +111,11 @@ pub fn markdown() -> String {
     for s in table() {
         out.push_str(&format!("| {} |", s.op.variant_name().unwrap_or("?")));
         for c in COLUMNS {
-            out.push_str(if s.dtypes.contains(&c) { " ✓ |" } else { " |" });
+            out.push_str(if s.dtypes.contains(&c) {
+                " ✓ |"
+            } else {
+                " |"
+            });
         }
         out.push_str(&format!(" {} |\n", s.notes));
     }

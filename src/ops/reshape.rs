@@ -48,8 +48,12 @@ pub(super) fn prepare_squeeze(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
         }
         drop[a as usize] = true;
     }
-    let out: Vec<usize> =
-        shape.iter().zip(&drop).filter(|(&n, &d)| !(d && n == 1)).map(|(&n, _)| n).collect();
+    let out: Vec<usize> = shape
+        .iter()
+        .zip(&drop)
+        .filter(|(&n, &d)| !(d && n == 1))
+        .map(|(&n, _)| n)
+        .collect();
     ctx.set_output_shape(0, &out)?;
     prepare_view(ctx)
 }
@@ -60,11 +64,15 @@ pub(super) fn prepare_expand_dims(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     ctx.expect_arity(2, 2, 1)?;
     let shape = ctx.input(0)?.shape.clone();
     let axis = match ctx.input(1)?.dtype {
-        DType::I32 => ctx.const_vec::<i32>(1)?.map(|v| v.first().map(|&a| a as i64)),
+        DType::I32 => ctx
+            .const_vec::<i32>(1)?
+            .map(|v| v.first().map(|&a| a as i64)),
         DType::I64 => ctx.const_vec::<i64>(1)?.map(|v| v.first().copied()),
         _ => return Err(ctx.unsupported_dtypes()),
     };
-    let axis = axis.flatten().ok_or_else(|| ctx.unsupported("a non-constant axis"))?;
+    let axis = axis
+        .flatten()
+        .ok_or_else(|| ctx.unsupported("a non-constant axis"))?;
     let rank = shape.len() as i64 + 1;
     let a = if axis < 0 { axis + rank } else { axis };
     if a < 0 || a >= rank {

@@ -18,7 +18,9 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
         return Err(ctx.invalid("input must have at least one dimension"));
     }
     ctx.set_output_shape(0, &input.shape)?;
-    let depth = *input.shape.last().unwrap_or(&1);
+    // An empty last dimension means an empty tensor: nothing to compute, and a row length of
+    // 1 keeps the kernels' precondition (depth > 0) on the empty slices.
+    let depth = input.shape.last().copied().unwrap_or(1).max(1);
     match (input.dtype, ctx.output(0)?.dtype) {
         (DType::F32, DType::F32) => Ok(Prepared::Kernel(Box::new(SoftmaxF32 { depth, beta }))),
         _ => super::quant_softmax::prepare(ctx, depth, beta),

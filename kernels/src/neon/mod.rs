@@ -1,0 +1,4 @@
+//! aarch64 kernels of the [`Isa::Neon`](crate::isa::Isa::Neon) tier: Advanced SIMD intrinsics.
+
+pub(crate) mod depthwise;
+pub(crate) mod gemm;

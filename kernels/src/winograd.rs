@@ -1,0 +1,483 @@
+//! 3×3 stride-1 convolution by Winograd's minimal filtering, F(2×2, 3×3).
+//!
+//! Each 2×2 block of output pixels (a *tile*) is computed from the 4×4 input patch under it:
+//! the patch is transformed to `V = Bᵀ·d·B`, multiplied elementwise (per input/output channel
+//! pair, so: 16 independent GEMMs over the channels) by the transformed filter
+//! `U = G·g·Gᵀ`, and the 4×4 products are transformed back to `Y = Aᵀ·M·A`. That is 16
+//! multiply-adds per tile and channel pair instead of 36: 2.25 times fewer, for a few
+//! additions per tile and channel in the transforms.
+//!
+//! The transforms of F(2×2, 3×3) use only additions and subtractions (and halves in `G`,
+//! applied once to the weights, in double precision), so they add little rounding error: about
+//! as much as summing the nine taps in another order. It is still a different computation from
+//! the reference's, which is why only the SIMD tiers use it and [`Isa::Generic`] keeps the
+//! direct convolution.
+//!
+//! Work goes in blocks of tiles sized so that one block's transformed inputs and products stay
+//! in L2. The 16 GEMMs run on the GEMM engine's microkernels, and threads split the tiles, so
+//! results do not depend on the thread count.
+
+use crate::activation::Clamp;
+use crate::conv::ConvParams;
+use crate::gemm::{BlockA, PackedB, SharedOut, MB};
+use crate::isa::Isa;
+use crate::parallel;
+
+/// Transformed-domain positions: a 4×4 patch.
+const POS: usize = 16;
+/// Floats of transformed inputs and products one block may hold (256 KiB, half an L2).
+const BLOCK_FLOATS: usize = 1 << 16;
+/// Minimum multiply-adds (in the transformed domain) per thread part.
+const MIN_MACS_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 19 };
+/// Channel counts above which the transformed weights (16 matrices of `IC × OC`) no longer
+/// fit the cache next to a useful block of tiles; such layers stay direct.
+const MAX_CHANNELS: usize = 256;
+/// Channel counts below which the transforms (a few additions per tile and channel) cost more
+/// than the multiply-adds they save; such layers stay direct. Measured on AMD Zen 3: 20→26
+/// channels gains a quarter, 15→6 loses a fifth.
+const MIN_CHANNELS: usize = 16;
+
+/// Whether a convolution can, and should, run by Winograd's method in tier `isa`.
+pub(crate) fn suits(p: &ConvParams, isa: Isa) -> bool {
+    isa != Isa::Generic
+        && p.kernel_h == 3
+        && p.kernel_w == 3
+        && p.stride_h == 1
+        && p.stride_w == 1
+        && p.dilation_h == 1
+        && p.dilation_w == 1
+        && (MIN_CHANNELS..=MAX_CHANNELS).contains(&p.in_c)
+        && (MIN_CHANNELS..=MAX_CHANNELS).contains(&p.out_c)
+        && p.out_h >= 2
+        && p.out_w >= 2
+}
+
+/// The filter transformed to `U = G·g·Gᵀ` and packed: one GEMM operand (`IC × OC`) per
+/// position of the 4×4 transformed patch.
+#[derive(Clone, Debug)]
+pub(crate) struct Filter {
+    u: Vec<PackedB>,
+    /// Zeros for patch pixels outside the input (`IC` rounded up to whole vectors) and in
+    /// place of a missing bias (`OC`).
+    zeros: Vec<f32>,
+}
+
+impl Filter {
+    /// Transforms a filter `[out_c, 3, 3, in_c]`. Precondition: `filter.len() >= out_c·9·in_c`.
+    pub(crate) fn new(filter: &[f32], out_c: usize, in_c: usize, isa: Isa) -> Filter {
+        assert!(filter.len() >= out_c * 9 * in_c, "filter too short");
+        // u[pos][oc][ic], i.e. each position's B transposed, as `PackedB` takes it.
+        let mut u = vec![vec![0.0f32; out_c * in_c]; POS];
+        for oc in 0..out_c {
+            for ic in 0..in_c {
+                let g = |ky: usize, kx: usize| filter[((oc * 3 + ky) * 3 + kx) * in_c + ic] as f64;
+                // G·g (4×3), then ·Gᵀ (4×4); G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]].
+                let mut gg = [[0.0f64; 3]; 4];
+                for kx in 0..3 {
+                    let (a, b, c) = (g(0, kx), g(1, kx), g(2, kx));
+                    gg[0][kx] = a;
+                    gg[1][kx] = 0.5 * (a + b + c);
+                    gg[2][kx] = 0.5 * (a - b + c);
+                    gg[3][kx] = c;
+                }
+                for (i, row) in gg.iter().enumerate() {
+                    let [a, b, c] = *row;
+                    let t = [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
+                    for (j, v) in t.into_iter().enumerate() {
+                        u[4 * i + j][oc * in_c + ic] = v as f32;
+                    }
+                }
+            }
+        }
+        Filter {
+            u: u.iter()
+                .map(|m| PackedB::from_transposed(m, out_c, in_c, isa))
+                .collect(),
+            zeros: vec![0.0; padded(in_c).max(out_c)],
+        }
+    }
+
+    pub(crate) fn byte_size(&self) -> usize {
+        self.u.iter().map(PackedB::byte_size).sum::<usize>() + self.zeros.len() * 4
+    }
+}
+
+/// `c` rounded up to whole vectors of 8 floats.
+fn padded(c: usize) -> usize {
+    c.div_ceil(8) * 8
+}
+
+/// Tiles per block: as many as fit [`BLOCK_FLOATS`], between one and twelve register tiles
+/// of rows for the GEMMs.
+fn block_tiles(p: &ConvParams) -> usize {
+    let per_tile = POS * (padded(p.in_c) + p.out_c);
+    (BLOCK_FLOATS / per_tile.max(1)).clamp(6, MB) / 6 * 6
+}
+
+/// Output tiles (2×2 blocks) of the whole batch.
+fn tiles(p: &ConvParams) -> (usize, usize, usize) {
+    let (th, tw) = (p.out_h.div_ceil(2), p.out_w.div_ceil(2));
+    (th, tw, p.batch * th * tw)
+}
+
+/// Floats of scratch one thread part needs: transformed inputs (rows padded to whole vectors)
+/// and products of one block.
+fn part_floats(p: &ConvParams) -> usize {
+    POS * block_tiles(p) * (padded(p.in_c) + p.out_c)
+}
+
+/// Scratch floats [`run`] needs for `threads` threads.
+pub(crate) fn scratch_floats(p: &ConvParams, threads: usize) -> usize {
+    threads.max(1) * part_floats(p)
+}
+
+/// The convolution `p` (which [`suits`]) by Winograd's method. Preconditions as for
+/// [`crate::conv::conv2d_f32`]; `scratch` holds at least one part's floats (more allow more
+/// threads, up to [`scratch_floats`]).
+pub(crate) fn run(
+    p: &ConvParams,
+    input: &[f32],
+    filter: &Filter,
+    bias: Option<&[f32]>,
+    output: &mut [f32],
+    scratch: &mut [f32],
+    threads: usize,
+) {
+    let (ic, oc) = (p.in_c, p.out_c);
+    let icp = padded(ic);
+    assert!(input.len() >= p.input_len() && output.len() >= p.output_len());
+    assert!(bias.is_none_or(|b| b.len() >= oc), "bias too short");
+    assert!(filter.u.len() == POS && filter.u.iter().all(|u| u.k() == ic && u.n() == oc));
+    assert!(filter.zeros.len() >= icp.max(oc));
+    let (_, _, total) = tiles(p);
+    let per_part = part_floats(p);
+    let max_parts = scratch.len() / per_part;
+    assert!(max_parts >= 1, "scratch shorter than one block");
+    let macs = total * POS * ic * oc;
+    let parts = threads
+        .min(max_parts)
+        .min(macs / MIN_MACS_PER_PART)
+        .clamp(1, total.max(1));
+    let bias = bias.unwrap_or(&filter.zeros);
+    let out = SharedOut::new(&mut output[..p.output_len()]);
+    let isa = filter.u[0].isa();
+    let tb = block_tiles(p);
+    parallel::for_each_index_with_scratch(parts, threads, scratch, per_part, |i, piece| {
+        let (v, m) = piece.split_at_mut(POS * tb * icp);
+        let mut t0 = i * total / parts;
+        let end = (i + 1) * total / parts;
+        while t0 < end {
+            let nb = tb.min(end - t0);
+            let mut at = TileIter::new(p, t0);
+            for r in 0..nb {
+                let d = at.patch(p, input, &filter.zeros);
+                tile_in(isa, &d, ic, &mut v[r * icp..], tb * icp);
+                at.next(p);
+            }
+            for (pos, u) in filter.u.iter().enumerate() {
+                let mut offs = [0usize; MB];
+                for (r, o) in offs[..nb].iter_mut().enumerate() {
+                    *o = (pos * tb + r) * icp;
+                }
+                let blk = BlockA {
+                    data: v,
+                    zeros: &[],
+                    offs: &offs[..nb],
+                    rows: nb,
+                    taps: 1,
+                    tap_len: ic,
+                };
+                let prod = SharedOut::new(&mut m[pos * tb * oc..(pos * tb + nb) * oc]);
+                // SAFETY: `prod` is this part's own scratch, written by this call only.
+                unsafe { prod.block(&blk, u, 0..u.panels(), None, Clamp::IDENTITY, 0) };
+            }
+            let mut at = TileIter::new(p, t0);
+            for r in 0..nb {
+                let (b, oy, ox) = (at.b, at.oy, at.ox);
+                let mut y: [&mut [f32]; 4] = Default::default();
+                for (k, yk) in y.iter_mut().enumerate() {
+                    let (py, px) = (oy + k / 2, ox + k % 2);
+                    if py < p.out_h && px < p.out_w {
+                        let at = ((b * p.out_h + py) * p.out_w + px) * oc;
+                        // SAFETY: pixel (py, px) belongs to tile t0+r alone, and tiles are
+                        // split between threads, so nothing else writes these floats.
+                        *yk = unsafe { out.slice_mut(at, oc) };
+                    }
+                }
+                tile_out(isa, &m[r * oc..], tb * oc, oc, bias, p.clamp, &mut y);
+                at.next(p);
+            }
+            t0 += nb;
+        }
+    });
+}
+
+/// Walks tiles in order (flat over `[batch, th, tw]`) without dividing at each step: the
+/// batch, output row and output column of the current tile's top-left pixel.
+struct TileIter {
+    b: usize,
+    oy: usize,
+    ox: usize,
+}
+
+impl TileIter {
+    fn new(p: &ConvParams, t: usize) -> TileIter {
+        let (th, tw, _) = tiles(p);
+        let rest = t % (th * tw);
+        TileIter {
+            b: t / (th * tw),
+            oy: 2 * (rest / tw),
+            ox: 2 * (rest % tw),
+        }
+    }
+
+    fn next(&mut self, p: &ConvParams) {
+        self.ox += 2;
+        if self.ox >= p.out_w {
+            self.ox = 0;
+            self.oy += 2;
+            if self.oy >= p.out_h {
+                self.oy = 0;
+                self.b += 1;
+            }
+        }
+    }
+
+    /// The 16 pixels of the tile's input patch, row-major: `IC` floats of the input each,
+    /// or the zero run for pixels in the padding.
+    fn patch<'a>(&self, p: &ConvParams, input: &'a [f32], zeros: &'a [f32]) -> [&'a [f32]; POS] {
+        let ic = p.in_c;
+        let iy0 = self.oy as isize - p.pad_top as isize;
+        let ix0 = self.ox as isize - p.pad_left as isize;
+        let (h, w) = (p.in_h as isize, p.in_w as isize);
+        if iy0 >= 0 && ix0 >= 0 && iy0 + 4 <= h && ix0 + 4 <= w {
+            // The whole patch is inside: both casts are exact.
+            let first = ((self.b * p.in_h + iy0 as usize) * p.in_w + ix0 as usize) * ic;
+            let rows = &input[first..first + (3 * p.in_w + 4) * ic];
+            return std::array::from_fn(|k| {
+                let at = ((k / 4) * p.in_w + k % 4) * ic;
+                &rows[at..at + ic]
+            });
+        }
+        std::array::from_fn(|k| {
+            let iy = iy0 + (k / 4) as isize;
+            let ix = ix0 + (k % 4) as isize;
+            if iy >= 0 && ix >= 0 && iy < h && ix < w {
+                // In bounds, so the casts are exact.
+                let at = ((self.b * p.in_h + iy as usize) * p.in_w + ix as usize) * ic;
+                &input[at..at + ic]
+            } else {
+                zeros
+            }
+        })
+    }
+}
+
+/// `V = Bᵀ·d·B` of one tile into `v[k·pos_stride ..]` for each position `k`.
+/// Bᵀ = [[1,0,−1,0],[0,1,1,0],[0,−1,1,0],[0,1,0,−1]].
+fn tile_in(isa: Isa, d: &[&[f32]; POS], ic: usize, v: &mut [f32], pos_stride: usize) {
+    let icp = padded(ic);
+    assert!(d.iter().all(|s| s.len() >= ic) && v.len() >= 15 * pos_stride + icp);
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2 {
+        let ptrs = d.map(|s| s.as_ptr());
+        // SAFETY: `Avx2` only reaches here when the CPU has it (tiers are checked when the
+        // filter is packed), and the lengths were checked just above.
+        return unsafe { crate::x86::winograd::input_tile(&ptrs, ic, v.as_mut_ptr(), pos_stride) };
+    }
+    let _ = isa;
+    for c in 0..ic {
+        let x = |k: usize| d[k][c];
+        let mut t = [0.0f32; POS];
+        for j in 0..4 {
+            t[j] = x(j) - x(8 + j);
+            t[4 + j] = x(4 + j) + x(8 + j);
+            t[8 + j] = x(8 + j) - x(4 + j);
+            t[12 + j] = x(4 + j) - x(12 + j);
+        }
+        for i in 0..4 {
+            let a = &t[4 * i..4 * i + 4];
+            let out = [a[0] - a[2], a[1] + a[2], a[2] - a[1], a[1] - a[3]];
+            for (j, o) in out.into_iter().enumerate() {
+                v[(4 * i + j) * pos_stride + c] = o;
+            }
+        }
+    }
+}
+
+/// `Y = Aᵀ·M·A` of one tile plus the bias (`oc` values), clamped, from `m[k·pos_stride ..]`
+/// into the tile's pixels `y` (empty for pixels past the output's edge).
+/// Aᵀ = [[1,1,1,0],[0,1,−1,−1]].
+fn tile_out(
+    isa: Isa,
+    m: &[f32],
+    pos_stride: usize,
+    oc: usize,
+    bias: &[f32],
+    clamp: Clamp,
+    y: &mut [&mut [f32]; 4],
+) {
+    assert!(m.len() >= 15 * pos_stride + oc && bias.len() >= oc);
+    assert!(y.iter().all(|s| s.is_empty() || s.len() >= oc));
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2 {
+        let ptrs = y.each_mut().map(|s| {
+            if s.is_empty() {
+                std::ptr::null_mut()
+            } else {
+                s.as_mut_ptr()
+            }
+        });
+        // SAFETY: as in `tile_in`; M, the bias and the pixels were checked just above.
+        return unsafe {
+            crate::x86::winograd::output_tile(
+                m.as_ptr(),
+                pos_stride,
+                oc,
+                bias.as_ptr(),
+                clamp,
+                &ptrs,
+            )
+        };
+    }
+    let _ = isa;
+    for c in 0..oc {
+        let x = |k: usize| m[k * pos_stride + c];
+        for i in 0..2 {
+            // Row i of Aᵀ·M, then the two columns of ·A.
+            let s: [f32; 4] = std::array::from_fn(|j| {
+                if i == 0 {
+                    x(j) + x(4 + j) + x(8 + j)
+                } else {
+                    x(4 + j) - x(8 + j) - x(12 + j)
+                }
+            });
+            let out = [s[0] + s[1] + s[2] + bias[c], s[1] - s[2] - s[3] + bias[c]];
+            for (j, o) in out.into_iter().enumerate() {
+                if !y[2 * i + j].is_empty() {
+                    y[2 * i + j][c] = clamp.apply(o);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemm::tests::{assert_same_bits, Rng};
+
+    fn params(hw: (usize, usize), ic: usize, oc: usize, pad: (usize, usize)) -> ConvParams {
+        let (in_h, in_w) = hw;
+        ConvParams {
+            batch: 2,
+            in_h,
+            in_w,
+            in_c: ic,
+            out_h: in_h + 2 * pad.0 - 2,
+            out_w: in_w + 2 * pad.1 - 2,
+            out_c: oc,
+            kernel_h: 3,
+            kernel_w: 3,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: pad.0,
+            pad_left: pad.1,
+            clamp: Clamp::RELU6,
+        }
+    }
+
+    /// Direct convolution in double precision: the exact result to within f64 rounding.
+    fn exact(p: &ConvParams, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0; p.output_len()];
+        for b in 0..p.batch {
+            for oy in 0..p.out_h {
+                for ox in 0..p.out_w {
+                    for oc in 0..p.out_c {
+                        let mut s = 0.0f64;
+                        for ky in 0..3 {
+                            for kx in 0..3 {
+                                let iy = (oy + ky) as isize - p.pad_top as isize;
+                                let ix = (ox + kx) as isize - p.pad_left as isize;
+                                if iy < 0
+                                    || ix < 0
+                                    || iy >= p.in_h as isize
+                                    || ix >= p.in_w as isize
+                                {
+                                    continue;
+                                }
+                                for c in 0..p.in_c {
+                                    let xv = x[((b * p.in_h + iy as usize) * p.in_w + ix as usize)
+                                        * p.in_c
+                                        + c];
+                                    s +=
+                                        xv as f64 * w[((oc * 3 + ky) * 3 + kx) * p.in_c + c] as f64;
+                                }
+                            }
+                        }
+                        out[((b * p.out_h + oy) * p.out_w + ox) * p.out_c + oc] =
+                            p.clamp.apply((s + bias[oc] as f64) as f32);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_exact_convolution_and_is_thread_independent() {
+        let mut rng = Rng(0x3141_5926);
+        // Odd sizes (partial tiles), VALID and SAME padding, channel tails, several blocks.
+        for (hw, ic, oc, pad) in [
+            ((7, 9), 16, 16, (1, 1)),
+            ((8, 8), 17, 21, (1, 1)),
+            ((6, 5), 16, 24, (0, 0)),
+            ((13, 12), 19, 40, (1, 0)),
+            ((20, 19), 33, 17, (1, 1)),
+        ] {
+            let p = params(hw, ic, oc, pad);
+            for isa in Isa::available().into_iter().filter(|&i| suits(&p, i)) {
+                let x = rng.vec(p.input_len());
+                let w = rng.vec(oc * 9 * ic);
+                let bias = rng.vec(oc);
+                let want = exact(&p, &x, &w, &bias);
+                let f = Filter::new(&w, oc, ic, isa);
+                let mut first: Option<Vec<f32>> = None;
+                for threads in [1, 2, 3] {
+                    let mut scratch = vec![f32::NAN; scratch_floats(&p, threads)];
+                    let mut out = vec![f32::NAN; p.output_len()];
+                    run(&p, &x, &f, Some(&bias), &mut out, &mut scratch, threads);
+                    // The same bound as the direct kernels, against the exact result.
+                    let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+                    for (i, (g, e)) in out.iter().zip(&want).enumerate() {
+                        assert!(
+                            (g - e).abs() <= 1e-5 * scale,
+                            "{isa} {p:?} [{i}]: {g} vs {e}"
+                        );
+                    }
+                    match &first {
+                        None => first = Some(out),
+                        Some(f) => assert_same_bits(f, &out, "winograd threads"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_simd_tiers_and_3x3_stride_1() {
+        let p = params((8, 8), 16, 16, (1, 1));
+        assert!(!suits(&p, Isa::Generic));
+        let mut q = p;
+        q.stride_h = 2;
+        assert!(Isa::available().into_iter().all(|i| !suits(&q, i)));
+        q = p;
+        q.in_c = 3;
+        assert!(Isa::available().into_iter().all(|i| !suits(&q, i)));
+        q = p;
+        q.out_c = MAX_CHANNELS + 1;
+        assert!(Isa::available().into_iter().all(|i| !suits(&q, i)));
+    }
+}

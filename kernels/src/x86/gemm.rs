@@ -1,0 +1,137 @@
+//! The AVX2 + FMA GEMM microkernel: an `R×W` tile, `W` = 16 columns (two ymm registers per
+//! row, `R <= 6`) or 8 (one register, `R <= 12`), so a full tile keeps 12 accumulators, the B
+//! vectors and one broadcast A value in the 16 ymm registers. Per K step: one load of B per
+//! vector, one broadcast per row, one fused multiply-add per accumulator. Edge tiles run the
+//! same instructions per element, so results do not depend on how rows are grouped.
+
+use std::arch::x86_64::*;
+
+use super::{first_lanes, store_first};
+use crate::gemm::{TileArgs, NR};
+
+/// The tile for panel width `w` (8 or 16) and `rows` rows (1..=12 for width 8, 1..=6 for 16).
+pub(crate) fn tile_fn(rows: usize, w: usize) -> unsafe fn(&TileArgs) {
+    match (rows, w == NR) {
+        (1, false) => tile::<1, 1>,
+        (2, false) => tile::<2, 1>,
+        (3, false) => tile::<3, 1>,
+        (4, false) => tile::<4, 1>,
+        (5, false) => tile::<5, 1>,
+        (6, false) => tile::<6, 1>,
+        (7, false) => tile::<7, 1>,
+        (8, false) => tile::<8, 1>,
+        (9, false) => tile::<9, 1>,
+        (10, false) => tile::<10, 1>,
+        (11, false) => tile::<11, 1>,
+        (_, false) => tile::<12, 1>,
+        (1, true) => tile::<1, 2>,
+        (2, true) => tile::<2, 2>,
+        (3, true) => tile::<3, 2>,
+        (4, true) => tile::<4, 2>,
+        (5, true) => tile::<5, 2>,
+        _ => tile::<6, 2>,
+    }
+}
+
+/// Loads the first `nc` floats at `p` into `V` vectors (zeros past `nc`); a partial row
+/// goes through masked loads, which read only the selected floats.
+///
+/// # Safety
+/// Only called from AVX2 functions (it is inlined there, and so are its intrinsics); `p`
+/// readable for `nc <= 8·V` floats.
+#[inline(always)]
+unsafe fn load_row<const V: usize>(p: *const f32, nc: usize) -> [__m256; V] {
+    let mut out = [_mm256_setzero_ps(); V];
+    if nc == 8 * V {
+        for (v, o) in out.iter_mut().enumerate() {
+            *o = _mm256_loadu_ps(p.add(8 * v));
+        }
+    } else {
+        for (v, o) in out.iter_mut().enumerate() {
+            let m = first_lanes(nc.saturating_sub(8 * v));
+            *o = _mm256_maskload_ps(p.wrapping_add(8 * v), m);
+        }
+    }
+    out
+}
+
+/// Stores the first `nc` floats of `V` vectors at `p` (see [`store_first`] for a partial
+/// row).
+///
+/// # Safety
+/// Only called from AVX2 functions; `p` writable for `nc <= 8·V` floats.
+#[inline(always)]
+unsafe fn store_row<const V: usize>(p: *mut f32, nc: usize, row: [__m256; V]) {
+    if nc == 8 * V {
+        for (v, x) in row.iter().enumerate() {
+            _mm256_storeu_ps(p.add(8 * v), *x);
+        }
+    } else {
+        for (v, x) in row.iter().enumerate() {
+            let n = nc.saturating_sub(8 * v);
+            if n > 0 {
+                store_first(p.add(8 * v), *x, n);
+            }
+        }
+    }
+}
+
+/// # Safety
+/// AVX2 and FMA must be available; `t` must satisfy the contract of [`TileArgs`] for `R`
+/// rows and width `8·V`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile<const R: usize, const V: usize>(t: &TileArgs) {
+    for tile in 0..t.tiles {
+        one::<R, V>(t, tile);
+    }
+}
+
+/// Tile number `tile` of a [`tile`] call.
+///
+/// # Safety
+/// As for [`tile`], and `tile < t.tiles`.
+#[inline(always)]
+unsafe fn one<const R: usize, const V: usize>(t: &TileArgs, tile: usize) {
+    let mut acc = [[_mm256_setzero_ps(); V]; R];
+    if !t.first {
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            *acc_r = load_row::<V>(t.c_row::<R>(tile, r), t.nc);
+        }
+    }
+    let mut b = t.b;
+    for tap in 0..t.taps {
+        let mut rows = [std::ptr::null::<f32>(); R];
+        for (r, p) in rows.iter_mut().enumerate() {
+            *p = t.row::<R>(tile, tap, r);
+        }
+        for k in 0..t.kc {
+            let mut bv = [_mm256_setzero_ps(); V];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = _mm256_loadu_ps(b.add(8 * v));
+            }
+            for (acc_r, p) in acc.iter_mut().zip(&rows) {
+                let a = _mm256_broadcast_ss(&*p.add(k));
+                for (acc_v, b_v) in acc_r.iter_mut().zip(&bv) {
+                    *acc_v = _mm256_fmadd_ps(a, *b_v, *acc_v);
+                }
+            }
+            b = b.add(8 * V);
+        }
+    }
+    if t.last {
+        let bias = load_row::<V>(t.bias, 8 * V);
+        let lo = _mm256_set1_ps(t.clamp.min);
+        let hi = _mm256_set1_ps(t.clamp.max);
+        for acc_r in acc.iter_mut() {
+            for (acc_v, b_v) in acc_r.iter_mut().zip(&bias) {
+                // max(lo, x) keeps a NaN x (it returns the second operand when unordered),
+                // and so does min(hi, ·): the reference's std::min(std::max(x, lo), hi).
+                let x = _mm256_add_ps(*acc_v, *b_v);
+                *acc_v = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
+            }
+        }
+    }
+    for (r, acc_r) in acc.iter().enumerate() {
+        store_row::<V>(t.c_row::<R>(tile, r), t.nc, *acc_r);
+    }
+}
