@@ -27,8 +27,8 @@ use crate::parallel;
 const POS: usize = 16;
 /// Floats of transformed inputs and products one block may hold (256 KiB, half an L2).
 const BLOCK_FLOATS: usize = 1 << 16;
-/// Minimum multiply-adds (in the transformed domain) per thread part.
-const MIN_MACS_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 19 };
+/// Minimum multiply-adds (in the transformed domain) per thread part; see the GEMM's.
+const MIN_MACS_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 20 };
 /// Channel counts above which the transformed weights (16 matrices of `IC × OC`) no longer
 /// fit the cache next to a useful block of tiles; such layers stay direct.
 const MAX_CHANNELS: usize = 256;
@@ -73,6 +73,7 @@ impl Filter {
                 let g = |ky: usize, kx: usize| filter[((oc * 3 + ky) * 3 + kx) * in_c + ic] as f64;
                 // G·g (4×3), then ·Gᵀ (4×4); G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]].
                 let mut gg = [[0.0f64; 3]; 4];
+                #[allow(clippy::needless_range_loop)] // kx indexes the filter column too
                 for kx in 0..3 {
                     let (a, b, c) = (g(0, kx), g(1, kx), g(2, kx));
                     gg[0][kx] = a;
