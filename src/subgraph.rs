@@ -395,6 +395,10 @@ pub(crate) fn prepare_nodes(
     }
     let mut folded: Vec<Option<AlignedBuf>> = (0..graph.tensors.len()).map(|_| None).collect();
     let mut results = Vec::with_capacity(graph.operators.len());
+    // Memory the prepared nodes hold (packed weights, tables, folded constants). It is counted
+    // as it grows: a constant shared by many nodes is copied by each, so the total can outgrow
+    // the file by any factor before the interpreter's final memory check.
+    let mut held: usize = 0;
     for (index, op) in graph.operators.iter().enumerate() {
         let ctx = PrepareCtx {
             model,
@@ -420,6 +424,19 @@ pub(crate) fn prepare_nodes(
                     tensor.shape = shape;
                 }
             }
+        }
+        held = held.saturating_add(match &r {
+            Ok(Prepared::Kernel(k)) => k.persistent_bytes(),
+            Ok(Prepared::Fold(buf)) => buf.len(),
+            _ => 0,
+        });
+        if held > env.max_memory_bytes {
+            results.push(Err(Error::Limit(format!(
+                "preparing node {index} brings the memory held by prepared nodes to {held} \
+                 bytes, over the limit of {}",
+                env.max_memory_bytes
+            ))));
+            break;
         }
         results.push(match r {
             Ok(Prepared::Fold(buf)) => {

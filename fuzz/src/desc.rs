@@ -88,6 +88,17 @@ pub enum OptionsDesc {
         axis: i32,
         activation: i8,
     },
+    VarHandle {
+        container: Option<String>,
+        shared_name: Option<String>,
+    },
+    /// Any other options table made only of scalars: `kind` is the `BuiltinOptions` tag,
+    /// `ints` its integer, enum and boolean fields in schema order, `floats` its float fields.
+    Scalars {
+        kind: u8,
+        ints: Vec<i32>,
+        floats: Vec<f32>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -236,9 +247,132 @@ fn decode_options(op: &fb::Operator<'_>) -> OptionsDesc {
                     activation: o.fused_activation_function().0,
                 })
         }
-        _ => None,
+        B::VarHandleOptions => {
+            op.builtin_options_as_var_handle_options()
+                .map(|o| OptionsDesc::VarHandle {
+                    container: o.container().map(str::to_string),
+                    shared_name: o.shared_name().map(str::to_string),
+                })
+        }
+        _ => decode_scalars(op),
     };
     o.unwrap_or(OptionsDesc::None)
+}
+
+fn scalars(kind: fb::BuiltinOptions, ints: &[i32], floats: &[f32]) -> OptionsDesc {
+    OptionsDesc::Scalars {
+        kind: kind.0,
+        ints: ints.to_vec(),
+        floats: floats.to_vec(),
+    }
+}
+
+/// The scalar-only options of the other operators ferrolite implements.
+fn decode_scalars(op: &fb::Operator<'_>) -> Option<OptionsDesc> {
+    use fb::BuiltinOptions as B;
+    let t = op.builtin_options_type();
+    let b = |v: bool| v as i32;
+    match t {
+        B::StridedSliceOptions => op.builtin_options_as_strided_slice_options().map(|o| {
+            let ints = [
+                o.begin_mask(),
+                o.end_mask(),
+                o.ellipsis_mask(),
+                o.new_axis_mask(),
+                o.shrink_axis_mask(),
+                b(o.offset()),
+            ];
+            scalars(t, &ints, &[])
+        }),
+        B::GatherOptions => op
+            .builtin_options_as_gather_options()
+            .map(|o| scalars(t, &[o.axis(), o.batch_dims()], &[])),
+        B::SplitOptions => op
+            .builtin_options_as_split_options()
+            .map(|o| scalars(t, &[o.num_splits()], &[])),
+        B::SplitVOptions => op
+            .builtin_options_as_split_voptions()
+            .map(|o| scalars(t, &[o.num_splits()], &[])),
+        B::MirrorPadOptions => op
+            .builtin_options_as_mirror_pad_options()
+            .map(|o| scalars(t, &[o.mode().0 as i32], &[])),
+        B::ResizeBilinearOptions => op
+            .builtin_options_as_resize_bilinear_options()
+            .map(|o| scalars(t, &[b(o.align_corners()), b(o.half_pixel_centers())], &[])),
+        B::ResizeNearestNeighborOptions => op
+            .builtin_options_as_resize_nearest_neighbor_options()
+            .map(|o| scalars(t, &[b(o.align_corners()), b(o.half_pixel_centers())], &[])),
+        B::ArgMaxOptions => op
+            .builtin_options_as_arg_max_options()
+            .map(|o| scalars(t, &[o.output_type().0 as i32], &[])),
+        B::ArgMinOptions => op
+            .builtin_options_as_arg_min_options()
+            .map(|o| scalars(t, &[o.output_type().0 as i32], &[])),
+        B::WhileOptions => op
+            .builtin_options_as_while_options()
+            .map(|o| scalars(t, &[o.cond_subgraph_index(), o.body_subgraph_index()], &[])),
+        B::IfOptions => op
+            .builtin_options_as_if_options()
+            .map(|o| scalars(t, &[o.then_subgraph_index(), o.else_subgraph_index()], &[])),
+        B::CallOnceOptions => op
+            .builtin_options_as_call_once_options()
+            .map(|o| scalars(t, &[o.init_subgraph_index()], &[])),
+        B::PackOptions => op
+            .builtin_options_as_pack_options()
+            .map(|o| scalars(t, &[o.values_count(), o.axis()], &[])),
+        B::UnpackOptions => op
+            .builtin_options_as_unpack_options()
+            .map(|o| scalars(t, &[o.num(), o.axis()], &[])),
+        B::LeakyReluOptions => op
+            .builtin_options_as_leaky_relu_options()
+            .map(|o| scalars(t, &[], &[o.alpha()])),
+        B::GeluOptions => op
+            .builtin_options_as_gelu_options()
+            .map(|o| scalars(t, &[b(o.approximate())], &[])),
+        B::SpaceToDepthOptions => op
+            .builtin_options_as_space_to_depth_options()
+            .map(|o| scalars(t, &[o.block_size()], &[])),
+        B::DepthToSpaceOptions => op
+            .builtin_options_as_depth_to_space_options()
+            .map(|o| scalars(t, &[o.block_size()], &[])),
+        B::CastOptions => op.builtin_options_as_cast_options().map(|o| {
+            scalars(
+                t,
+                &[o.in_data_type().0 as i32, o.out_data_type().0 as i32],
+                &[],
+            )
+        }),
+        B::ShapeOptions => op
+            .builtin_options_as_shape_options()
+            .map(|o| scalars(t, &[o.out_type().0 as i32], &[])),
+        B::DivOptions => op
+            .builtin_options_as_div_options()
+            .map(|o| scalars(t, &[o.fused_activation_function().0 as i32], &[])),
+        B::CumsumOptions => op
+            .builtin_options_as_cumsum_options()
+            .map(|o| scalars(t, &[b(o.exclusive()), b(o.reverse())], &[])),
+        B::TransposeConvOptions => op.builtin_options_as_transpose_conv_options().map(|o| {
+            let ints = [
+                o.padding().0 as i32,
+                o.stride_w(),
+                o.stride_h(),
+                o.fused_activation_function().0 as i32,
+            ];
+            scalars(t, &ints, &[])
+        }),
+        B::BatchMatMulOptions => op.builtin_options_as_batch_mat_mul_options().map(|o| {
+            let ints = [
+                b(o.adj_x()),
+                b(o.adj_y()),
+                b(o.asymmetric_quantize_inputs()),
+            ];
+            scalars(t, &ints, &[])
+        }),
+        B::L2NormOptions => op
+            .builtin_options_as_l2_norm_options()
+            .map(|o| scalars(t, &[o.fused_activation_function().0 as i32], &[])),
+        _ => None,
+    }
 }
 
 impl ModelDesc {
@@ -698,30 +832,203 @@ fn encode_options(
             );
             (B::ConcatenationOptions, Some(o.as_union_value()))
         }
+        OptionsDesc::VarHandle {
+            container,
+            shared_name,
+        } => {
+            let container = container.as_deref().map(|s| b.create_string(s));
+            let shared_name = shared_name.as_deref().map(|s| b.create_string(s));
+            let o = fb::VarHandleOptions::create(
+                b,
+                &fb::VarHandleOptionsArgs {
+                    container,
+                    shared_name,
+                },
+            );
+            (B::VarHandleOptions, Some(o.as_union_value()))
+        }
+        OptionsDesc::Scalars { kind, ints, floats } => encode_scalars(b, *kind, ints, floats),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::ModelDesc;
-    use crate::mutate::FIXTURES;
-
-    /// Decoding then encoding keeps everything the description holds, and the result loads
-    /// and prepares exactly when the original does: otherwise the structure-aware target
-    /// would spend its time on models broken by the round trip rather than by its edits.
-    #[test]
-    fn fixtures_round_trip() {
-        for (i, f) in FIXTURES.iter().enumerate() {
-            let d = ModelDesc::decode(f).unwrap_or_else(|| panic!("fixture {i} decodes"));
-            let bytes = d.encode();
-            assert_eq!(ModelDesc::decode(&bytes).as_ref(), Some(&d), "fixture {i}");
-            let limits = ferrolite::Limits::default();
-            let a = crate::harness::prepare(f.to_vec(), &limits, 1).is_some();
-            let b = crate::harness::prepare(bytes, &limits, 1).is_some();
-            assert_eq!(
-                a, b,
-                "fixture {i} prepares differently after the round trip"
-            );
+/// Writes a [`OptionsDesc::Scalars`] table; missing fields are 0, extra ones ignored.
+fn encode_scalars(
+    b: &mut FlatBufferBuilder<'_>,
+    kind: u8,
+    ints: &[i32],
+    floats: &[f32],
+) -> (
+    fb::BuiltinOptions,
+    Option<WIPOffset<flatbuffers::UnionWIPOffset>>,
+) {
+    use fb::BuiltinOptions as B;
+    let i = |k: usize| ints.get(k).copied().unwrap_or(0);
+    let e = |k: usize| i(k) as i8;
+    let f = |k: usize| floats.get(k).copied().unwrap_or(0.0);
+    let flag = |k: usize| i(k) != 0;
+    let t = B(kind);
+    let o = match t {
+        B::StridedSliceOptions => {
+            let args = fb::StridedSliceOptionsArgs {
+                begin_mask: i(0),
+                end_mask: i(1),
+                ellipsis_mask: i(2),
+                new_axis_mask: i(3),
+                shrink_axis_mask: i(4),
+                offset: flag(5),
+            };
+            fb::StridedSliceOptions::create(b, &args).as_union_value()
         }
-    }
+        B::GatherOptions => {
+            let args = fb::GatherOptionsArgs {
+                axis: i(0),
+                batch_dims: i(1),
+            };
+            fb::GatherOptions::create(b, &args).as_union_value()
+        }
+        B::SplitOptions => {
+            let args = fb::SplitOptionsArgs { num_splits: i(0) };
+            fb::SplitOptions::create(b, &args).as_union_value()
+        }
+        B::SplitVOptions => {
+            let args = fb::SplitVOptionsArgs { num_splits: i(0) };
+            fb::SplitVOptions::create(b, &args).as_union_value()
+        }
+        B::MirrorPadOptions => {
+            let args = fb::MirrorPadOptionsArgs {
+                mode: fb::MirrorPadMode(e(0)),
+            };
+            fb::MirrorPadOptions::create(b, &args).as_union_value()
+        }
+        B::ResizeBilinearOptions => {
+            let args = fb::ResizeBilinearOptionsArgs {
+                align_corners: flag(0),
+                half_pixel_centers: flag(1),
+            };
+            fb::ResizeBilinearOptions::create(b, &args).as_union_value()
+        }
+        B::ResizeNearestNeighborOptions => {
+            let args = fb::ResizeNearestNeighborOptionsArgs {
+                align_corners: flag(0),
+                half_pixel_centers: flag(1),
+            };
+            fb::ResizeNearestNeighborOptions::create(b, &args).as_union_value()
+        }
+        B::ArgMaxOptions => {
+            let args = fb::ArgMaxOptionsArgs {
+                output_type: fb::TensorType(e(0)),
+            };
+            fb::ArgMaxOptions::create(b, &args).as_union_value()
+        }
+        B::ArgMinOptions => {
+            let args = fb::ArgMinOptionsArgs {
+                output_type: fb::TensorType(e(0)),
+            };
+            fb::ArgMinOptions::create(b, &args).as_union_value()
+        }
+        B::WhileOptions => {
+            let args = fb::WhileOptionsArgs {
+                cond_subgraph_index: i(0),
+                body_subgraph_index: i(1),
+            };
+            fb::WhileOptions::create(b, &args).as_union_value()
+        }
+        B::IfOptions => {
+            let args = fb::IfOptionsArgs {
+                then_subgraph_index: i(0),
+                else_subgraph_index: i(1),
+            };
+            fb::IfOptions::create(b, &args).as_union_value()
+        }
+        B::CallOnceOptions => {
+            let args = fb::CallOnceOptionsArgs {
+                init_subgraph_index: i(0),
+            };
+            fb::CallOnceOptions::create(b, &args).as_union_value()
+        }
+        B::PackOptions => {
+            let args = fb::PackOptionsArgs {
+                values_count: i(0),
+                axis: i(1),
+            };
+            fb::PackOptions::create(b, &args).as_union_value()
+        }
+        B::UnpackOptions => {
+            let args = fb::UnpackOptionsArgs {
+                num: i(0),
+                axis: i(1),
+            };
+            fb::UnpackOptions::create(b, &args).as_union_value()
+        }
+        B::LeakyReluOptions => {
+            let args = fb::LeakyReluOptionsArgs { alpha: f(0) };
+            fb::LeakyReluOptions::create(b, &args).as_union_value()
+        }
+        B::GeluOptions => {
+            let args = fb::GeluOptionsArgs {
+                approximate: flag(0),
+            };
+            fb::GeluOptions::create(b, &args).as_union_value()
+        }
+        B::SpaceToDepthOptions => {
+            let args = fb::SpaceToDepthOptionsArgs { block_size: i(0) };
+            fb::SpaceToDepthOptions::create(b, &args).as_union_value()
+        }
+        B::DepthToSpaceOptions => {
+            let args = fb::DepthToSpaceOptionsArgs { block_size: i(0) };
+            fb::DepthToSpaceOptions::create(b, &args).as_union_value()
+        }
+        B::CastOptions => {
+            let args = fb::CastOptionsArgs {
+                in_data_type: fb::TensorType(e(0)),
+                out_data_type: fb::TensorType(e(1)),
+            };
+            fb::CastOptions::create(b, &args).as_union_value()
+        }
+        B::ShapeOptions => {
+            let args = fb::ShapeOptionsArgs {
+                out_type: fb::TensorType(e(0)),
+            };
+            fb::ShapeOptions::create(b, &args).as_union_value()
+        }
+        B::DivOptions => {
+            let args = fb::DivOptionsArgs {
+                fused_activation_function: fb::ActivationFunctionType(e(0)),
+            };
+            fb::DivOptions::create(b, &args).as_union_value()
+        }
+        B::CumsumOptions => {
+            let args = fb::CumsumOptionsArgs {
+                exclusive: flag(0),
+                reverse: flag(1),
+            };
+            fb::CumsumOptions::create(b, &args).as_union_value()
+        }
+        B::TransposeConvOptions => {
+            let args = fb::TransposeConvOptionsArgs {
+                padding: fb::Padding(e(0)),
+                stride_w: i(1),
+                stride_h: i(2),
+                fused_activation_function: fb::ActivationFunctionType(e(3)),
+                quantized_bias_type: fb::TensorType::FLOAT32,
+            };
+            fb::TransposeConvOptions::create(b, &args).as_union_value()
+        }
+        B::BatchMatMulOptions => {
+            let args = fb::BatchMatMulOptionsArgs {
+                adj_x: flag(0),
+                adj_y: flag(1),
+                asymmetric_quantize_inputs: flag(2),
+            };
+            fb::BatchMatMulOptions::create(b, &args).as_union_value()
+        }
+        B::L2NormOptions => {
+            let args = fb::L2NormOptionsArgs {
+                fused_activation_function: fb::ActivationFunctionType(e(0)),
+            };
+            fb::L2NormOptions::create(b, &args).as_union_value()
+        }
+        _ => return (B::NONE, None),
+    };
+    (t, Some(o))
 }

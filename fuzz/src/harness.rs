@@ -13,6 +13,9 @@ pub fn limits() -> Limits {
         max_memory_bytes: 256 << 20,
         max_tensor_elements: 1 << 26,
         max_flatbuffer_tables: 100_000,
+        // A WHILE that never ends runs to this limit; 10 million iterations take seconds in
+        // a release build, minutes under the sanitizer.
+        max_loop_iterations: 10_000,
         ..Limits::default()
     }
 }

@@ -7,7 +7,7 @@ use arbitrary::{Result, Unstructured};
 use crate::desc::{BufferDesc, ModelDesc, OpDesc, OptionsDesc, Quant, TensorDesc};
 
 /// Small fixtures, one or two per operator family and dtype; embedded so that the target is
-/// self-contained.
+/// self-contained. Each is also in `corpus/seed/models/`.
 pub const FIXTURES: &[&[u8]] = &[
     include_bytes!("../corpus/seed/models/conv2d_same_s1_relu_f32.tflite"),
     include_bytes!("../corpus/seed/models/conv2d_valid_d2_relu_f32.tflite"),
@@ -33,6 +33,41 @@ pub const FIXTURES: &[&[u8]] = &[
     include_bytes!("../corpus/seed/models/softmax_rank2_floatio_int8.tflite"),
     include_bytes!("../corpus/seed/models/conv2d_same_relu_dynamic.tflite"),
     include_bytes!("../corpus/seed/models/fc_asym_dynamic.tflite"),
+    // Indexing, layout, control flow and state: the operators behind most past advisories.
+    include_bytes!("../corpus/seed/models/tile_f32.tflite"),
+    include_bytes!("../corpus/seed/models/tile_int32.tflite"),
+    include_bytes!("../corpus/seed/models/strided_slice_basic_f32.tflite"),
+    include_bytes!("../corpus/seed/models/strided_slice_ellipsis_newaxis_f32.tflite"),
+    include_bytes!("../corpus/seed/models/strided_slice_shrink_neg_f32.tflite"),
+    include_bytes!("../corpus/seed/models/gather_axis0_f32.tflite"),
+    include_bytes!("../corpus/seed/models/gather_nd_f32.tflite"),
+    include_bytes!("../corpus/seed/models/gather_nd_runtime_f32.tflite"),
+    include_bytes!("../corpus/seed/models/space_to_depth_b2_f32.tflite"),
+    include_bytes!("../corpus/seed/models/depth_to_space_b2_f32.tflite"),
+    include_bytes!("../corpus/seed/models/split_axis2_f32.tflite"),
+    include_bytes!("../corpus/seed/models/split_v_f32.tflite"),
+    include_bytes!("../corpus/seed/models/concat_lastaxis_int8.tflite"),
+    include_bytes!("../corpus/seed/models/transpose_rank5_f32.tflite"),
+    include_bytes!("../corpus/seed/models/pad_hw_f32.tflite"),
+    include_bytes!("../corpus/seed/models/mirror_pad_reflect_f32.tflite"),
+    include_bytes!("../corpus/seed/models/resize_bilinear_halfpixel_up_int8.tflite"),
+    include_bytes!("../corpus/seed/models/resize_nearest_align_up_f32.tflite"),
+    include_bytes!("../corpus/seed/models/topk_k3_f32.tflite"),
+    include_bytes!("../corpus/seed/models/arg_max_last_f32.tflite"),
+    include_bytes!("../corpus/seed/models/while_counter_f32.tflite"),
+    include_bytes!("../corpus/seed/models/if_bool_f32.tflite"),
+    include_bytes!("../corpus/seed/models/variable_assign_add_f32.tflite"),
+    include_bytes!("../corpus/seed/models/embedding_lookup_int8_hybrid.tflite"),
+    include_bytes!("../corpus/seed/models/select_v2_cmp_f32.tflite"),
+    include_bytes!("../corpus/seed/models/pack_axis1_f32.tflite"),
+    include_bytes!("../corpus/seed/models/unpack_axis1_int8.tflite"),
+    include_bytes!("../corpus/seed/models/cast_f32_to_int8_f32.tflite"),
+    include_bytes!("../corpus/seed/models/reduce_prod_last_f32.tflite"),
+    include_bytes!("../corpus/seed/models/leaky_relu_a0p2_int8.tflite"),
+    include_bytes!("../corpus/seed/models/logistic_plain_int8.tflite"),
+    include_bytes!("../corpus/seed/models/hard_swish_plain_int8.tflite"),
+    include_bytes!("../corpus/seed/models/cumsum_excl_rev_f32.tflite"),
+    include_bytes!("../corpus/seed/models/sum_all_f32.tflite"),
 ];
 
 /// Values that sit on a boundary of some check.
@@ -326,6 +361,24 @@ fn mutate_options(u: &mut Unstructured<'_>, o: &mut OptionsDesc) -> Result<()> {
                 *axis = int(u, 4)?;
             } else {
                 *activation = act(u)?;
+            }
+        }
+        OptionsDesc::VarHandle { shared_name, .. } => {
+            // Two handles with one name share a variable; another name makes a new one.
+            *shared_name = match u.int_in_range(0..=2)? {
+                0 => None,
+                1 => Some(String::new()),
+                _ => Some("v0".into()),
+            };
+        }
+        OptionsDesc::Scalars { ints, floats, .. } => {
+            if !floats.is_empty() && (ints.is_empty() || u.arbitrary()?) {
+                let k = u.choose_index(floats.len())?;
+                floats[k] = f32v(u)?;
+            } else if !ints.is_empty() {
+                // Masks, axes, counts, subgraph indices, block sizes, enum values.
+                let k = u.choose_index(ints.len())?;
+                ints[k] = int(u, 4)?;
             }
         }
     }

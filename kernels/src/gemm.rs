@@ -12,15 +12,17 @@
 //! pixel's channels. So convolutions multiply straight from their input, with no im2col copy.
 //!
 //! Loop nest for a block of at most `MB` (72) rows: K in slices of about `KC` floats (whole
-//! taps, or pieces of one long tap), then panels, then `MR`-row register tiles. One slice of
+//! taps, or pieces of one long tap), then panels, then register tiles of rows. One slice of
 //! a panel (at most 16 KiB) stays in L1 while every row tile of the block uses it; the
-//! block's slice of A stays in L2 across panels. Partial sums are parked in C between K slices
-//! (storing and reloading an f32 is exact), bias and clamp are applied when the last slice
-//! finishes: the epilogue is fused, nothing makes a second pass over C.
+//! block's slice of A stays in L2 across panels. The block's rows are shared out evenly
+//! between the fewest tiles that hold them, and one microkernel call runs all tiles of a
+//! height. Partial sums are parked in C between K slices (storing and reloading an f32 is
+//! exact), bias and clamp are applied when the last slice finishes: the epilogue is fused,
+//! nothing makes a second pass over C.
 //!
-//! Tiers: [`Isa::Avx2`] runs a 6×16 tile of fused multiply-adds (`x86::gemm`), [`Isa::Neon`]
-//! a 6×16 tile of `fmla` (`neon::gemm`), [`Isa::Generic`] portable code with separate
-//! multiply and add (the reference's rounding). Within one tier every tile size, edge tiles
+//! Tiers: [`Isa::Avx2`] runs 6×16 (or 8×8) tiles of fused multiply-adds (`x86::gemm`),
+//! [`Isa::Neon`] 6×16 (or 12×8) tiles of `fmla` (`neon::gemm`), [`Isa::Generic`] portable
+//! code with separate multiply and add (the reference's rounding). Within one tier every tile size, edge tiles
 //! included, performs per element the same operations in K order (`acc = acc ⊕ a·b`, then
 //! `+ bias`, then the clamp), and threads only split rows or panels, so results do not depend
 //! on the thread count nor on where part boundaries fall.
@@ -39,10 +41,10 @@ const NR_HALF: usize = NR / 2;
 const KC: usize = 256;
 /// Rows of A processed as one cache block.
 pub(crate) const MB: usize = 72;
-/// Minimum multiply-adds per thread part: below this, waking a thread costs more than it
-/// saves. Unit tests use 1 so that even small cases are split and thread-count independence
-/// is really exercised.
-const MIN_MACS_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 18 };
+/// Minimum multiply-adds per thread part (about 20 µs of one core's work): waking a sleeping
+/// worker and joining it costs tens of microseconds, more than small layers save. Unit tests
+/// use 1 so that even small cases are split and thread-count independence is really exercised.
+const MIN_MACS_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 20 };
 
 /// Offset marking a padding tap: the row reads zeros there.
 pub(crate) const PAD: usize = usize::MAX;

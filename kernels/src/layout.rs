@@ -199,6 +199,18 @@ impl GatherPlan {
         for a in axes {
             a.max_offset()?;
         }
+        if out_len == 0 {
+            // Nothing is copied. The other axes may still be long (a [huge, 0] output has no
+            // elements to bound them), and their tables hold one entry per position.
+            return Ok(GatherPlan {
+                base: 0,
+                outer: Vec::new(),
+                inner: Vec::new(),
+                inner_len: 0,
+                out_len: 0,
+                src_needed: 0,
+            });
+        }
         // Fold single-position copy axes into the base offset: they select one input slice.
         let mut base = 0usize;
         let mut kept: Vec<AxisMap> = Vec::with_capacity(axes.len());
@@ -268,6 +280,15 @@ impl GatherPlan {
     /// Output elements.
     pub fn output_len(&self) -> usize {
         self.out_len
+    }
+
+    /// Bytes held by the plan's per-position tables.
+    pub fn table_bytes(&self) -> usize {
+        self.outer
+            .iter()
+            .map(|t| t.len() * std::mem::size_of::<Option<usize>>())
+            .sum::<usize>()
+            + self.inner.len() * std::mem::size_of::<Run>()
     }
 
     /// Input elements the plan reads from (one past the largest offset).

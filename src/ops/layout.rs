@@ -277,6 +277,10 @@ impl Kernel for GatherCopy {
         r.map_err(|err| run_err(&self.loc, err))
     }
 
+    fn persistent_bytes(&self) -> usize {
+        self.plan.table_bytes()
+    }
+
     fn reads_input(&self, k: usize) -> bool {
         k == 0 || self.fill == Fill::Input(k)
     }

@@ -297,6 +297,14 @@ impl<'m> PrepareCtx<'m> {
         if t.shape == shape {
             return Ok(());
         }
+        // A variable keeps its shape: it can be written by several nodes and read before it
+        // is written, and each of them was prepared for the shape it has now.
+        if t.is_variable {
+            return Err(self.invalid(format!(
+                "output {k} is a variable of shape {:?}, but the op computes {shape:?}",
+                t.shape
+            )));
+        }
         let numel = shape
             .iter()
             .try_fold(1usize, |n, &d| n.checked_mul(d))
