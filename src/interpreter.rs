@@ -414,6 +414,53 @@ impl Interpreter {
             None => run.run(model.bytes(), threads),
         }
     }
+
+    /// Runs the model like [`Interpreter::invoke`] and returns the wall time of every executed
+    /// node, in execution order (the per-op profile of `ferrolite bench --profile`). Timing
+    /// adds a clock read per node; the results are the same as `invoke`'s.
+    pub fn invoke_profiled(&mut self) -> Result<Vec<NodeTime>> {
+        let mut times = vec![std::time::Duration::ZERO; self.run.steps.len()];
+        let Interpreter {
+            model,
+            run,
+            pool,
+            options,
+            ..
+        } = self;
+        let threads = options.threads;
+        match pool {
+            Some(pool) => pool.install(|| run.run_timed(model.bytes(), threads, &mut times)),
+            None => run.run_timed(model.bytes(), threads, &mut times),
+        }?;
+        let graph = &self.model.subgraphs()[self.entry.subgraph];
+        let codes = self.model.operator_codes();
+        Ok(self
+            .run
+            .steps
+            .iter()
+            .zip(times)
+            .map(|(step, time)| NodeTime {
+                node: step.op,
+                op: graph
+                    .operators
+                    .get(step.op)
+                    .and_then(|o| codes.get(o.opcode_index))
+                    .map(|c| c.name())
+                    .unwrap_or_default(),
+                time,
+            })
+            .collect())
+    }
+}
+
+/// Wall time of one node in [`Interpreter::invoke_profiled`].
+#[derive(Debug, Clone)]
+pub struct NodeTime {
+    /// Operator index in the subgraph that runs (the main one, or the signature's).
+    pub node: usize,
+    /// Builtin operator name, or the custom code.
+    pub op: String,
+    pub time: std::time::Duration,
 }
 
 fn check_dtype<T: Element>(dtype: DType, what: &str, i: usize) -> Result<()> {

@@ -45,7 +45,7 @@ mod validate;
 
 pub use dtype::{DType, Element};
 pub use error::{Error, Invalid, Location, Result};
-pub use interpreter::{Backend, Interpreter, Isa, MemoryReport, Options, TensorInfo};
+pub use interpreter::{Backend, Interpreter, Isa, MemoryReport, NodeTime, Options, TensorInfo};
 pub use limits::Limits;
 pub use model::Model;
 

@@ -261,6 +261,26 @@ impl SubgraphRun {
             &self.persistent,
             model,
             threads,
+            None,
+        )
+    }
+
+    /// Like [`SubgraphRun::run`], and adds each step's wall time to `times[step]` (one entry
+    /// per step). Nested subgraphs count towards the control-flow node that runs them.
+    pub(crate) fn run_timed(
+        &mut self,
+        model: &[u8],
+        threads: usize,
+        times: &mut [std::time::Duration],
+    ) -> Result<()> {
+        run_steps(
+            &self.steps,
+            &mut self.arena,
+            &mut self.scratch,
+            &self.persistent,
+            model,
+            threads,
+            Some(times),
         )
     }
 
@@ -293,10 +313,11 @@ fn run_steps(
     persistent: &[AlignedBuf],
     model: &[u8],
     threads: usize,
+    mut times: Option<&mut [std::time::Duration]>,
 ) -> Result<()> {
     let arena = arena.as_mut_slice();
     let scratch = scratch.as_mut_slice();
-    for step in steps {
+    for (k, step) in steps.iter().enumerate() {
         // Cut the arena into the outputs (written) and the pieces between them (read), in
         // fixed-size arrays so that nothing is allocated.
         let mut outs: [&mut [u8]; ops::MAX_OUTPUTS] = std::array::from_fn(|_| Default::default());
@@ -330,7 +351,16 @@ fn run_steps(
             scratch: &mut *scratch,
             threads,
         };
-        step.kernel.eval(e)?;
+        match times.as_deref_mut() {
+            None => step.kernel.eval(e)?,
+            Some(times) => {
+                let start = std::time::Instant::now();
+                step.kernel.eval(e)?;
+                if let Some(t) = times.get_mut(k) {
+                    *t += start.elapsed();
+                }
+            }
+        }
     }
     Ok(())
 }

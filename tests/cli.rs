@@ -213,6 +213,45 @@ fn bench_json_has_the_contract_fields() {
     assert_eq!(j["runs"], 3);
 }
 
+/// `--profile` lists every executed node once, with the operator names the model declares,
+/// and the per-type summary adds up to the same nodes.
+#[test]
+fn bench_profile_covers_every_node() {
+    let model = fixture("resnet18_cifar_f32.tflite");
+    let out = ferrolite(&[
+        "bench",
+        &model,
+        "--runs",
+        "2",
+        "--warmup",
+        "0",
+        "--json",
+        "--profile",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let nodes = j["profile"]["nodes"].as_array().expect("profile.nodes");
+    let m = ferrolite::Model::from_file(&model).unwrap();
+    let interp = ferrolite::Interpreter::new(m, Default::default()).unwrap();
+    let executed = interp.executed_nodes();
+    let listed: Vec<usize> = nodes
+        .iter()
+        .map(|n| n["node"].as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(listed, executed);
+    let ops = j["profile"]["ops"].as_array().expect("profile.ops");
+    let counted: u64 = ops.iter().map(|o| o["nodes"].as_u64().unwrap()).sum();
+    assert_eq!(counted as usize, executed.len());
+    for n in nodes {
+        assert!(n["op"].as_str().is_some_and(|s| !s.is_empty()));
+        assert!(n["mean_us"].as_f64().is_some_and(|t| t >= 0.0));
+    }
+}
+
 #[test]
 fn inspect_json_reports_the_plan() {
     let out = ferrolite(&[

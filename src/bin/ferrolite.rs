@@ -93,6 +93,10 @@ struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// After timing, run `--runs` more times with a clock around every node and print where
+    /// the time goes, per node and per operator type.
+    #[arg(long)]
+    profile: bool,
 }
 
 #[derive(Args)]
@@ -312,8 +316,13 @@ fn bench(a: BenchArgs) -> Result<()> {
     let mean = times.iter().sum::<f64>() / n as f64;
     let p90 = times[((n as f64 * 0.9).ceil() as usize).clamp(1, n) - 1];
     let mem = interp.memory();
+    let profile = if a.profile {
+        Some(Profile::measure(&mut interp, a.runs)?)
+    } else {
+        None
+    };
     if a.json {
-        let j = serde_json::json!({
+        let mut j = serde_json::json!({
             "model": a.common.model.display().to_string(),
             "runs": n,
             "warmup": a.warmup,
@@ -329,6 +338,9 @@ fn bench(a: BenchArgs) -> Result<()> {
             "persistent_bytes": mem.persistent_bytes,
             "scratch_bytes": mem.scratch_bytes,
         });
+        if let Some(p) = &profile {
+            j["profile"] = p.json();
+        }
         println!("{j}");
     } else {
         println!("model: {}", a.common.model.display());
@@ -349,8 +361,106 @@ fn bench(a: BenchArgs) -> Result<()> {
             "memory: arena {} B, persistent {} B, scratch {} B",
             mem.arena_bytes, mem.persistent_bytes, mem.scratch_bytes
         );
+        if let Some(p) = &profile {
+            p.print();
+        }
     }
     Ok(())
+}
+
+/// Mean wall time per node over several profiled runs, and its sum per operator type.
+struct Profile {
+    runs: usize,
+    /// (node index, operator name, mean µs), in execution order.
+    nodes: Vec<(usize, String, f64)>,
+    /// (operator name, node count, mean µs per run), slowest first.
+    ops: Vec<(String, usize, f64)>,
+}
+
+impl Profile {
+    fn measure(interp: &mut Interpreter, runs: usize) -> Result<Profile> {
+        let mut nodes: Vec<(usize, String, f64)> = Vec::new();
+        for _ in 0..runs {
+            let times = interp.invoke_profiled()?;
+            if nodes.is_empty() {
+                nodes = times.iter().map(|t| (t.node, t.op.clone(), 0.0)).collect();
+            }
+            for (n, t) in nodes.iter_mut().zip(&times) {
+                n.2 += t.time.as_secs_f64() * 1e6;
+            }
+        }
+        for n in &mut nodes {
+            n.2 /= runs as f64;
+        }
+        let mut ops: Vec<(String, usize, f64)> = Vec::new();
+        for (_, op, us) in &nodes {
+            match ops.iter_mut().find(|o| &o.0 == op) {
+                Some(o) => {
+                    o.1 += 1;
+                    o.2 += us;
+                }
+                None => ops.push((op.clone(), 1, *us)),
+            }
+        }
+        ops.sort_by(|a, b| b.2.total_cmp(&a.2));
+        Ok(Profile { runs, nodes, ops })
+    }
+
+    fn total_us(&self) -> f64 {
+        self.nodes.iter().map(|n| n.2).sum()
+    }
+
+    fn print(&self) {
+        let total = self.total_us().max(f64::MIN_POSITIVE);
+        println!(
+            "\nper-op profile: mean of {} runs, {:.3} ms in nodes",
+            self.runs,
+            total / 1e3
+        );
+        println!("by operator type:");
+        println!(
+            "  {:<28} {:>5} {:>11} {:>7} {:>7}",
+            "op", "nodes", "ms/run", "%", "cdf%"
+        );
+        let mut cdf = 0.0;
+        for (op, count, us) in &self.ops {
+            cdf += us / total * 100.0;
+            println!(
+                "  {:<28} {:>5} {:>11.3} {:>7.2} {:>7.2}",
+                op,
+                count,
+                us / 1e3,
+                us / total * 100.0,
+                cdf
+            );
+        }
+        println!("slowest nodes:");
+        println!("  {:>6} {:<28} {:>11} {:>7}", "node", "op", "ms/run", "%");
+        let mut slow: Vec<&(usize, String, f64)> = self.nodes.iter().collect();
+        slow.sort_by(|a, b| b.2.total_cmp(&a.2));
+        for (node, op, us) in slow.into_iter().take(20) {
+            println!(
+                "  {:>6} {:<28} {:>11.3} {:>7.2}",
+                node,
+                op,
+                us / 1e3,
+                us / total * 100.0
+            );
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "runs": self.runs,
+            "total_us": self.total_us(),
+            "ops": self.ops.iter().map(|(op, count, us)| {
+                serde_json::json!({"op": op, "nodes": count, "mean_us": us})
+            }).collect::<Vec<_>>(),
+            "nodes": self.nodes.iter().map(|(node, op, us)| {
+                serde_json::json!({"node": node, "op": op, "mean_us": us})
+            }).collect::<Vec<_>>(),
+        })
+    }
 }
 
 fn quant_json(info: &TensorInfo) -> serde_json::Value {
