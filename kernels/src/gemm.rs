@@ -82,7 +82,28 @@ impl PackedB {
             for (jj, row) in rows.iter_mut().enumerate().take(cols) {
                 *row = &bt[(j0 + jj) * k..(j0 + jj + 1) * k];
             }
-            for (kk, dst) in panel.chunks_exact_mut(w).enumerate() {
+            // Blocks of KB depths: each row gives KB values with one bounds check, and the
+            // panel gets KB whole rows (a plain per-element loop checked every read and
+            // dominated model load).
+            const KB: usize = 8;
+            let mut tile = [[0.0f32; NR]; KB];
+            let blocks = k / KB;
+            for b in 0..blocks {
+                let k0 = b * KB;
+                for (jj, row) in rows[..cols].iter().enumerate() {
+                    let src: &[f32; KB] = row[k0..k0 + KB].try_into().expect("KB values");
+                    for (t, &v) in tile.iter_mut().zip(src) {
+                        t[jj] = v;
+                    }
+                }
+                for (t, dst) in tile
+                    .iter()
+                    .zip(panel[k0 * w..(k0 + KB) * w].chunks_exact_mut(w))
+                {
+                    dst[..cols].copy_from_slice(&t[..cols]);
+                }
+            }
+            for (kk, dst) in panel.chunks_exact_mut(w).enumerate().skip(blocks * KB) {
                 for (d, row) in dst.iter_mut().zip(&rows[..cols]) {
                     *d = row[kk];
                 }

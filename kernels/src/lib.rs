@@ -11,6 +11,7 @@
 pub mod activation;
 pub mod activations;
 pub mod broadcast;
+pub mod buffer;
 pub mod conv;
 pub mod depthwise;
 pub mod elementwise;
