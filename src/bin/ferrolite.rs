@@ -62,6 +62,11 @@ struct Common {
     /// Seed of the generated inputs used when no -i is given.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Refuse a model whose arena, prepared weights and scratch need more than this many MiB.
+    /// Lower than the library's default (4096) so that a stray file cannot occupy the
+    /// machine for long: elementwise work over gigabytes of activations takes many seconds.
+    #[arg(long = "max-memory-mib", default_value_t = 1024)]
+    max_memory_mib: usize,
 }
 
 #[derive(Args)]
@@ -135,7 +140,11 @@ fn main() -> ExitCode {
                 .map(str::trim)
                 .collect::<Vec<_>>()
                 .join("; ");
-            eprintln!("error: {msg}");
+            let hint = match e {
+                Error::Limit(m) if m.contains("memory") => " (see --max-memory-mib)",
+                _ => "",
+            };
+            eprintln!("error: {msg}{hint}");
             ExitCode::from(1)
         }
     }
@@ -150,6 +159,7 @@ fn options(c: &Common) -> Result<Options> {
     };
     let mut o = Options::default().threads(c.threads).backend(backend);
     o.isa = c.isa;
+    o.limits.max_memory_bytes = c.max_memory_mib.saturating_mul(1 << 20);
     Ok(o)
 }
 
