@@ -7,16 +7,20 @@
 
 use bytemuck::Pod;
 use ferrolite_kernels::layers::batch_matmul::{self as bmm, MatMulQuant, MatMulShape};
+use ferrolite_kernels::layers::densify::{densify_positions, Level, SparseFormat};
 use ferrolite_kernels::layers::l2_norm;
 use ferrolite_kernels::layers::log_softmax::{self as lsm, LogSoftmaxQuant};
+use ferrolite_kernels::layers::range;
 use ferrolite_kernels::layers::transpose_conv::{
     self as tconv, TransposeConvGeometry, TransposeConvQuant,
 };
 
 use super::registry::{s, OpSupport};
 use super::{cast_mut, fused, kernel_err, Eval, Inputs, Kernel, PrepareCtx, Prepared};
+use crate::aligned::AlignedBuf;
 use crate::dtype::DType;
 use crate::error::Result;
+use crate::graph::DimMetadata;
 use crate::options::{OpOptions, Padding};
 use crate::schema::BuiltinOperator as B;
 
@@ -40,6 +44,16 @@ pub(super) const SUPPORT: &[OpSupport] = &[
         B::L2_NORMALIZATION,
         &["float32", "int8"],
         "last axis; int8 output scale 1/128, zero point 0",
+    ),
+    s(
+        B::RANGE,
+        &["float32", "int32", "int64"],
+        "operands constant at preparation (folded)",
+    ),
+    s(
+        B::DENSIFY,
+        &["float32", "int8"],
+        "constant sparse input (folded); also float16",
     ),
 ];
 
@@ -554,10 +568,111 @@ impl Kernel for Rows {
     }
 }
 
-fn prepare_range(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
-    Err(ctx.unsupported("RANGE is not implemented yet"))
+// ---------------------------------------------------------------- RANGE
+
+/// The single value of scalar constant input `k`, if it is constant.
+fn const_scalar<T: Pod>(ctx: &PrepareCtx<'_>, k: usize) -> Result<Option<T>> {
+    Ok(ctx.const_vec::<T>(k)?.and_then(|v| v.first().copied()))
 }
 
+/// RANGE is folded: its output size depends on its operands' values, so they must be
+/// constant at preparation (from the file, or folded shape arithmetic).
+fn prepare_range(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
+    ctx.expect_arity(3, 3, 1)?;
+    let dtype = ctx.input(0)?.dtype;
+    for k in 0..3 {
+        let t = ctx.input(k)?;
+        if !t.shape.is_empty() {
+            return Err(ctx.invalid(format!("RANGE operand {k} must be a scalar")));
+        }
+        if t.dtype != dtype {
+            return Err(ctx.unsupported_dtypes());
+        }
+    }
+    if ctx.output(0)?.dtype != dtype {
+        return Err(ctx.unsupported_dtypes());
+    }
+    let non_const = || {
+        ctx.unsupported("RANGE of non-constant operands (its output size depends on their values)")
+    };
+    let too_big = |e: range::RangeError| ctx.invalid(format!("RANGE: {e}"));
+    let max = ctx.max_elements;
+    macro_rules! int_range {
+        ($t:ty) => {{
+            let (Some(a), Some(b), Some(d)) = (
+                const_scalar::<$t>(ctx, 0)?,
+                const_scalar::<$t>(ctx, 1)?,
+                const_scalar::<$t>(ctx, 2)?,
+            ) else {
+                return Err(non_const());
+            };
+            let n = range::len_int(a.into(), b.into(), d.into(), max).map_err(too_big)?;
+            ctx.set_output_shape(0, &[n])?;
+            let mut buf = AlignedBuf::zeroed(n * std::mem::size_of::<$t>())?;
+            range::fill(a, d, <$t>::wrapping_add, cast_mut(buf.as_mut_slice())?);
+            buf
+        }};
+    }
+    let buf = match dtype {
+        DType::I32 => int_range!(i32),
+        DType::I64 => int_range!(i64),
+        DType::F32 => {
+            let (Some(a), Some(b), Some(d)) = (
+                const_scalar::<f32>(ctx, 0)?,
+                const_scalar::<f32>(ctx, 1)?,
+                const_scalar::<f32>(ctx, 2)?,
+            ) else {
+                return Err(non_const());
+            };
+            let n = range::len_f32(a, b, d, max).map_err(too_big)?;
+            ctx.set_output_shape(0, &[n])?;
+            let mut buf = AlignedBuf::zeroed(n * 4)?;
+            range::fill(a, d, |x, y| x + y, cast_mut(buf.as_mut_slice())?);
+            buf
+        }
+        _ => return Err(ctx.unsupported_dtypes()),
+    };
+    Ok(Prepared::Fold(buf))
+}
+
+// ---------------------------------------------------------------- DENSIFY
+
+/// DENSIFY of a constant sparse tensor, folded: each stored value is copied to the position
+/// the sparse layout gives it, every other element is zero.
 fn prepare_densify(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
-    Err(ctx.unsupported("DENSIFY is not implemented yet"))
+    ctx.expect_arity(1, 1, 1)?;
+    let (input, output) = (ctx.input(0)?, ctx.output(0)?);
+    if input.dtype != output.dtype || !matches!(input.dtype, DType::F32 | DType::F16 | DType::I8) {
+        return Err(ctx.unsupported_dtypes());
+    }
+    let sp = input
+        .sparsity
+        .as_ref()
+        .ok_or_else(|| ctx.invalid("DENSIFY input has no sparsity parameters"))?;
+    let values = ctx
+        .const_bytes(0)
+        .ok_or_else(|| ctx.unsupported("DENSIFY of a non-constant tensor"))?;
+    ctx.set_output_shape(0, &input.shape)?;
+    let size = input.dtype.size().ok_or_else(|| ctx.unsupported_dtypes())?;
+    let levels: Vec<Level<'_>> = sp
+        .dim_metadata
+        .iter()
+        .map(|m| match m {
+            DimMetadata::Dense(n) => Level::Dense(*n),
+            DimMetadata::SparseCsr { segments, indices } => Level::Sparse { segments, indices },
+        })
+        .collect();
+    let format = SparseFormat {
+        traversal_order: &sp.traversal_order,
+        block_map: &sp.block_map,
+        levels: &levels,
+    };
+    // Zero bytes are 0 in every supported type.
+    let mut out = AlignedBuf::zeroed(input.numel * size)?;
+    let dst = out.as_mut_slice();
+    densify_positions(&input.shape, &format, values.len() / size, |k, flat| {
+        dst[flat * size..(flat + 1) * size].copy_from_slice(&values[k * size..(k + 1) * size]);
+    })
+    .map_err(|e| ctx.invalid(format!("DENSIFY: {e}")))?;
+    Ok(Prepared::Fold(out))
 }

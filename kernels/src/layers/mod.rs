@@ -6,6 +6,8 @@
 //! kernels (`BUILTIN_REF`) bit for bit; each module says which reference function it follows.
 
 pub mod batch_matmul;
+pub mod densify;
 pub mod l2_norm;
 pub mod log_softmax;
+pub mod range;
 pub mod transpose_conv;
