@@ -46,10 +46,40 @@ pub struct Tensor {
     /// Byte range of constant data inside the model bytes.
     pub data: Option<Range<usize>>,
     pub is_variable: bool,
+    /// Sparse storage of constant data (DENSIFY's input); `data` then holds only the stored
+    /// values, fewer than `numel`.
+    pub sparsity: Option<Sparsity>,
     /// Element count (checked product of `shape`).
     pub numel: usize,
     /// Storage size in bytes, when the type has a fixed size.
     pub bytes: Option<usize>,
+}
+
+/// How a constant tensor's values are stored sparsely (TFLite's `SparsityParameters`), as
+/// read from the file. Only the structure was checked at load (no negative numbers, orders
+/// within range); DENSIFY validates every index against the shape before using it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sparsity {
+    /// The stored dimensions, outermost first: `0..rank` name the tensor's dimensions,
+    /// `rank + j` the inner dimension of block `j`.
+    pub traversal_order: Vec<usize>,
+    /// For each block, the tensor dimension it divides.
+    pub block_map: Vec<usize>,
+    /// One entry per stored dimension, in traversal order.
+    pub dim_metadata: Vec<DimMetadata>,
+}
+
+/// The storage of one stored dimension.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DimMetadata {
+    /// Every index `0..size` is present.
+    Dense(usize),
+    /// Compressed: for parent position `p`, the present indices are
+    /// `indices[segments[p]..segments[p + 1]]`.
+    SparseCsr {
+        segments: Vec<usize>,
+        indices: Vec<usize>,
+    },
 }
 
 impl Tensor {

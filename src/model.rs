@@ -6,7 +6,10 @@ use std::path::Path;
 
 use crate::dtype::DType;
 use crate::error::{Error, Invalid, Location, Result};
-use crate::graph::{OpCode, Operator, OperatorCode, Quantization, Signature, Subgraph, Tensor};
+use crate::graph::{
+    DimMetadata, OpCode, Operator, OperatorCode, Quantization, Signature, Sparsity, Subgraph,
+    Tensor,
+};
 use crate::limits::Limits;
 use crate::schema as fb;
 
@@ -461,6 +464,9 @@ fn read_tensor(
             })?
             .clone()
     };
+    let sparsity = read_sparsity(t)?;
+    // A sparse tensor's buffer holds only its stored values: DENSIFY checks their count.
+    let bytes = if sparsity.is_some() { None } else { bytes };
     if let (Some(range), Some(need)) = (&data, bytes) {
         if range.len() < need {
             return Err(Invalid::BufferTooSmall {
@@ -485,9 +491,86 @@ fn read_tensor(
         quantization,
         data,
         is_variable: t.is_variable(),
+        sparsity,
         numel,
         bytes,
     })
+}
+
+/// Reads a tensor's `sparsity` table: non-negative orders and sizes, and index vectors of any
+/// of the three storage types widened to `usize`.
+fn read_sparsity(t: &fb::Tensor<'_>) -> Result<Option<Sparsity>, Invalid> {
+    let Some(sp) = t.sparsity() else {
+        return Ok(None);
+    };
+    let bad = |what: &str| Invalid::Other(format!("bad sparsity parameters: {what}"));
+    let list = |v: Option<flatbuffers::Vector<'_, i32>>, what: &str| {
+        v.map(|v| v.iter().collect::<Vec<i32>>())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|x| usize::try_from(x).map_err(|_| bad(what)))
+            .collect::<Result<Vec<usize>, Invalid>>()
+    };
+    let traversal_order = list(sp.traversal_order(), "negative traversal order")?;
+    let block_map = list(sp.block_map(), "negative block map")?;
+    let mut dim_metadata = Vec::new();
+    for m in sp.dim_metadata().iter().flatten() {
+        if m.format() == fb::DimensionType::DENSE {
+            let size = usize::try_from(m.dense_size()).map_err(|_| bad("negative dense size"))?;
+            dim_metadata.push(DimMetadata::Dense(size));
+            continue;
+        }
+        if m.format() != fb::DimensionType::SPARSE_CSR {
+            return Err(bad("unknown dimension format"));
+        }
+        let segments = index_vector(
+            m.array_segments_type(),
+            m.array_segments_as_int_32_vector().and_then(|v| v.values()),
+            m.array_segments_as_uint_16_vector()
+                .and_then(|v| v.values()),
+            m.array_segments_as_uint_8_vector().and_then(|v| v.values()),
+        )
+        .ok_or_else(|| bad("missing or negative segments"))?;
+        let indices = index_vector(
+            m.array_indices_type(),
+            m.array_indices_as_int_32_vector().and_then(|v| v.values()),
+            m.array_indices_as_uint_16_vector().and_then(|v| v.values()),
+            m.array_indices_as_uint_8_vector().and_then(|v| v.values()),
+        )
+        .ok_or_else(|| bad("missing or negative indices"))?;
+        dim_metadata.push(DimMetadata::SparseCsr { segments, indices });
+    }
+    if traversal_order.len() != dim_metadata.len()
+        || traversal_order.iter().any(|&d| d >= traversal_order.len())
+        || block_map.len() > traversal_order.len()
+    {
+        return Err(bad(
+            "traversal order, block map and dimension metadata disagree",
+        ));
+    }
+    Ok(Some(Sparsity {
+        traversal_order,
+        block_map,
+        dim_metadata,
+    }))
+}
+
+/// One of a sparse dimension's index vectors (int32, uint16 or uint8) as `usize`; `None` if
+/// it is absent or has a negative entry.
+fn index_vector(
+    kind: fb::SparseIndexVector,
+    i32s: Option<flatbuffers::Vector<'_, i32>>,
+    u16s: Option<flatbuffers::Vector<'_, u16>>,
+    u8s: Option<flatbuffers::Vector<'_, u8>>,
+) -> Option<Vec<usize>> {
+    match kind {
+        fb::SparseIndexVector::Int32Vector => {
+            i32s?.iter().map(|x| usize::try_from(x).ok()).collect()
+        }
+        fb::SparseIndexVector::Uint16Vector => Some(u16s?.iter().map(usize::from).collect()),
+        fb::SparseIndexVector::Uint8Vector => Some(u8s?.iter().map(usize::from).collect()),
+        _ => None,
+    }
 }
 
 fn read_quantization(t: &fb::Tensor<'_>, shape: &[usize]) -> Result<Option<Quantization>, Invalid> {

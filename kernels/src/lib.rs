@@ -17,6 +17,7 @@ pub mod depthwise;
 pub mod elementwise;
 pub mod gemm;
 pub mod isa;
+pub mod layers;
 pub mod layout;
 #[cfg(target_arch = "aarch64")]
 mod neon;

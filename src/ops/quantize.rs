@@ -1,7 +1,7 @@
 //! QUANTIZE and DEQUANTIZE.
 //!
-//! A DEQUANTIZE of a constant (fp16 or int8 weights) is folded at preparation: its float output
-//! is computed once into persistent memory and the node never runs.
+//! A DEQUANTIZE of a constant (fp16, int8 or packed int4 weights) is folded at preparation: its
+//! float output is computed once into persistent memory and the node never runs.
 
 use ferrolite_kernels::quant::quantize::{self as quant, Requant};
 use ferrolite_kernels::quant::QuantParams;
@@ -29,7 +29,7 @@ pub(super) fn prepare_dequantize(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     ctx.set_output_shape(0, &input.shape)?;
     let quant = match input.dtype {
         DType::F16 => None,
-        DType::I8 | DType::U8 | DType::I16 => Some(
+        DType::I8 | DType::U8 | DType::I16 | DType::I4 => Some(
             input
                 .quantization
                 .clone()
@@ -37,6 +37,9 @@ pub(super) fn prepare_dequantize(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
         ),
         _ => return Err(ctx.unsupported_dtypes()),
     };
+    if input.dtype == DType::I4 && ctx.const_bytes(0).is_none() {
+        return Err(ctx.unsupported("int4 DEQUANTIZE of a non-constant tensor"));
+    }
     if let Some(q) = &quant {
         if !q.is_per_tensor() && ctx.const_bytes(0).is_none() {
             return Err(ctx.unsupported("per-axis DEQUANTIZE of a non-constant tensor"));
@@ -112,6 +115,21 @@ fn fold(
             for (i, (d, &b)) in dst.iter_mut().zip(bytes.get(..n)?).enumerate() {
                 let (s, z) = param(i);
                 *d = dequantize_one(b as i32, s, z);
+            }
+        }
+        DType::I4 => {
+            // Two values per byte, low nibble first, each sign-extended (TFLite's
+            // `UnpackDenseInt4IntoInt8`); an odd count leaves the last high nibble unused.
+            let src = bytes.get(..n.div_ceil(2))?;
+            for (i, d) in dst.iter_mut().enumerate() {
+                let byte = src[i / 2] as i8;
+                let q = if i % 2 == 0 {
+                    (byte << 4) >> 4
+                } else {
+                    byte >> 4
+                };
+                let (s, z) = param(i);
+                *d = dequantize_one(i32::from(q), s, z);
             }
         }
         DType::I16 => {

@@ -1,0 +1,410 @@
+//! BATCH_MATMUL: `out[b] = op(lhs[b]) · op(rhs[b])` over up to three broadcast batch
+//! dimensions, `op` being an optional transpose (`adj_x`, `adj_y`).
+//!
+//! The quantized forms follow `reference_ops::BatchMatMul<T, AccumT>`: int8 accumulates
+//! `(x − zp_x)·(y − zp_y)` in wrapping i32 and requantizes with the double-rounding
+//! `MultiplyByQuantizedMultiplier`; int16 accumulates in i64 and uses the 64-bit variant.
+//! There is no bias and the clamp is the whole output type (TFLite applies no fused
+//! activation here). Every output element is one independent dot product, so integer
+//! results are exact and float results do not depend on the thread count.
+
+use crate::parallel;
+use crate::quant::fixedpoint::{
+    multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_i64, quantize_multiplier,
+};
+use crate::quant::params::clamp_i32;
+use crate::quant::{QuantElem, QuantError, QuantParams};
+
+/// Shapes of one batched matrix product, batch dimensions padded to three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatMulShape {
+    /// Output batch dimensions (each the larger of the two operands').
+    pub batch: [usize; 3],
+    /// Element stride of each batch dimension in `lhs` (0 where it broadcasts).
+    pub lhs_batch_strides: [usize; 3],
+    /// Same for `rhs`.
+    pub rhs_batch_strides: [usize; 3],
+    /// Rows of the product.
+    pub m: usize,
+    /// Accumulation depth.
+    pub k: usize,
+    /// Columns of the product.
+    pub n: usize,
+    /// `lhs` matrices are stored `[k, m]` (transposed) instead of `[m, k]`.
+    pub adj_x: bool,
+    /// `rhs` matrices are stored `[n, k]` instead of `[k, n]`.
+    pub adj_y: bool,
+}
+
+impl MatMulShape {
+    /// Builds the shape from operand shapes of rank 2 to 5. Batch dimensions must be equal
+    /// or 1, and the accumulation depths must agree; `None` otherwise.
+    pub fn new(lhs: &[usize], rhs: &[usize], adj_x: bool, adj_y: bool) -> Option<Self> {
+        if !(2..=5).contains(&lhs.len()) || !(2..=5).contains(&rhs.len()) {
+            return None;
+        }
+        let ext = |s: &[usize]| {
+            let mut e = [1usize; 5];
+            e[5 - s.len()..].copy_from_slice(s);
+            e
+        };
+        let (l, r) = (ext(lhs), ext(rhs));
+        let (m, lk) = if adj_x { (l[4], l[3]) } else { (l[3], l[4]) };
+        let (rk, n) = if adj_y { (r[4], r[3]) } else { (r[3], r[4]) };
+        if lk != rk {
+            return None;
+        }
+        let l_mat = l[3].checked_mul(l[4])?;
+        let r_mat = r[3].checked_mul(r[4])?;
+        let mut batch = [1; 3];
+        let mut ls = [0; 3];
+        let mut rs = [0; 3];
+        let (mut l_inner, mut r_inner) = (l_mat, r_mat);
+        for i in (0..3).rev() {
+            let (a, b) = (l[i], r[i]);
+            batch[i] = match (a, b) {
+                _ if a == b => a,
+                (1, _) => b,
+                (_, 1) => a,
+                _ => return None,
+            };
+            ls[i] = if a == 1 { 0 } else { l_inner };
+            rs[i] = if b == 1 { 0 } else { r_inner };
+            l_inner = l_inner.checked_mul(a)?;
+            r_inner = r_inner.checked_mul(b)?;
+        }
+        batch
+            .iter()
+            .try_fold(m.checked_mul(n)?, |acc, &d| acc.checked_mul(d))?;
+        Some(Self {
+            batch,
+            lhs_batch_strides: ls,
+            rhs_batch_strides: rs,
+            m,
+            k: lk,
+            n,
+            adj_x,
+            adj_y,
+        })
+    }
+
+    /// The output shape for operands of the given ranks: broadcast batch dimensions (as many
+    /// as the longer operand has), then `[m, n]`.
+    pub fn output_shape(&self, rank: usize) -> Vec<usize> {
+        let mut s: Vec<usize> = self.batch[3 - (rank.clamp(2, 5) - 2)..].to_vec();
+        s.push(self.m);
+        s.push(self.n);
+        s
+    }
+
+    pub fn output_len(&self) -> usize {
+        self.batch.iter().product::<usize>() * self.m * self.n
+    }
+
+    fn lhs_len(&self) -> usize {
+        self.extent(&self.lhs_batch_strides) + self.m * self.k
+    }
+
+    fn rhs_len(&self) -> usize {
+        self.extent(&self.rhs_batch_strides) + self.k * self.n
+    }
+
+    /// Offset of the last matrix: the largest batch offset.
+    fn extent(&self, strides: &[usize; 3]) -> usize {
+        (0..3)
+            .map(|i| self.batch[i].saturating_sub(1) * strides[i])
+            .sum()
+    }
+
+    fn check(&self, lhs: usize, rhs: usize, out: usize) -> Result<(), QuantError> {
+        let need = |what, needed, got| {
+            if got < needed {
+                Err(QuantError::BufferTooSmall { what, needed, got })
+            } else {
+                Ok(())
+            }
+        };
+        if self.m * self.k > 0 {
+            need("lhs", self.lhs_len(), lhs)?;
+        }
+        if self.k * self.n > 0 {
+            need("rhs", self.rhs_len(), rhs)?;
+        }
+        need("output", self.output_len(), out)
+    }
+
+    /// Offsets of the `lhs` and `rhs` matrices of output matrix `b` (flat batch index).
+    #[inline]
+    fn matrices(&self, b: usize) -> (usize, usize) {
+        let i2 = b % self.batch[2];
+        let i1 = (b / self.batch[2]) % self.batch[1];
+        let i0 = b / (self.batch[2] * self.batch[1]);
+        let l = i0 * self.lhs_batch_strides[0]
+            + i1 * self.lhs_batch_strides[1]
+            + i2 * self.lhs_batch_strides[2];
+        let r = i0 * self.rhs_batch_strides[0]
+            + i1 * self.rhs_batch_strides[1]
+            + i2 * self.rhs_batch_strides[2];
+        (l, r)
+    }
+
+    /// Runs `f(row_out, lhs_at, rhs_at)` for every output row, where `lhs_at(p)` and
+    /// `rhs_at(p, j)` give the positions of `lhs[row, p]` and `rhs[p, j]`.
+    fn rows<T: Send>(
+        &self,
+        out: &mut [T],
+        threads: usize,
+        f: impl Fn(&mut [T], &dyn Fn(usize) -> usize, &dyn Fn(usize, usize) -> usize) + Sync,
+    ) {
+        let (m, k, n) = (self.m, self.k, self.n);
+        if n == 0 || out.is_empty() {
+            return;
+        }
+        parallel::for_each_part(out, n, 1, threads, |first, part| {
+            for (r, row) in part.chunks_exact_mut(n).enumerate() {
+                let global = first + r;
+                let (b, i) = (global / m.max(1), global % m.max(1));
+                let (lb, rb) = self.matrices(b);
+                let lhs_at = |p: usize| {
+                    if self.adj_x {
+                        lb + p * m + i
+                    } else {
+                        lb + i * k + p
+                    }
+                };
+                let rhs_at = |p: usize, j: usize| {
+                    if self.adj_y {
+                        rb + j * k + p
+                    } else {
+                        rb + p * n + j
+                    }
+                };
+                f(row, &lhs_at, &rhs_at);
+            }
+        });
+    }
+}
+
+/// Float batched matrix product.
+pub fn batch_matmul_f32(
+    s: &MatMulShape,
+    lhs: &[f32],
+    rhs: &[f32],
+    out: &mut [f32],
+    threads: usize,
+) -> Result<(), QuantError> {
+    s.check(lhs.len(), rhs.len(), out.len())?;
+    let out = &mut out[..s.output_len()];
+    s.rows(out, threads, |row, lhs_at, rhs_at| {
+        for (j, o) in row.iter_mut().enumerate() {
+            let mut acc = 0.0f32;
+            for p in 0..s.k {
+                acc += lhs[lhs_at(p)] * rhs[rhs_at(p, j)];
+            }
+            *o = acc;
+        }
+    });
+    Ok(())
+}
+
+/// Prepare-time parameters of a quantized batched product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatMulQuant {
+    pub lhs_offset: i32,
+    pub rhs_offset: i32,
+    pub output_offset: i32,
+    pub multiplier: i32,
+    pub shift: i32,
+}
+
+impl MatMulQuant {
+    /// `GetQuantizedConvolutionMultipler`: the product of the operand scales in f32, divided
+    /// by the output scale in f64, then `QuantizeMultiplier`.
+    pub fn new(lhs: QuantParams, rhs: QuantParams, out: QuantParams) -> Result<Self, QuantError> {
+        let product = f64::from(lhs.scale * rhs.scale);
+        if product.is_nan() || product < 0.0 {
+            return Err(QuantError::MultiplierOutOfRange {
+                what: "lhs·rhs scale",
+                value: product,
+            });
+        }
+        let (multiplier, shift) = quantize_multiplier(product / f64::from(out.scale))?;
+        Ok(Self {
+            lhs_offset: lhs.zero_point_i32()?.wrapping_neg(),
+            rhs_offset: rhs.zero_point_i32()?.wrapping_neg(),
+            output_offset: out.zero_point_i32()?,
+            multiplier,
+            shift,
+        })
+    }
+}
+
+/// int8 batched product: wrapping i32 accumulator, double-rounding requantization.
+pub fn batch_matmul_i8(
+    s: &MatMulShape,
+    q: &MatMulQuant,
+    lhs: &[i8],
+    rhs: &[i8],
+    out: &mut [i8],
+    threads: usize,
+) -> Result<(), QuantError> {
+    s.check(lhs.len(), rhs.len(), out.len())?;
+    let out = &mut out[..s.output_len()];
+    s.rows(out, threads, |row, lhs_at, rhs_at| {
+        for (j, o) in row.iter_mut().enumerate() {
+            let mut acc = 0i32;
+            for p in 0..s.k {
+                let a = i32::from(lhs[lhs_at(p)]).wrapping_add(q.lhs_offset);
+                let b = i32::from(rhs[rhs_at(p, j)]).wrapping_add(q.rhs_offset);
+                acc = acc.wrapping_add(a.wrapping_mul(b));
+            }
+            let v = multiply_by_quantized_multiplier(acc, q.multiplier, q.shift)
+                .wrapping_add(q.output_offset);
+            *o = clamp_i32(v, i8::MIN.to_i32(), i8::MAX.to_i32()) as i8;
+        }
+    });
+    Ok(())
+}
+
+/// int16 batched product: i64 accumulator, 64-bit requantization.
+pub fn batch_matmul_i16(
+    s: &MatMulShape,
+    q: &MatMulQuant,
+    lhs: &[i16],
+    rhs: &[i16],
+    out: &mut [i16],
+    threads: usize,
+) -> Result<(), QuantError> {
+    s.check(lhs.len(), rhs.len(), out.len())?;
+    let out = &mut out[..s.output_len()];
+    s.rows(out, threads, |row, lhs_at, rhs_at| {
+        for (j, o) in row.iter_mut().enumerate() {
+            let mut acc = 0i64;
+            for p in 0..s.k {
+                let a = i64::from(lhs[lhs_at(p)]) + i64::from(q.lhs_offset);
+                let b = i64::from(rhs[rhs_at(p, j)]) + i64::from(q.rhs_offset);
+                acc = acc.wrapping_add(a * b);
+            }
+            let v = multiply_by_quantized_multiplier_i64(acc, q.multiplier, q.shift)
+                .wrapping_add(q.output_offset);
+            *o = clamp_i32(v, i16::MIN.to_i32(), i16::MAX.to_i32()) as i16;
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Naive product over explicit multi-indices, for comparison.
+    fn naive(
+        ls: &[usize],
+        rs: &[usize],
+        adj_x: bool,
+        adj_y: bool,
+        lhs: &[f64],
+        rhs: &[f64],
+    ) -> (Vec<usize>, Vec<f64>) {
+        let pad = |s: &[usize]| {
+            let mut e = vec![1; 5 - s.len()];
+            e.extend_from_slice(s);
+            e
+        };
+        let (l, r) = (pad(ls), pad(rs));
+        let (m, k) = if adj_x { (l[4], l[3]) } else { (l[3], l[4]) };
+        let n = if adj_y { r[3] } else { r[4] };
+        let batch: Vec<usize> = (0..3).map(|i| l[i].max(r[i])).collect();
+        let mut out = Vec::new();
+        for b0 in 0..batch[0] {
+            for b1 in 0..batch[1] {
+                for b2 in 0..batch[2] {
+                    let lb = (((b0 % l[0]) * l[1] + b1 % l[1]) * l[2] + b2 % l[2]) * l[3] * l[4];
+                    let rb = (((b0 % r[0]) * r[1] + b1 % r[1]) * r[2] + b2 % r[2]) * r[3] * r[4];
+                    for i in 0..m {
+                        for j in 0..n {
+                            let mut acc = 0.0;
+                            for p in 0..k {
+                                let a = if adj_x {
+                                    lhs[lb + p * m + i]
+                                } else {
+                                    lhs[lb + i * k + p]
+                                };
+                                let b = if adj_y {
+                                    rhs[rb + j * k + p]
+                                } else {
+                                    rhs[rb + p * n + j]
+                                };
+                                acc += a * b;
+                            }
+                            out.push(acc);
+                        }
+                    }
+                }
+            }
+        }
+        let rank = ls.len().max(rs.len());
+        let mut shape = batch[3 - (rank - 2)..].to_vec();
+        shape.extend([m, n]);
+        (shape, out)
+    }
+
+    fn vals(n: usize, seed: i64) -> Vec<i64> {
+        (0..n as i64)
+            .map(|i| (i * 37 + seed * 11) % 23 - 11)
+            .collect()
+    }
+
+    #[test]
+    fn float_and_int8_match_naive() {
+        let cases: &[(&[usize], &[usize], bool, bool)] = &[
+            (&[2, 3, 4], &[2, 4, 5], false, false),
+            (&[2, 4, 3], &[2, 4, 5], true, false),
+            (&[2, 3, 4], &[2, 5, 4], false, true),
+            (&[2, 1, 3, 4], &[3, 4, 5], false, false),
+            (&[2, 1, 2, 3, 4], &[1, 3, 1, 4, 2], false, false),
+            (&[4, 3], &[2, 2, 5, 4], true, true),
+        ];
+        for &(ls, rs, ax, ay) in cases {
+            let s = MatMulShape::new(ls, rs, ax, ay).unwrap();
+            let ln: usize = ls.iter().product();
+            let rn: usize = rs.iter().product();
+            let (l, r) = (vals(ln, 1), vals(rn, 2));
+            let lf: Vec<f64> = l.iter().map(|&v| v as f64).collect();
+            let rf: Vec<f64> = r.iter().map(|&v| v as f64).collect();
+            let (shape, want) = naive(ls, rs, ax, ay, &lf, &rf);
+            assert_eq!(s.output_shape(ls.len().max(rs.len())), shape);
+            let mut out = vec![0.0f32; s.output_len()];
+            let l32: Vec<f32> = l.iter().map(|&v| v as f32).collect();
+            let r32: Vec<f32> = r.iter().map(|&v| v as f32).collect();
+            batch_matmul_f32(&s, &l32, &r32, &mut out, 2).unwrap();
+            assert_eq!(out.iter().map(|&v| v as f64).collect::<Vec<_>>(), want);
+
+            // int8 with zero points 0 and a multiplier of exactly 1/4.
+            let q = MatMulQuant::new(
+                QuantParams::new(0.5, 0),
+                QuantParams::new(0.5, 0),
+                QuantParams::new(1.0, 3),
+            )
+            .unwrap();
+            let l8: Vec<i8> = l.iter().map(|&v| v as i8).collect();
+            let r8: Vec<i8> = r.iter().map(|&v| v as i8).collect();
+            let mut o8 = vec![0i8; s.output_len()];
+            batch_matmul_i8(&s, &q, &l8, &r8, &mut o8, 1).unwrap();
+            for (&o, &w) in o8.iter().zip(&want) {
+                let v = multiply_by_quantized_multiplier(w as i32, q.multiplier, q.shift) + 3;
+                assert_eq!(i32::from(o), v.clamp(-128, 127));
+            }
+        }
+    }
+
+    #[test]
+    fn bad_shapes_are_rejected() {
+        assert!(MatMulShape::new(&[2, 3, 4], &[2, 5, 5], false, false).is_none());
+        assert!(MatMulShape::new(&[2, 3, 4], &[3, 4, 5], false, false).is_none());
+        assert!(MatMulShape::new(&[4], &[4, 5], false, false).is_none());
+        let s = MatMulShape::new(&[2, 3, 4], &[2, 4, 5], false, false).unwrap();
+        let mut out = vec![0.0; 30];
+        assert!(batch_matmul_f32(&s, &[0.0; 23], &[0.0; 40], &mut out, 1).is_err());
+    }
+}
