@@ -14,6 +14,9 @@
 //! - output pixels are split over threads in whole tiles; each output element is computed by
 //!   the same instructions whatever the split, so the bytes do not depend on the thread count.
 
+// The SIMD layouts only run on x86-64; elsewhere they compile but stay unused.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
+
 use super::conv::{conv2d_i8, filter_row_sums, ConvQuant};
 use super::error::{check_len, QuantError};
 use super::geometry::ConvGeometry;
@@ -39,7 +42,6 @@ enum Impl {
     /// The scalar kernel's inputs: the filter as stored and its row sums.
     Generic { filter: Vec<i8>, row_sums: Vec<i32> },
     /// int16 blocks for the AVX2 microkernel.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Simd(SimdWeights),
 }
 

@@ -8,6 +8,9 @@
 //! pairs, channels in the lane order of its interleaved accumulators. Output rows are split
 //! over threads; each element is computed the same way whatever the split.
 
+// The SIMD layouts only run on x86-64; elsewhere they compile but stay unused.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
+
 use super::conv::ConvQuant;
 use super::conv_packed::shift_amounts;
 use super::depthwise::depthwise_conv2d;
@@ -38,7 +41,6 @@ pub struct PackedDepthwiseI8 {
 #[derive(Debug, Clone)]
 enum Impl {
     Generic(Vec<i8>),
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Simd(SimdWeights),
 }
 

@@ -7,6 +7,9 @@
 //! `Σ (w + w_off)(x + x_off)` come from `x86::qfc`, and bias and the (double-precision)
 //! requantization are the scalar kernel's own.
 
+// The SIMD layouts only run on x86-64; elsewhere they compile but stay unused.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
+
 use super::conv::filter_row_sums;
 use super::error::{check_len, QuantError};
 use super::fully_connected::{fully_connected_i8, FcQuant, FcShape};
@@ -32,7 +35,6 @@ enum Impl {
         row_sums: Vec<i32>,
     },
     /// `[units][dp]` int16 weights plus the filter offset, `dp` = depth rounded up to 16.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Simd {
         weights: Vec<i16>,
         dp: usize,

@@ -111,36 +111,74 @@ pub(crate) unsafe fn conv_part(job: &ConvJob<'_>, pix0: usize, out: &mut [i8]) {
                             ptrs[r] = unsafe { xw.add(pixel * job.icp) };
                         }
                     }
-                    for k in 0..kpt {
-                        // SAFETY: `w` walks the block's `taps·kpt` pairs of 16-channel
-                        // vectors; each pointer row holds `icp = 2·kpt` values.
-                        unsafe {
-                            let b0 = _mm256_loadu_si256(w as *const __m256i);
-                            let b1 = _mm256_loadu_si256(w.add(16) as *const __m256i);
-                            w = w.add(2 * NR);
-                            for r in 0..MR {
-                                let pair = (ptrs[r].add(2 * k) as *const i32).read_unaligned();
-                                let a = _mm256_set1_epi32(pair);
-                                acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(a, b0));
-                                acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(a, b1));
-                            }
-                        }
+                    // SAFETY: `w` walks the block's `taps·kpt` pairs of 16-channel vectors;
+                    // each pointer row holds `icp = 2·kpt` values.
+                    unsafe {
+                        acc = tap(acc, ptrs, w, kpt);
+                        w = w.add(kpt * 2 * NR);
                     }
                 }
             }
-            for (r, a) in acc.iter().enumerate().take(rows) {
+            // Every row is finished (constant indices keep `acc` in registers); only the
+            // part's rows are stored.
+            for (r, a) in acc.iter().enumerate() {
                 // SAFETY: register work, then stores inside row `p + r` of `out`.
                 unsafe {
                     let v0 = finish(_mm256_add_epi32(a[0], bias0), &rq0, out_offset, lo, hi);
                     let v1 = finish(_mm256_add_epi32(a[1], bias1), &rq1, out_offset, lo, hi);
                     let bytes = pack16_i8(v0, v1);
-                    let dst = out.as_mut_ptr().add((p + r) * oc + c0);
-                    store_i8(dst, bytes, nc);
+                    if r < rows {
+                        let dst = out.as_mut_ptr().add((p + r) * oc + c0);
+                        store_i8(dst, bytes, nc);
+                    }
                 }
             }
             p += rows;
         }
     }
+}
+
+/// Adds one tap's products to the tile: `kpt` pairs of input channels, each one weight
+/// vector pair at `w` and one int16 pair per pixel row.
+///
+/// # Safety
+/// AVX2 must be available; `w` readable for `kpt·32` values, each row of `ptrs` for
+/// `2·kpt`.
+#[inline(always)]
+unsafe fn tap(
+    acc: [[__m256i; 2]; MR],
+    ptrs: [*const i16; MR],
+    w: *const i16,
+    kpt: usize,
+) -> [[__m256i; 2]; MR] {
+    let [[mut a00, mut a01], [mut a10, mut a11], [mut a20, mut a21], [mut a30, mut a31]] = acc;
+    let [p0, p1, p2, p3] = ptrs;
+    let pair = |p: *const i16, k: usize| {
+        // SAFETY: `p` row holds `2·kpt` values (caller's contract).
+        unsafe { _mm256_set1_epi32((p.add(2 * k) as *const i32).read_unaligned()) }
+    };
+    // SAFETY: reads inside the caller's bounds; register arithmetic otherwise.
+    unsafe {
+        let mut w = w;
+        for k in 0..kpt {
+            let b0 = _mm256_loadu_si256(w as *const __m256i);
+            let b1 = _mm256_loadu_si256(w.add(16) as *const __m256i);
+            w = w.add(2 * NR);
+            let x = pair(p0, k);
+            a00 = _mm256_add_epi32(a00, _mm256_madd_epi16(x, b0));
+            a01 = _mm256_add_epi32(a01, _mm256_madd_epi16(x, b1));
+            let x = pair(p1, k);
+            a10 = _mm256_add_epi32(a10, _mm256_madd_epi16(x, b0));
+            a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(x, b1));
+            let x = pair(p2, k);
+            a20 = _mm256_add_epi32(a20, _mm256_madd_epi16(x, b0));
+            a21 = _mm256_add_epi32(a21, _mm256_madd_epi16(x, b1));
+            let x = pair(p3, k);
+            a30 = _mm256_add_epi32(a30, _mm256_madd_epi16(x, b0));
+            a31 = _mm256_add_epi32(a31, _mm256_madd_epi16(x, b1));
+        }
+    }
+    [[a00, a01], [a10, a11], [a20, a21], [a30, a31]]
 }
 
 /// Stores the first `n` (≤ 16) bytes of `v` at `p`.
