@@ -66,6 +66,7 @@ pub(super) fn prepare(
         params,
         plan,
         signed: dtype == DType::I8,
+        isa: ctx.isa,
     })))
 }
 
@@ -73,6 +74,7 @@ struct QBinary {
     params: Params,
     plan: QPlan,
     signed: bool,
+    isa: ferrolite_kernels::isa::Isa,
 }
 
 impl QBinary {
@@ -89,6 +91,11 @@ impl QBinary {
 
 impl Kernel for QBinary {
     fn eval(&self, e: Eval<'_>) -> Result<()> {
+        if let (true, Params::Add(q)) = (self.signed, &self.params) {
+            let (a, b) = (e.inputs.get::<i8>(0)?, e.inputs.get::<i8>(1)?);
+            let out = cast_mut::<i8>(e.output)?;
+            return add::add_i8(q, &self.plan, a, b, out, self.isa).map_err(kernel_err);
+        }
         if self.signed {
             self.run::<i8>(e)
         } else {

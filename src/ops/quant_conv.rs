@@ -2,7 +2,9 @@
 //! DEPTHWISE_CONV_2D.
 
 use ferrolite_kernels::quant::conv::{self as qconv, ConvQuant};
+use ferrolite_kernels::quant::conv_packed::PackedConvI8;
 use ferrolite_kernels::quant::depthwise;
+use ferrolite_kernels::quant::depthwise_packed::PackedDepthwiseI8;
 use ferrolite_kernels::quant::hybrid::{self, HybridConvParams};
 use ferrolite_kernels::quant::hybrid_depthwise::{self, HybridDepthwiseParams};
 use ferrolite_kernels::quant::ConvGeometry;
@@ -100,7 +102,6 @@ pub(super) fn prepare_conv(ctx: &PrepareCtx<'_>, g: &Geometry, o: &Conv2D) -> Re
     let kg = kernel_geometry(g);
     kg.validate().map_err(|e| ctx.quant_err(e))?;
     let act = fused(o.activation);
-    let row_len = g.kernel_h * g.kernel_w * g.in_c;
     match (input.dtype, filter.dtype, output.dtype) {
         (DType::I8, DType::I8, DType::I8) => {
             let (scales, zps) = filter_quant(ctx, filter, 0)?;
@@ -114,14 +115,10 @@ pub(super) fn prepare_conv(ctx: &PrepareCtx<'_>, g: &Geometry, o: &Conv2D) -> Re
             )
             .map_err(|e| ctx.quant_err(e))?;
             let weights = const_weights::<i8>(ctx)?;
-            let row_sums = qconv::filter_row_sums(&weights, g.out_c, row_len);
             let (bias, _) = int_bias(ctx, g.out_c)?;
-            Ok(Prepared::Kernel(Box::new(QConv {
-                g: kg,
-                q,
-                weights: Weights::I8(weights, row_sums),
-                bias,
-            })))
+            let packed = PackedConvI8::new(&kg, q, &weights, bias.as_deref(), ctx.isa)
+                .map_err(|e| ctx.quant_err(e))?;
+            Ok(Prepared::Kernel(Box::new(QConvI8 { packed })))
         }
         (DType::U8, DType::U8, DType::U8) => {
             let (bias, bias_scale) = int_bias(ctx, g.out_c)?;
@@ -137,7 +134,7 @@ pub(super) fn prepare_conv(ctx: &PrepareCtx<'_>, g: &Geometry, o: &Conv2D) -> Re
             Ok(Prepared::Kernel(Box::new(QConv {
                 g: kg,
                 q,
-                weights: Weights::U8(const_weights(ctx)?),
+                weights: const_weights(ctx)?,
                 bias,
             })))
         }
@@ -158,32 +155,55 @@ pub(super) fn prepare_conv(ctx: &PrepareCtx<'_>, g: &Geometry, o: &Conv2D) -> Re
     }
 }
 
-enum Weights {
-    /// int8 weights with their per-output-channel sums.
-    I8(Vec<i8>, Vec<i32>),
-    U8(Vec<u8>),
+/// int8 CONV_2D, weights packed for the interpreter's kernel tier.
+struct QConvI8 {
+    packed: PackedConvI8,
 }
 
+impl Kernel for QConvI8 {
+    fn eval(&self, e: Eval<'_>) -> Result<()> {
+        let x = e.inputs.get::<i8>(0)?;
+        let out = cast_mut::<i8>(e.output)?;
+        let n = self.packed.scratch_len();
+        let scratch = cast_mut::<i16>(&mut e.scratch[..n * 2])?;
+        self.packed
+            .run(x, out, scratch, e.threads)
+            .map_err(kernel_err)
+    }
+
+    fn reads_input(&self, k: usize) -> bool {
+        k == 0
+    }
+
+    fn persistent_bytes(&self) -> usize {
+        self.packed.byte_size()
+    }
+
+    fn scratch_bytes(&self) -> usize {
+        self.packed.scratch_len() * 2
+    }
+}
+
+/// Legacy uint8 CONV_2D (scalar).
 struct QConv {
     g: ConvGeometry,
     q: ConvQuant,
-    weights: Weights,
+    weights: Vec<u8>,
     bias: Option<Vec<i32>>,
 }
 
 impl Kernel for QConv {
     fn eval(&self, e: Eval<'_>) -> Result<()> {
-        match &self.weights {
-            Weights::I8(w, sums) => {
-                let x = e.inputs.get::<i8>(0)?;
-                let out = cast_mut::<i8>(e.output)?;
-                qconv::conv2d_i8(&self.g, 1, &self.q, x, w, sums, self.bias.as_deref(), out)
-            }
-            Weights::U8(w) => {
-                let x = e.inputs.get::<u8>(0)?;
-                qconv::conv2d_u8(&self.g, 1, &self.q, x, w, self.bias.as_deref(), e.output)
-            }
-        }
+        let x = e.inputs.get::<u8>(0)?;
+        qconv::conv2d_u8(
+            &self.g,
+            1,
+            &self.q,
+            x,
+            &self.weights,
+            self.bias.as_deref(),
+            e.output,
+        )
         .map_err(kernel_err)
     }
 
@@ -192,11 +212,7 @@ impl Kernel for QConv {
     }
 
     fn persistent_bytes(&self) -> usize {
-        let w = match &self.weights {
-            Weights::I8(w, s) => w.len() + s.len() * 4,
-            Weights::U8(w) => w.len(),
-        };
-        w + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+        self.weights.len() + self.bias.as_ref().map_or(0, |b| b.len() * 4)
     }
 }
 
@@ -262,7 +278,11 @@ pub(super) fn prepare_depthwise(
                 g.out_c,
             )
             .map_err(|e| ctx.quant_err(e))?;
-            (q, Weights::I8(const_weights(ctx)?, Vec::new()))
+            let (bias, _) = int_bias(ctx, g.out_c)?;
+            let packed =
+                PackedDepthwiseI8::new(&kg, q, &const_weights(ctx)?, bias.as_deref(), ctx.isa)
+                    .map_err(|e| ctx.quant_err(e))?;
+            return Ok(Prepared::Kernel(Box::new(QDepthwiseI8 { packed })));
         }
         (DType::U8, DType::U8, DType::U8) => {
             let (_, bias_scale) = int_bias(ctx, g.out_c)?;
@@ -275,7 +295,7 @@ pub(super) fn prepare_depthwise(
                 g.out_c,
             )
             .map_err(|e| ctx.quant_err(e))?;
-            (q, Weights::U8(const_weights(ctx)?))
+            (q, const_weights(ctx)?)
         }
         (DType::F32, DType::I8, DType::F32) => {
             return prepare_hybrid_depthwise(ctx, kg, o);
@@ -291,30 +311,53 @@ pub(super) fn prepare_depthwise(
     })))
 }
 
+/// int8 DEPTHWISE_CONV_2D, weights packed for the interpreter's kernel tier.
+struct QDepthwiseI8 {
+    packed: PackedDepthwiseI8,
+}
+
+impl Kernel for QDepthwiseI8 {
+    fn eval(&self, e: Eval<'_>) -> Result<()> {
+        let x = e.inputs.get::<i8>(0)?;
+        let out = cast_mut::<i8>(e.output)?;
+        let n = self.packed.scratch_len();
+        let scratch = cast_mut::<i16>(&mut e.scratch[..n * 2])?;
+        self.packed
+            .run(x, out, scratch, e.threads)
+            .map_err(kernel_err)
+    }
+
+    fn reads_input(&self, k: usize) -> bool {
+        k == 0
+    }
+
+    fn persistent_bytes(&self) -> usize {
+        self.packed.byte_size()
+    }
+
+    fn scratch_bytes(&self) -> usize {
+        self.packed.scratch_len() * 2
+    }
+}
+
+/// Legacy uint8 DEPTHWISE_CONV_2D (scalar).
 struct QDepthwise {
     g: ConvGeometry,
     q: ConvQuant,
-    weights: Weights,
+    weights: Vec<u8>,
     bias: Option<Vec<i32>>,
 }
 
 impl Kernel for QDepthwise {
     fn eval(&self, e: Eval<'_>) -> Result<()> {
-        let bias = self.bias.as_deref();
-        match &self.weights {
-            Weights::I8(w, _) => {
-                let out = cast_mut::<i8>(e.output)?;
-                depthwise::depthwise_conv2d(&self.g, &self.q, e.inputs.get::<i8>(0)?, w, bias, out)
-            }
-            Weights::U8(w) => depthwise::depthwise_conv2d(
-                &self.g,
-                &self.q,
-                e.inputs.get::<u8>(0)?,
-                w,
-                bias,
-                e.output,
-            ),
-        }
+        depthwise::depthwise_conv2d(
+            &self.g,
+            &self.q,
+            e.inputs.get::<u8>(0)?,
+            &self.weights,
+            self.bias.as_deref(),
+            e.output,
+        )
         .map_err(kernel_err)
     }
 
@@ -323,11 +366,7 @@ impl Kernel for QDepthwise {
     }
 
     fn persistent_bytes(&self) -> usize {
-        let w = match &self.weights {
-            Weights::I8(w, _) => w.len(),
-            Weights::U8(w) => w.len(),
-        };
-        w + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+        self.weights.len() + self.bias.as_ref().map_or(0, |b| b.len() * 4)
     }
 }
 

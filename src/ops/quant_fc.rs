@@ -1,6 +1,6 @@
 //! Quantized (int8, uint8) and hybrid (float activations, int8 weights) FULLY_CONNECTED.
 
-use ferrolite_kernels::quant::conv::filter_row_sums;
+use ferrolite_kernels::quant::fc_packed::PackedFcI8;
 use ferrolite_kernels::quant::fully_connected::{self as qfc, FcQuant, FcShape};
 use ferrolite_kernels::quant::hybrid::{self, HybridFcParams};
 
@@ -52,13 +52,10 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>, s: &Shape, o: &FullyConnected) -> Re
             )
             .map_err(|e| ctx.quant_err(e))?;
             let w = ctx.const_vec::<i8>(1)?.ok_or_else(const_w)?;
-            let sums = filter_row_sums(&w, s.units, s.depth);
-            Ok(Prepared::Kernel(Box::new(QFc {
-                shape,
-                q,
-                w: FcWeights::I8(w, sums),
-                bias: int_bias()?,
-            })))
+            let bias = int_bias()?;
+            let packed = PackedFcI8::new(q, shape, &w, bias.as_deref(), ctx.isa)
+                .map_err(|e| ctx.quant_err(e))?;
+            Ok(Prepared::Kernel(Box::new(QFcI8 { packed })))
         }
         (DType::U8, DType::U8, DType::U8) => {
             let bias_scale = bias_t
@@ -77,7 +74,7 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>, s: &Shape, o: &FullyConnected) -> Re
             Ok(Prepared::Kernel(Box::new(QFc {
                 shape,
                 q,
-                w: FcWeights::U8(w),
+                w,
                 bias: int_bias()?,
             })))
         }
@@ -108,43 +105,50 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>, s: &Shape, o: &FullyConnected) -> Re
     }
 }
 
-enum FcWeights {
-    I8(Vec<i8>, Vec<i32>),
-    U8(Vec<u8>),
+/// int8 FULLY_CONNECTED, weights packed for the interpreter's kernel tier.
+struct QFcI8 {
+    packed: PackedFcI8,
+}
+
+impl Kernel for QFcI8 {
+    fn eval(&self, e: Eval<'_>) -> Result<()> {
+        let x = e.inputs.get::<i8>(0)?;
+        let out = cast_mut::<i8>(e.output)?;
+        let n = self.packed.scratch_len();
+        let scratch = cast_mut::<i32>(&mut e.scratch[..n * 4])?;
+        self.packed.run(x, out, scratch).map_err(kernel_err)
+    }
+
+    fn reads_input(&self, k: usize) -> bool {
+        k == 0
+    }
+
+    fn persistent_bytes(&self) -> usize {
+        self.packed.byte_size()
+    }
+
+    fn scratch_bytes(&self) -> usize {
+        self.packed.scratch_len() * 4
+    }
 }
 
 struct QFc {
     shape: FcShape,
     q: FcQuant,
-    w: FcWeights,
+    w: Vec<u8>,
     bias: Option<Vec<i32>>,
 }
 
 impl Kernel for QFc {
     fn eval(&self, e: Eval<'_>) -> Result<()> {
-        let bias = self.bias.as_deref();
-        match &self.w {
-            FcWeights::I8(w, sums) => {
-                let out = cast_mut::<i8>(e.output)?;
-                qfc::fully_connected_i8(
-                    &self.q,
-                    self.shape,
-                    e.inputs.get::<i8>(0)?,
-                    w,
-                    sums,
-                    bias,
-                    out,
-                )
-            }
-            FcWeights::U8(w) => qfc::fully_connected_u8(
-                &self.q,
-                self.shape,
-                e.inputs.get::<u8>(0)?,
-                w,
-                bias,
-                e.output,
-            ),
-        }
+        qfc::fully_connected_u8(
+            &self.q,
+            self.shape,
+            e.inputs.get::<u8>(0)?,
+            &self.w,
+            self.bias.as_deref(),
+            e.output,
+        )
         .map_err(kernel_err)
     }
 
@@ -153,11 +157,7 @@ impl Kernel for QFc {
     }
 
     fn persistent_bytes(&self) -> usize {
-        let w = match &self.w {
-            FcWeights::I8(w, s) => w.len() + s.len() * 4,
-            FcWeights::U8(w) => w.len(),
-        };
-        w + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+        self.w.len() + self.bias.as_ref().map_or(0, |b| b.len() * 4)
     }
 }
 

@@ -141,7 +141,7 @@ impl FcQuant {
     }
 
     #[inline]
-    fn requantize(&self, acc: i32, unit: usize) -> i32 {
+    pub(crate) fn requantize(&self, acc: i32, unit: usize) -> i32 {
         let scale = if self.effective_scales.len() > 1 {
             self.effective_scales[unit]
         } else {
@@ -151,7 +151,7 @@ impl FcQuant {
         clamp_i32(v, self.act_min, self.act_max)
     }
 
-    fn check_scales(&self, units: usize) -> Result<(), QuantError> {
+    pub(crate) fn check_scales(&self, units: usize) -> Result<(), QuantError> {
         match self.effective_scales.len() {
             1 => Ok(()),
             n if n == units => Ok(()),

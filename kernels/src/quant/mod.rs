@@ -26,8 +26,11 @@
 pub mod add;
 pub mod broadcast;
 pub mod conv;
+pub mod conv_packed;
 pub mod depthwise;
+pub mod depthwise_packed;
 pub mod error;
+pub mod fc_packed;
 pub mod fixedpoint;
 pub mod fully_connected;
 pub mod geometry;

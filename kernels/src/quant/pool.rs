@@ -99,10 +99,9 @@ pub fn max_pool<T: QuantElem>(
             for iy in y0..y1 {
                 for ix in x0..x1 {
                     let px = &input[((b * g.in_h + iy) * g.in_w + ix) * g.channels..][..g.channels];
+                    // Branch-free so the compiler vectorises it across channels.
                     for (o, &x) in out_px.iter_mut().zip(px) {
-                        if x.to_i32() > o.to_i32() {
-                            *o = x;
-                        }
+                        *o = T::from_i32(x.to_i32().max(o.to_i32()));
                     }
                 }
             }

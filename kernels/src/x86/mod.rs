@@ -3,6 +3,11 @@
 
 pub(crate) mod depthwise;
 pub(crate) mod gemm;
+pub(crate) mod qadd;
+pub(crate) mod qconv;
+pub(crate) mod qdepthwise;
+pub(crate) mod qfc;
+pub(crate) mod qrequant;
 pub(crate) mod winograd;
 
 use std::arch::x86_64::*;

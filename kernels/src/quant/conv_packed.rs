@@ -1,0 +1,393 @@
+//! int8 CONV_2D with weights packed once at preparation for the CPU tier, bit-exact with
+//! [`conv2d_i8`] (and so with TFLite's reference kernel) in every tier.
+//!
+//! [`Isa::Generic`] keeps the filter as it is and runs the scalar [`conv2d_i8`]: the
+//! reference path. [`Isa::Avx2`] runs an int16 GEMM microkernel (`x86::qconv`):
+//! - at preparation the filter `[OC, KH, KW, IC]` becomes int16 blocks of 16 output channels,
+//!   `[block][tap][IC'/2][16 channels][2 input channels]` (`IC'` = IC rounded up to even,
+//!   padded with zeros), the layout `vpmaddwd` consumes; bias, multipliers and shifts are
+//!   padded to whole blocks;
+//! - at each run the input is widened to int16 with its zero point subtracted
+//!   (`x + input_offset`, exact in int16) into scratch, followed by one row of zeros that
+//!   padding taps read. Since `Σ w·(x − zp)` is the reference sum itself (padding taps add
+//!   `w·0`), no zero-point correction is needed afterwards;
+//! - output pixels are split over threads in whole tiles; each output element is computed by
+//!   the same instructions whatever the split, so the bytes do not depend on the thread count.
+
+// The SIMD layouts only run on x86-64; elsewhere they compile but stay unused.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
+
+use super::conv::{conv2d_i8, filter_row_sums, ConvQuant};
+use super::error::{check_len, QuantError};
+use super::geometry::ConvGeometry;
+use crate::isa::Isa;
+use crate::parallel;
+
+/// Output channels per packed block.
+const NR: usize = 16;
+/// Below this many multiply-adds a layer runs on one thread (splitting costs more).
+const MIN_PARALLEL_MACS: usize = 1 << 20;
+
+/// An int8 CONV_2D (groups = 1) ready to run: geometry, quantization, packed weights.
+#[derive(Debug, Clone)]
+pub struct PackedConvI8 {
+    g: ConvGeometry,
+    q: ConvQuant,
+    bias: Option<Vec<i32>>,
+    imp: Impl,
+}
+
+#[derive(Debug, Clone)]
+enum Impl {
+    /// The scalar kernel's inputs: the filter as stored and its row sums.
+    Generic { filter: Vec<i8>, row_sums: Vec<i32> },
+    /// int16 blocks for the AVX2 microkernel.
+    Simd(SimdWeights),
+}
+
+/// Weights and per-channel constants in the SIMD layout (see the module docs).
+#[derive(Debug, Clone)]
+struct SimdWeights {
+    /// Input channels rounded up to even.
+    icp: usize,
+    weights: Vec<i16>,
+    bias: Vec<i32>,
+    mult: Vec<i32>,
+    left: Vec<i32>,
+    right: Vec<i32>,
+}
+
+impl PackedConvI8 {
+    /// Packs `filter` (`[out_c, filter_h, filter_w, in_c]`) for tier `isa` (a tier the CPU
+    /// lacks, or one without an int8 kernel, runs the generic kernel).
+    pub fn new(
+        g: &ConvGeometry,
+        q: ConvQuant,
+        filter: &[i8],
+        bias: Option<&[i32]>,
+        isa: Isa,
+    ) -> Result<Self, QuantError> {
+        g.validate()?;
+        let row_len = g.filter_h * g.filter_w * g.in_c;
+        check_len("filter", g.out_c * row_len, filter.len())?;
+        if let Some(b) = bias {
+            check_len("bias", g.out_c, b.len())?;
+        }
+        check_len(
+            "multipliers",
+            g.out_c,
+            q.multipliers.len().min(q.shifts.len()),
+        )?;
+        let imp = if simd_suits(isa, &q) {
+            Impl::Simd(SimdWeights::new(g, &q, filter, bias))
+        } else {
+            Impl::Generic {
+                filter: filter[..g.out_c * row_len].to_vec(),
+                row_sums: filter_row_sums(filter, g.out_c, row_len),
+            }
+        };
+        Ok(PackedConvI8 {
+            g: *g,
+            q,
+            bias: bias.map(<[i32]>::to_vec),
+            imp,
+        })
+    }
+
+    /// Whether the SIMD kernel runs this layer.
+    pub fn is_simd(&self) -> bool {
+        matches!(self.imp, Impl::Simd(_))
+    }
+
+    /// Bytes held for the life of the layer (packed weights, per-channel tables).
+    pub fn byte_size(&self) -> usize {
+        let imp = match &self.imp {
+            Impl::Generic { filter, row_sums } => filter.len() + row_sums.len() * 4,
+            Impl::Simd(s) => {
+                s.weights.len() * 2
+                    + (s.bias.len() + s.mult.len() + s.left.len() + s.right.len()) * 4
+            }
+        };
+        imp + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+            + (self.q.multipliers.len() + self.q.shifts.len()) * 4
+    }
+
+    /// `i16` elements of scratch [`run`](Self::run) needs.
+    pub fn scratch_len(&self) -> usize {
+        match &self.imp {
+            Impl::Generic { .. } => 0,
+            Impl::Simd(s) => (self.g.batches * self.g.in_h * self.g.in_w + 1) * s.icp,
+        }
+    }
+
+    /// Runs the convolution: `input` `[N, H, W, IC]`, `output` `[N, OH, OW, OC]`, `scratch`
+    /// at least [`scratch_len`](Self::scratch_len) long; up to `threads` threads.
+    pub fn run(
+        &self,
+        input: &[i8],
+        output: &mut [i8],
+        scratch: &mut [i16],
+        threads: usize,
+    ) -> Result<(), QuantError> {
+        let g = &self.g;
+        match &self.imp {
+            Impl::Generic { filter, row_sums } => conv2d_i8(
+                g,
+                1,
+                &self.q,
+                input,
+                filter,
+                row_sums,
+                self.bias.as_deref(),
+                output,
+            ),
+            Impl::Simd(s) => {
+                check_len("input", g.input_len(), input.len())?;
+                check_len("output", g.output_len(), output.len())?;
+                check_len("scratch", self.scratch_len(), scratch.len())?;
+                self.run_simd(
+                    s,
+                    &input[..g.input_len()],
+                    &mut output[..g.output_len()],
+                    scratch,
+                    threads,
+                );
+                Ok(())
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn run_simd(
+        &self,
+        s: &SimdWeights,
+        input: &[i8],
+        output: &mut [i8],
+        scratch: &mut [i16],
+        threads: usize,
+    ) {
+        use crate::x86::qconv;
+        let g = &self.g;
+        if output.is_empty() {
+            return;
+        }
+        let xw = &mut scratch[..self.scratch_len()];
+        let (body, zero) = xw.split_at_mut(xw.len() - s.icp);
+        zero.fill(0);
+        if g.in_c > 0 {
+            // SAFETY: the SIMD weights exist only when AVX2 was confirmed at preparation;
+            // `body` is `pixels·icp` long for `pixels·in_c` input values.
+            unsafe { qconv::widen(input, g.in_c, body, s.icp, self.q.input_offset) };
+        }
+        let job = qconv::ConvJob {
+            g,
+            icp: s.icp,
+            weights: &s.weights,
+            bias: &s.bias,
+            mult: &s.mult,
+            left: &s.left,
+            right: &s.right,
+            out_offset: self.q.output_offset,
+            act_min: self.q.act_min,
+            act_max: self.q.act_max,
+            xw,
+        };
+        let macs = g.output_len() * g.filter_h * g.filter_w * g.in_c;
+        let threads = if macs < MIN_PARALLEL_MACS { 1 } else { threads };
+        parallel::for_each_part(output, g.out_c, qconv::MR, threads, |pix0, part| {
+            // SAFETY: AVX2 was confirmed at preparation; the job's arrays were built for this
+            // geometry, and `part` is whole output pixels starting at `pix0`.
+            unsafe { qconv::conv_part(&job, pix0, part) }
+        });
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn run_simd(&self, _: &SimdWeights, _: &[i8], _: &mut [i8], _: &mut [i16], _: usize) {
+        unreachable!("SIMD int8 weights are only built on x86-64")
+    }
+}
+
+/// Whether the SIMD kernel can run a layer in tier `isa`: AVX2 present, and the shifted
+/// input `x + input_offset` representable in int16 for every int8 `x`.
+fn simd_suits(isa: Isa, q: &ConvQuant) -> bool {
+    let offset_fits = (-32_639..=32_639).contains(&q.input_offset);
+    cfg!(target_arch = "x86_64") && isa.or_generic() == Isa::Avx2 && offset_fits
+}
+
+impl SimdWeights {
+    fn new(g: &ConvGeometry, q: &ConvQuant, filter: &[i8], bias: Option<&[i32]>) -> Self {
+        let icp = g.in_c.next_multiple_of(2);
+        let taps = g.filter_h * g.filter_w;
+        let blocks = g.out_c.div_ceil(NR);
+        let padded = blocks * NR;
+        let mut weights = vec![0_i16; blocks * taps * icp * NR];
+        // Destination of (channel c, tap t, input channel i): block, tap, pair, lane, half.
+        for c in 0..g.out_c {
+            let (nb, lane) = (c / NR, c % NR);
+            for t in 0..taps {
+                for i in 0..g.in_c {
+                    let src = (c * taps + t) * g.in_c + i;
+                    let dst = ((nb * taps + t) * icp + (i & !1)) * NR + lane * 2 + (i & 1);
+                    weights[dst] = i16::from(filter[src]);
+                }
+            }
+        }
+        let mut b = vec![0; padded];
+        if let Some(bias) = bias {
+            b[..g.out_c].copy_from_slice(&bias[..g.out_c]);
+        }
+        let (mut mult, mut left, mut right) = (vec![0; padded], vec![0; padded], vec![0; padded]);
+        for c in 0..g.out_c {
+            mult[c] = q.multipliers[c];
+            (left[c], right[c]) = shift_amounts(q.shifts[c]);
+        }
+        SimdWeights {
+            icp,
+            weights,
+            bias: b,
+            mult,
+            left,
+            right,
+        }
+    }
+}
+
+/// The left and right shifts the scalar requantization applies for `shift`:
+/// `x·2^left` wraps, so `left` is taken mod 32; the rounding division clamps to 0..=31.
+pub(crate) fn shift_amounts(shift: i32) -> (i32, i32) {
+    let left = (shift.max(0) as u32 & 31) as i32;
+    let right = shift.saturating_neg().clamp(0, 31);
+    (left, right)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::conv::tests::{random_geometry, Lcg};
+    use crate::quant::{FusedActivation, QuantParams};
+
+    fn check(r: &mut Lcg, g: &ConvGeometry, case: usize) {
+        let (in_c, out_c) = (g.in_c, g.out_c);
+        let scales: Vec<f32> = (0..out_c).map(|_| 0.002 + 0.02 * r.unit()).collect();
+        let input_p = QuantParams::new(0.02 + 0.05 * r.unit(), r.range(-128, 127));
+        let output_p = QuantParams::new(0.05 + 0.3 * r.unit(), r.range(-128, 127));
+        let act = [
+            FusedActivation::None,
+            FusedActivation::Relu,
+            FusedActivation::Relu6,
+        ][case % 3];
+        let q = ConvQuant::new_i8(input_p, &scales, output_p, act, out_c).unwrap();
+        let input = r.vec_i8(g.input_len(), -128, 127);
+        let filter = r.vec_i8(out_c * g.filter_h * g.filter_w * in_c, -128, 127);
+        let bias: Vec<i32> = (0..out_c).map(|_| r.range(-50000, 50000) as i32).collect();
+        let bias = (case % 4 != 0).then_some(&bias[..]);
+        let sums = filter_row_sums(&filter, out_c, g.filter_h * g.filter_w * in_c);
+        let mut want = vec![0_i8; g.output_len()];
+        conv2d_i8(g, 1, &q, &input, &filter, &sums, bias, &mut want).unwrap();
+        for isa in Isa::available() {
+            let p = PackedConvI8::new(g, q.clone(), &filter, bias, isa).unwrap();
+            assert_eq!(p.is_simd(), isa == Isa::Avx2);
+            for threads in [1, 2, 3] {
+                let mut scratch = vec![0_i16; p.scratch_len()];
+                let mut out = vec![0_i8; g.output_len()];
+                p.run(&input, &mut out, &mut scratch, threads).unwrap();
+                assert_eq!(out, want, "case {case} {isa} threads {threads} {g:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_tier_matches_scalar_kernel() {
+        let mut r = Lcg(5);
+        for case in 0..80 {
+            let in_c = r.range(1, 21) as usize;
+            let out_c = r.range(1, 40) as usize;
+            let g = random_geometry(&mut r, in_c, out_c);
+            check(&mut r, &g, case);
+        }
+    }
+
+    #[test]
+    fn large_layers_split_over_threads_match() {
+        let mut r = Lcg(11);
+        // Big enough to pass the parallel threshold; 3×3 padded and 1×1.
+        for (case, (k, s, pad)) in [(3, 1, 1), (1, 1, 0), (3, 2, 1), (7, 2, 3)]
+            .into_iter()
+            .enumerate()
+        {
+            let (h, w, ic, oc) = (17, 19, 35, 70);
+            let out = |n: usize| (n + 2 * pad - k) / s + 1;
+            let g = ConvGeometry {
+                batches: 1,
+                in_h: h,
+                in_w: w,
+                in_c: ic,
+                out_h: out(h),
+                out_w: out(w),
+                out_c: oc,
+                filter_h: k,
+                filter_w: k,
+                stride_h: s,
+                stride_w: s,
+                dilation_h: 1,
+                dilation_w: 1,
+                pad_top: pad,
+                pad_left: pad,
+            };
+            check(&mut r, &g, case);
+        }
+    }
+
+    #[test]
+    fn extreme_values_wrap_like_the_scalar_kernel() {
+        // All −128 inputs and weights with input zero point 127 over many taps.
+        let g = ConvGeometry {
+            batches: 1,
+            in_h: 3,
+            in_w: 3,
+            in_c: 300,
+            out_h: 1,
+            out_w: 1,
+            out_c: 3,
+            filter_h: 3,
+            filter_w: 3,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 0,
+            pad_left: 0,
+        };
+        let q = ConvQuant::new_i8(
+            QuantParams::new(0.5, 127),
+            &[0.5],
+            QuantParams::new(0.001, -3),
+            FusedActivation::None,
+            3,
+        )
+        .unwrap();
+        let input = vec![-128_i8; g.input_len()];
+        let filter = vec![-128_i8; 3 * 9 * 300];
+        let sums = filter_row_sums(&filter, 3, 9 * 300);
+        let mut want = vec![0_i8; 3];
+        conv2d_i8(
+            &g,
+            1,
+            &q,
+            &input,
+            &filter,
+            &sums,
+            Some(&[i32::MAX, 0, i32::MIN]),
+            &mut want,
+        )
+        .unwrap();
+        for isa in Isa::available() {
+            let p = PackedConvI8::new(&g, q.clone(), &filter, Some(&[i32::MAX, 0, i32::MIN]), isa)
+                .unwrap();
+            let mut scratch = vec![0_i16; p.scratch_len()];
+            let mut out = vec![0_i8; 3];
+            p.run(&input, &mut out, &mut scratch, 1).unwrap();
+            assert_eq!(out, want, "{isa}");
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! int8 FULLY_CONNECTED with weights packed once at preparation for the CPU tier,
+//! bit-exact with [`fully_connected_i8`] in every tier.
+//!
+//! [`Isa::Generic`] runs the scalar [`fully_connected_i8`]. [`Isa::Avx2`] keeps the weights
+//! as int16 with the filter offset added, rows padded with zeros to a multiple of 16; at each
+//! run an input row is widened the same way (`x + input_offset`) into scratch, the sums
+//! `Σ (w + w_off)(x + x_off)` come from `x86::qfc`, and bias and the (double-precision)
+//! requantization are the scalar kernel's own.
+
+// The SIMD layouts only run on x86-64; elsewhere they compile but stay unused.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
+
+use super::conv::filter_row_sums;
+use super::error::{check_len, QuantError};
+use super::fully_connected::{fully_connected_i8, FcQuant, FcShape};
+use super::params::QuantElem;
+use crate::isa::Isa;
+
+/// Weight rows are padded to a multiple of this many values.
+const LANES: usize = 16;
+
+/// An int8 FULLY_CONNECTED ready to run.
+#[derive(Debug, Clone)]
+pub struct PackedFcI8 {
+    q: FcQuant,
+    shape: FcShape,
+    bias: Option<Vec<i32>>,
+    imp: Impl,
+}
+
+#[derive(Debug, Clone)]
+enum Impl {
+    Generic {
+        filter: Vec<i8>,
+        row_sums: Vec<i32>,
+    },
+    /// `[units][dp]` int16 weights plus the filter offset, `dp` = depth rounded up to 16.
+    Simd {
+        weights: Vec<i16>,
+        dp: usize,
+    },
+}
+
+impl PackedFcI8 {
+    /// Packs `filter` (`[units, depth]`) for tier `isa`.
+    pub fn new(
+        q: FcQuant,
+        shape: FcShape,
+        filter: &[i8],
+        bias: Option<&[i32]>,
+        isa: Isa,
+    ) -> Result<Self, QuantError> {
+        let n = shape
+            .units
+            .checked_mul(shape.depth)
+            .ok_or(QuantError::BadGeometry("fully connected size overflow"))?;
+        check_len("filter", n, filter.len())?;
+        if let Some(b) = bias {
+            check_len("bias", shape.units, b.len())?;
+        }
+        // Offsets within ±255 keep |w'|, |x'| ≤ 383, so a vpmaddwd pair sum cannot overflow.
+        let small = |o: i32| (-255..=255).contains(&o);
+        let simd = cfg!(target_arch = "x86_64")
+            && isa.or_generic() == Isa::Avx2
+            && small(q.input_offset)
+            && small(q.filter_offset);
+        let imp = if simd {
+            let dp = shape.depth.next_multiple_of(LANES);
+            let mut weights = vec![0_i16; shape.units * dp];
+            if dp > 0 {
+                for (dst, src) in weights
+                    .chunks_exact_mut(dp)
+                    .zip(filter.chunks_exact(shape.depth.max(1)))
+                {
+                    for (d, &s) in dst.iter_mut().zip(src) {
+                        *d = (s.to_i32() + q.filter_offset) as i16;
+                    }
+                }
+            }
+            Impl::Simd { weights, dp }
+        } else {
+            Impl::Generic {
+                filter: filter[..n].to_vec(),
+                row_sums: filter_row_sums(filter, shape.units, shape.depth),
+            }
+        };
+        Ok(PackedFcI8 {
+            q,
+            shape,
+            bias: bias.map(<[i32]>::to_vec),
+            imp,
+        })
+    }
+
+    /// Whether the SIMD kernel runs this layer.
+    pub fn is_simd(&self) -> bool {
+        matches!(self.imp, Impl::Simd { .. })
+    }
+
+    /// Bytes held for the life of the layer.
+    pub fn byte_size(&self) -> usize {
+        let imp = match &self.imp {
+            Impl::Generic { filter, row_sums } => filter.len() + row_sums.len() * 4,
+            Impl::Simd { weights, .. } => weights.len() * 2,
+        };
+        imp + self.bias.as_ref().map_or(0, |b| b.len() * 4) + self.q.effective_scales.len() * 8
+    }
+
+    /// `i32`-sized elements of scratch [`run`](Self::run) needs: one widened input row
+    /// (two int16 per element) and one row of sums.
+    pub fn scratch_len(&self) -> usize {
+        match &self.imp {
+            Impl::Generic { .. } => 0,
+            Impl::Simd { dp, .. } => dp / 2 + self.shape.units,
+        }
+    }
+
+    /// Runs the layer: `input` `[batches, depth]`, `output` `[batches, units]`.
+    pub fn run(
+        &self,
+        input: &[i8],
+        output: &mut [i8],
+        scratch: &mut [i32],
+    ) -> Result<(), QuantError> {
+        match &self.imp {
+            Impl::Generic { filter, row_sums } => fully_connected_i8(
+                &self.q,
+                self.shape,
+                input,
+                filter,
+                row_sums,
+                self.bias.as_deref(),
+                output,
+            ),
+            Impl::Simd { weights, dp } => self.run_simd(weights, *dp, input, output, scratch),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn run_simd(
+        &self,
+        weights: &[i16],
+        dp: usize,
+        input: &[i8],
+        output: &mut [i8],
+        scratch: &mut [i32],
+    ) -> Result<(), QuantError> {
+        let FcShape {
+            batches,
+            depth,
+            units,
+        } = self.shape;
+        check_len("input", batches * depth, input.len())?;
+        check_len("output", batches * units, output.len())?;
+        check_len("scratch", self.scratch_len(), scratch.len())?;
+        self.q.check_scales(units)?;
+        if units == 0 || depth == 0 {
+            // No products: every sum is 0 (plus bias).
+            for out_row in output[..batches * units].chunks_mut(units.max(1)) {
+                for (u, o) in out_row.iter_mut().enumerate() {
+                    let acc = self.bias.as_ref().map_or(0, |bias| bias[u]);
+                    *o = i8::from_i32(self.q.requantize(acc, u));
+                }
+            }
+            return Ok(());
+        }
+        let (xs, sums) = scratch[..self.scratch_len()].split_at_mut(dp / 2);
+        let xw = i32s_as_i16s(xs);
+        for (x, out_row) in input
+            .chunks_exact(depth)
+            .zip(output.chunks_exact_mut(units))
+            .take(batches)
+        {
+            for (d, &s) in xw.iter_mut().zip(x) {
+                *d = (s.to_i32() + self.q.input_offset) as i16;
+            }
+            xw[depth..].fill(0);
+            // SAFETY: SIMD weights exist only when AVX2 was confirmed at preparation;
+            // `xw` holds `dp` values and `weights` `units·dp`.
+            unsafe { crate::x86::qfc::dots(xw, weights, dp, sums) };
+            for (u, (o, &acc)) in out_row.iter_mut().zip(sums.iter()).enumerate() {
+                let acc = match &self.bias {
+                    Some(bias) => acc.wrapping_add(bias[u]),
+                    None => acc,
+                };
+                *o = i8::from_i32(self.q.requantize(acc, u));
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn run_simd(
+        &self,
+        _: &[i16],
+        _: usize,
+        _: &[i8],
+        _: &mut [i8],
+        _: &mut [i32],
+    ) -> Result<(), QuantError> {
+        unreachable!("SIMD int8 weights are only built on x86-64")
+    }
+}
+
+/// Views `i32` scratch as twice as many `i16` (same bytes, stricter alignment kept).
+fn i32s_as_i16s(s: &mut [i32]) -> &mut [i16] {
+    let len = s.len() * 2;
+    // SAFETY: i16 has no invalid bit patterns and a weaker alignment than i32; the new
+    // slice covers exactly the same bytes, borrowed mutably for the same lifetime.
+    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut i16, len) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::conv::tests::Lcg;
+    use crate::quant::{FusedActivation, QuantParams};
+
+    #[test]
+    fn every_tier_matches_scalar_kernel() {
+        let mut r = Lcg(3);
+        for case in 0..60 {
+            let shape = FcShape {
+                batches: r.range(1, 3) as usize,
+                depth: r.range(1, 70) as usize,
+                units: r.range(1, 23) as usize,
+            };
+            let per_channel = case % 2 == 0;
+            let scales: Vec<f32> = if per_channel {
+                (0..shape.units).map(|_| 0.002 + 0.02 * r.unit()).collect()
+            } else {
+                vec![0.01]
+            };
+            let zps = [r.range(-128, 127)];
+            let q = FcQuant::new_i8(
+                QuantParams::new(0.02 + 0.05 * r.unit(), r.range(-128, 127)),
+                &scales,
+                &zps,
+                QuantParams::new(0.05 + 0.3 * r.unit(), r.range(-128, 127)),
+                [FusedActivation::None, FusedActivation::Relu][case % 2],
+                shape.units,
+            )
+            .unwrap();
+            let input = r.vec_i8(shape.batches * shape.depth, -128, 127);
+            let filter = r.vec_i8(shape.units * shape.depth, -128, 127);
+            let bias: Vec<i32> = (0..shape.units)
+                .map(|_| r.range(-9000, 9000) as i32)
+                .collect();
+            let bias = (case % 3 != 0).then_some(&bias[..]);
+            let sums = filter_row_sums(&filter, shape.units, shape.depth);
+            let mut want = vec![0_i8; shape.batches * shape.units];
+            fully_connected_i8(&q, shape, &input, &filter, &sums, bias, &mut want).unwrap();
+            for isa in Isa::available() {
+                let p = PackedFcI8::new(q.clone(), shape, &filter, bias, isa).unwrap();
+                assert_eq!(p.is_simd(), isa == Isa::Avx2);
+                let mut scratch = vec![0_i32; p.scratch_len()];
+                let mut out = vec![0_i8; want.len()];
+                p.run(&input, &mut out, &mut scratch).unwrap();
+                assert_eq!(out, want, "case {case} {isa}");
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The AVX2 int8 convolution microkernel (see [`crate::quant::conv_packed`] for the data
+//! layouts).
+//!
+//! Operands are int16: the input was widened with its zero point already subtracted, the
+//! weights at preparation. `vpmaddwd` multiplies pairs of int16 and sums each pair into an
+//! int32 lane; with |w| ≤ 128 and |x| ≤ 32767 a pair sum cannot overflow, and the int32
+//! accumulation wraps exactly like the scalar kernels', so the sums are bit-identical.
+//!
+//! A tile is 4 output pixels × 16 output channels (8 accumulators). Per pair of input
+//! channels: two weight loads, one broadcast per pixel, eight `vpmaddwd` + `vpaddd`.
+//! Every tap of every pixel reads through a pointer: an input pixel, or for a padding tap a
+//! row of zeros (which after the zero-point shift is exactly what padding contributes).
+
+use std::arch::x86_64::*;
+
+use super::qrequant::{finish, pack16_i8, Requant8};
+use crate::quant::geometry::ConvGeometry;
+
+/// Output pixels per tile.
+pub(crate) const MR: usize = 4;
+/// Output channels per tile (two 8-lane vectors).
+pub(crate) const NR: usize = 16;
+
+/// Everything one convolution part reads.
+pub(crate) struct ConvJob<'a> {
+    pub g: &'a ConvGeometry,
+    /// Input channels rounded up to even (the widened input's pixel stride).
+    pub icp: usize,
+    /// Packed weights, `[block][tap][icp/2][16][2]` int16.
+    pub weights: &'a [i16],
+    /// Per-channel bias, multiplier, left and right shifts, padded to whole blocks.
+    pub bias: &'a [i32],
+    pub mult: &'a [i32],
+    pub left: &'a [i32],
+    pub right: &'a [i32],
+    pub out_offset: i32,
+    pub act_min: i32,
+    pub act_max: i32,
+    /// Widened input `[N·H·W][icp]` followed by one row of `icp` zeros.
+    pub xw: &'a [i16],
+}
+
+/// Computes the output pixels `pix0 .. pix0 + out.len()/out_c` into `out`.
+///
+/// # Safety
+/// AVX2 must be available. The job's slices must be consistent with its geometry: `weights`
+/// holds `blocks·taps·icp·16`, the per-channel arrays `blocks·16`, `xw` holds
+/// `(N·H·W + 1)·icp` values; `out.len()` is a multiple of `out_c` and the pixels lie inside
+/// the output.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn conv_part(job: &ConvJob<'_>, pix0: usize, out: &mut [i8]) {
+    let g = job.g;
+    let oc = g.out_c;
+    let npix = out.len() / oc;
+    let taps = g.filter_h * g.filter_w;
+    let kpt = job.icp / 2;
+    let block_len = taps * job.icp * NR;
+    let blocks = oc.div_ceil(NR);
+    let xw = job.xw.as_ptr();
+    // SAFETY: `xw` holds a trailing zero row of `icp` values (caller's contract).
+    let zero_row = unsafe { xw.add(job.xw.len() - job.icp) };
+    let out_offset = _mm256_set1_epi32(job.out_offset);
+    let lo = _mm256_set1_epi32(job.act_min);
+    let hi = _mm256_set1_epi32(job.act_max);
+    let plane = g.out_h * g.out_w;
+    for nb in 0..blocks {
+        let c0 = nb * NR;
+        let nc = (oc - c0).min(NR);
+        // SAFETY: the per-channel arrays hold whole blocks, so lanes c0..c0+16 exist.
+        let (rq0, rq1, bias0, bias1) = unsafe {
+            let m = job.mult.as_ptr().add(c0);
+            let l = job.left.as_ptr().add(c0);
+            let r = job.right.as_ptr().add(c0);
+            let b = job.bias.as_ptr().add(c0);
+            (
+                Requant8::load(m, l, r),
+                Requant8::load(m.add(8), l.add(8), r.add(8)),
+                _mm256_loadu_si256(b as *const __m256i),
+                _mm256_loadu_si256(b.add(8) as *const __m256i),
+            )
+        };
+        // SAFETY: block `nb` lies inside `weights`.
+        let w_block = unsafe { job.weights.as_ptr().add(nb * block_len) };
+        let mut p = 0;
+        while p < npix {
+            let rows = (npix - p).min(MR);
+            // Image and top-left input coordinate of each pixel's window (pixels past the
+            // part repeat the last one; their results are not stored).
+            let mut img = [0_usize; MR];
+            let mut y0 = [0_isize; MR];
+            let mut x0 = [0_isize; MR];
+            for r in 0..MR {
+                let pix = pix0 + p + r.min(rows - 1);
+                let (b, rem) = (pix / plane, pix % plane);
+                let (oy, ox) = (rem / g.out_w, rem % g.out_w);
+                img[r] = b * g.in_h;
+                y0[r] = (oy * g.stride_h) as isize - g.pad_top as isize;
+                x0[r] = (ox * g.stride_w) as isize - g.pad_left as isize;
+            }
+            let mut acc = [[_mm256_setzero_si256(); 2]; MR];
+            let mut w = w_block;
+            for ky in 0..g.filter_h {
+                for kx in 0..g.filter_w {
+                    let mut ptrs = [zero_row; MR];
+                    for r in 0..MR {
+                        let iy = y0[r] + (ky * g.dilation_h) as isize;
+                        let ix = x0[r] + (kx * g.dilation_w) as isize;
+                        if iy >= 0 && ix >= 0 && (iy as usize) < g.in_h && (ix as usize) < g.in_w {
+                            let pixel = (img[r] + iy as usize) * g.in_w + ix as usize;
+                            // SAFETY: the pixel is inside the input, so its row is in `xw`.
+                            ptrs[r] = unsafe { xw.add(pixel * job.icp) };
+                        }
+                    }
+                    // SAFETY: `w` walks the block's `taps·kpt` pairs of 16-channel vectors;
+                    // each pointer row holds `icp = 2·kpt` values.
+                    unsafe {
+                        acc = tap(acc, ptrs, w, kpt);
+                        w = w.add(kpt * 2 * NR);
+                    }
+                }
+            }
+            // Every row is finished (constant indices keep `acc` in registers); only the
+            // part's rows are stored.
+            for (r, a) in acc.iter().enumerate() {
+                // SAFETY: register work, then stores inside row `p + r` of `out`.
+                unsafe {
+                    let v0 = finish(_mm256_add_epi32(a[0], bias0), &rq0, out_offset, lo, hi);
+                    let v1 = finish(_mm256_add_epi32(a[1], bias1), &rq1, out_offset, lo, hi);
+                    let bytes = pack16_i8(v0, v1);
+                    if r < rows {
+                        let dst = out.as_mut_ptr().add((p + r) * oc + c0);
+                        store_i8(dst, bytes, nc);
+                    }
+                }
+            }
+            p += rows;
+        }
+    }
+}
+
+/// Adds one tap's products to the tile: `kpt` pairs of input channels, each one weight
+/// vector pair at `w` and one int16 pair per pixel row.
+///
+/// # Safety
+/// AVX2 must be available; `w` readable for `kpt·32` values, each row of `ptrs` for
+/// `2·kpt`.
+#[inline(always)]
+unsafe fn tap(
+    acc: [[__m256i; 2]; MR],
+    ptrs: [*const i16; MR],
+    w: *const i16,
+    kpt: usize,
+) -> [[__m256i; 2]; MR] {
+    let [[mut a00, mut a01], [mut a10, mut a11], [mut a20, mut a21], [mut a30, mut a31]] = acc;
+    let [p0, p1, p2, p3] = ptrs;
+    let pair = |p: *const i16, k: usize| {
+        // SAFETY: `p` row holds `2·kpt` values (caller's contract).
+        unsafe { _mm256_set1_epi32((p.add(2 * k) as *const i32).read_unaligned()) }
+    };
+    // SAFETY: reads inside the caller's bounds; register arithmetic otherwise.
+    unsafe {
+        let mut w = w;
+        for k in 0..kpt {
+            let b0 = _mm256_loadu_si256(w as *const __m256i);
+            let b1 = _mm256_loadu_si256(w.add(16) as *const __m256i);
+            w = w.add(2 * NR);
+            let x = pair(p0, k);
+            a00 = _mm256_add_epi32(a00, _mm256_madd_epi16(x, b0));
+            a01 = _mm256_add_epi32(a01, _mm256_madd_epi16(x, b1));
+            let x = pair(p1, k);
+            a10 = _mm256_add_epi32(a10, _mm256_madd_epi16(x, b0));
+            a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(x, b1));
+            let x = pair(p2, k);
+            a20 = _mm256_add_epi32(a20, _mm256_madd_epi16(x, b0));
+            a21 = _mm256_add_epi32(a21, _mm256_madd_epi16(x, b1));
+            let x = pair(p3, k);
+            a30 = _mm256_add_epi32(a30, _mm256_madd_epi16(x, b0));
+            a31 = _mm256_add_epi32(a31, _mm256_madd_epi16(x, b1));
+        }
+    }
+    [[a00, a01], [a10, a11], [a20, a21], [a30, a31]]
+}
+
+/// Stores the first `n` (≤ 16) bytes of `v` at `p`.
+///
+/// # Safety
+/// AVX2 must be available; `p` writable for `n` bytes.
+#[inline(always)]
+pub(crate) unsafe fn store_i8(p: *mut i8, v: __m128i, n: usize) {
+    // SAFETY: writes exactly `n` bytes at `p` (caller's contract).
+    unsafe {
+        if n == 16 {
+            _mm_storeu_si128(p as *mut __m128i, v);
+        } else {
+            let mut tmp = [0_i8; 16];
+            _mm_storeu_si128(tmp.as_mut_ptr() as *mut __m128i, v);
+            std::ptr::copy_nonoverlapping(tmp.as_ptr(), p, n);
+        }
+    }
+}
+
+/// Widens int8 pixels to int16 with `offset` added: `src` is `[pixels][c]`, `dst`
+/// `[pixels][cp]` (`cp ≥ c`; the extra channels become 0).
+///
+/// # Safety
+/// AVX2 must be available; `dst.len() == src.len() / c · cp`.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn widen(src: &[i8], c: usize, dst: &mut [i16], cp: usize, offset: i32) {
+    let off = offset as i16;
+    if c == cp {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = i16::from(s).wrapping_add(off);
+        }
+        return;
+    }
+    for (d, s) in dst.chunks_exact_mut(cp).zip(src.chunks_exact(c)) {
+        for (dv, &sv) in d.iter_mut().zip(s) {
+            *dv = i16::from(sv).wrapping_add(off);
+        }
+        d[c..].fill(0);
+    }
+}

@@ -1,0 +1,143 @@
+//! The AVX2 int8 depthwise convolution kernel (multiplier 1; see
+//! [`crate::quant::depthwise_packed`] for the layouts).
+//!
+//! Vectorised over channels, 16 per step. The input was widened to int16 with its zero
+//! point subtracted; taps are taken in pairs: interleaving the 16 values of tap `t` and of
+//! tap `t+1` (`vpunpck{l,h}wd`) gives int16 pairs that `vpmaddwd` multiplies by the
+//! interleaved weights and sums into int32, so one instruction does two taps of 8
+//! channels. The interleave works within 128-bit lanes, so the two accumulators hold
+//! channels `[0–3, 8–11]` and `[4–7, 12–15]`; the per-channel constants are stored in that
+//! order, and packing the two back to int16 restores channel order.
+
+use std::arch::x86_64::*;
+
+use super::qconv::store_i8;
+use super::qrequant::{finish, Requant8};
+use crate::quant::geometry::ConvGeometry;
+
+/// Channels per step.
+pub(crate) const CB: usize = 16;
+/// Output pixels whose tap pointers are computed together.
+const CHUNK: usize = 8;
+/// Most filter taps (rounded up to even) the kernel takes.
+pub(crate) const MAX_TAPS: usize = 64;
+
+/// Everything one depthwise part reads.
+pub(crate) struct DwJob<'a> {
+    pub g: &'a ConvGeometry,
+    /// Channels rounded up to a multiple of 16 (the widened input's pixel stride).
+    pub cp: usize,
+    /// Tap pairs (`⌈KH·KW / 2⌉`).
+    pub pairs: usize,
+    /// `[block][pair][32]` int16 weights, interleaved as described above.
+    pub weights: &'a [i16],
+    /// Per-channel bias, multiplier, left and right shifts in lane order, `[block][16]`.
+    pub bias: &'a [i32],
+    pub mult: &'a [i32],
+    pub left: &'a [i32],
+    pub right: &'a [i32],
+    pub out_offset: i32,
+    pub act_min: i32,
+    pub act_max: i32,
+    /// Widened input `[N·H·W][cp]` followed by one row of `cp` zeros.
+    pub xw: &'a [i16],
+}
+
+/// Computes output rows `row0 .. row0 + out.len()/(out_w·out_c)` (rows of all images
+/// counted together) into `out`.
+///
+/// # Safety
+/// AVX2 must be available; the job's slices consistent with its geometry (`weights`
+/// `blocks·pairs·32`, per-channel arrays `blocks·16`, `xw` `(N·H·W + 1)·cp` values, with
+/// `in_c == out_c`); `out` whole output rows inside the output.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn depthwise_part(job: &DwJob<'_>, row0: usize, out: &mut [i8]) {
+    let g = job.g;
+    let c = g.out_c;
+    let row_len = g.out_w * c;
+    let rows = out.len() / row_len;
+    let taps = g.filter_h * g.filter_w;
+    let blocks = c.div_ceil(CB);
+    let xw = job.xw.as_ptr();
+    // SAFETY: `xw` ends with a zero row of `cp` values (caller's contract).
+    let zero_row = unsafe { xw.add(job.xw.len() - job.cp) };
+    let out_offset = _mm256_set1_epi32(job.out_offset);
+    let lo = _mm256_set1_epi32(job.act_min);
+    let hi = _mm256_set1_epi32(job.act_max);
+    // Tap pointers of up to CHUNK output pixels of a row; odd tap counts end with a zero
+    // row (weight 0). The per-channel constants are then loaded once per chunk and block.
+    let mut ptrs = [[zero_row; MAX_TAPS]; CHUNK];
+    debug_assert!(taps <= 2 * job.pairs && 2 * job.pairs <= MAX_TAPS);
+    for r in 0..rows {
+        let row = row0 + r;
+        let (b, oy) = (row / g.out_h, row % g.out_h);
+        for ox0 in (0..g.out_w).step_by(CHUNK) {
+            let n = (g.out_w - ox0).min(CHUNK);
+            for (j, px) in ptrs.iter_mut().enumerate().take(n) {
+                let ox = ox0 + j;
+                for ky in 0..g.filter_h {
+                    for kx in 0..g.filter_w {
+                        let iy =
+                            (oy * g.stride_h + ky * g.dilation_h) as isize - g.pad_top as isize;
+                        let ix =
+                            (ox * g.stride_w + kx * g.dilation_w) as isize - g.pad_left as isize;
+                        px[ky * g.filter_w + kx] = if iy >= 0
+                            && ix >= 0
+                            && (iy as usize) < g.in_h
+                            && (ix as usize) < g.in_w
+                        {
+                            let pixel = (b * g.in_h + iy as usize) * g.in_w + ix as usize;
+                            // SAFETY: the pixel is inside the input, so its row is in `xw`.
+                            unsafe { xw.add(pixel * job.cp) }
+                        } else {
+                            zero_row
+                        };
+                    }
+                }
+            }
+            // SAFETY: the first output pixel of the chunk lies inside `out`.
+            let out_px = unsafe { out.as_mut_ptr().add(r * row_len + ox0 * c) };
+            for nb in 0..blocks {
+                let c0 = nb * CB;
+                // SAFETY: weight block `nb` and the block's constants exist; each pointer
+                // row holds `cp ≥ c0 + 16` values; stores stay inside the chunk's pixels.
+                unsafe {
+                    let k = job.mult.as_ptr().add(c0);
+                    let l = job.left.as_ptr().add(c0);
+                    let s = job.right.as_ptr().add(c0);
+                    let bias = job.bias.as_ptr().add(c0);
+                    let rq0 = Requant8::load(k, l, s);
+                    let rq1 = Requant8::load(k.add(8), l.add(8), s.add(8));
+                    let b0 = _mm256_loadu_si256(bias as *const __m256i);
+                    let b1 = _mm256_loadu_si256(bias.add(8) as *const __m256i);
+                    let w_block = job.weights.as_ptr().add(nb * job.pairs * 2 * CB);
+                    for (j, px) in ptrs.iter().enumerate().take(n) {
+                        let mut w = w_block;
+                        let mut acc0 = b0;
+                        let mut acc1 = b1;
+                        for p in 0..job.pairs {
+                            let x0 = _mm256_loadu_si256(px[2 * p].add(c0) as *const __m256i);
+                            let x1 = _mm256_loadu_si256(px[2 * p + 1].add(c0) as *const __m256i);
+                            let w0 = _mm256_loadu_si256(w as *const __m256i);
+                            let w1 = _mm256_loadu_si256(w.add(16) as *const __m256i);
+                            w = w.add(2 * CB);
+                            let lo_pairs = _mm256_unpacklo_epi16(x0, x1);
+                            let hi_pairs = _mm256_unpackhi_epi16(x0, x1);
+                            acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(lo_pairs, w0));
+                            acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(hi_pairs, w1));
+                        }
+                        let v0 = finish(acc0, &rq0, out_offset, lo, hi);
+                        let v1 = finish(acc1, &rq1, out_offset, lo, hi);
+                        // Lanes [0–3, 8–11] and [4–7, 12–15] pack to channels 0–7 | 8–15.
+                        let w16 = _mm256_packs_epi32(v0, v1);
+                        let bytes = _mm_packs_epi16(
+                            _mm256_castsi256_si128(w16),
+                            _mm256_extracti128_si256::<1>(w16),
+                        );
+                        store_i8(out_px.add(j * c + c0), bytes, (c - c0).min(CB));
+                    }
+                }
+            }
+        }
+    }
+}
