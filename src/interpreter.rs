@@ -17,6 +17,9 @@ pub enum Backend {
     /// The CPU kernels of `ferrolite-kernels`.
     #[default]
     Cpu,
+    /// The wgpu delegate on the default adapter (or the one `FERROLITE_ADAPTER` names), with
+    /// the CPU kernels for the nodes it does not support. Needs the `gpu` feature.
+    Gpu,
 }
 
 /// How an interpreter is built.
@@ -30,6 +33,8 @@ pub struct Options {
     pub isa: Option<Isa>,
     /// User kernels for custom operators, by custom code.
     pub custom_ops: crate::custom::CustomOps,
+    /// A delegate that takes over the nodes it supports (see [`crate::delegate`]).
+    pub delegates: crate::delegate::Delegates,
 }
 
 impl Default for Options {
@@ -40,6 +45,7 @@ impl Default for Options {
             limits: Limits::default(),
             isa: None,
             custom_ops: Default::default(),
+            delegates: Default::default(),
         }
     }
 }
@@ -67,6 +73,12 @@ impl Options {
         op: std::sync::Arc<dyn crate::custom::CustomOp>,
     ) -> Self {
         self.custom_ops.insert(name, op);
+        self
+    }
+
+    /// Hands the nodes `delegate` supports to it; replaces any delegate set before.
+    pub fn delegate(mut self, delegate: std::sync::Arc<dyn crate::delegate::Delegate>) -> Self {
+        self.delegates.list = vec![delegate];
         self
     }
 
@@ -230,7 +242,10 @@ impl Interpreter {
         if options.threads == 0 {
             return Err(Error::Input("threads must be at least 1".into()));
         }
-        let env = PrepareEnv::new(&options, options.resolve_isa()?);
+        let mut env = PrepareEnv::new(&options, options.resolve_isa()?);
+        if options.backend == Backend::Gpu && env.delegates.list.is_empty() {
+            env.delegates.list = vec![gpu_delegate()?];
+        }
         let overrides: Vec<(usize, Vec<usize>)> = entry
             .inputs
             .iter()
@@ -347,6 +362,12 @@ impl Interpreter {
         self.run.memory
     }
 
+    /// Where each node went when a delegate was applied (the `Gpu` backend or
+    /// [`Options::delegate`]); `None` on the plain CPU backend.
+    pub fn delegation(&self) -> Option<&crate::delegate::DelegationPlan> {
+        self.run.delegation.as_ref()
+    }
+
     /// Indices of the nodes that run at each invoke, in order (folded and view nodes do not).
     pub fn executed_nodes(&self) -> Vec<usize> {
         self.run.steps.iter().map(|s| s.op).collect()
@@ -461,6 +482,21 @@ pub struct NodeTime {
     /// Builtin operator name, or the custom code.
     pub op: String,
     pub time: std::time::Duration,
+}
+
+/// The GPU delegate for `Backend::Gpu`.
+#[cfg(feature = "gpu")]
+fn gpu_delegate() -> Result<Arc<dyn crate::delegate::Delegate>> {
+    Ok(Arc::new(crate::gpu::GpuDelegate::new(
+        crate::gpu::GpuOptions::default(),
+    )?))
+}
+
+#[cfg(not(feature = "gpu"))]
+fn gpu_delegate() -> Result<Arc<dyn crate::delegate::Delegate>> {
+    Err(Error::Input(
+        "the GPU backend needs ferrolite built with the `gpu` feature".into(),
+    ))
 }
 
 fn check_dtype<T: Element>(dtype: DType, what: &str, i: usize) -> Result<()> {

@@ -25,9 +25,12 @@
 
 mod aligned;
 pub mod custom;
+pub mod delegate;
 pub mod dtype;
 pub mod error;
 pub mod float_io;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod graph;
 pub mod inputs;
 mod interpreter;

@@ -2,6 +2,7 @@
 //! the loop that runs them. The interpreter runs one; control-flow kernels own more.
 
 use crate::aligned::AlignedBuf;
+use crate::delegate::{DelegateInput, NodeKind, Pending};
 use crate::error::{Error, Result};
 use crate::graph::Tensor;
 use crate::interpreter::MemoryReport;
@@ -31,6 +32,8 @@ struct Preparation {
 /// A prepared subgraph.
 pub(crate) struct SubgraphRun {
     pub(crate) steps: Vec<Step>,
+    /// Where each node went, when a delegate was applied.
+    pub(crate) delegation: Option<crate::delegate::DelegationPlan>,
     pub(crate) locs: Vec<Loc>,
     arena: AlignedBuf,
     scratch: AlignedBuf,
@@ -87,11 +90,22 @@ impl SubgraphRun {
 
         // Alias roots (views share their input's memory) and the kernel steps.
         let mut root: Vec<usize> = (0..ntensors).collect();
-        let mut kernels: Vec<(usize, Box<dyn Kernel>)> = Vec::new();
+        let mut kernels: Vec<Pending> = Vec::new();
+        let mut kinds = Vec::with_capacity(prep.nodes.len());
         for (index, node) in prep.nodes.into_iter().enumerate() {
             let op = &graph.operators[index];
+            kinds.push(match node {
+                Prepared::Kernel(_) => NodeKind::Kernel,
+                Prepared::View => NodeKind::View,
+                Prepared::Fold(_) => NodeKind::Fold,
+            });
             match node {
-                Prepared::Kernel(k) => kernels.push((index, k)),
+                Prepared::Kernel(kernel) => kernels.push(Pending {
+                    op: index,
+                    kernel,
+                    inputs: op.inputs.clone(),
+                    outputs: op.outputs.clone(),
+                }),
                 Prepared::View => {
                     let input = op.inputs.first().copied().flatten().ok_or_else(|| {
                         Error::Internal(format!("view node {index} has no input"))
@@ -104,6 +118,23 @@ impl SubgraphRun {
                 }
                 Prepared::Fold(_) => {}
             }
+        }
+        // A delegate takes over groups of nodes: each group becomes one step.
+        let mut delegation = None;
+        if let Some(delegate) = env.delegates.list.first() {
+            let input = DelegateInput {
+                model,
+                sg,
+                graph,
+                tensors: &tensors,
+                kinds: &kinds,
+                locs: &locs,
+                persistent: &persistent,
+                root: &root,
+            };
+            let (steps, plan) = crate::delegate::apply(delegate.as_ref(), &input, kernels)?;
+            kernels = steps;
+            delegation = Some(plan);
         }
 
         // Lifetimes of arena buffers, in kernel steps.
@@ -122,8 +153,7 @@ impl SubgraphRun {
                 last[root[t]] = end;
             }
         }
-        for (step, (index, _)) in kernels.iter().enumerate() {
-            let op = &graph.operators[*index];
+        for (step, op) in kernels.iter().enumerate() {
             for &t in op.inputs.iter().flatten() {
                 let r = root[t];
                 last[r] = last[r].max(step);
@@ -164,10 +194,14 @@ impl SubgraphRun {
 
         // Each step sees only the inputs its kernel reads at run time.
         let mut steps = Vec::with_capacity(kernels.len());
-        for (index, kernel) in kernels {
-            let op = &graph.operators[index];
-            let inputs = op
-                .inputs
+        for node in kernels {
+            let Pending {
+                op: index,
+                kernel,
+                inputs: node_inputs,
+                outputs: node_outputs,
+            } = node;
+            let inputs = node_inputs
                 .iter()
                 .enumerate()
                 .map(|(k, t)| match t {
@@ -175,8 +209,8 @@ impl SubgraphRun {
                     _ => Loc::None,
                 })
                 .collect();
-            let mut outputs = Vec::with_capacity(op.outputs.len());
-            for &t in &op.outputs {
+            let mut outputs = Vec::with_capacity(node_outputs.len());
+            for &t in &node_outputs {
                 match &locs[t] {
                     Loc::Arena(r) => outputs.push(r.clone()),
                     _ => {
@@ -243,6 +277,7 @@ impl SubgraphRun {
         let scratch = AlignedBuf::zeroed(scratch_bytes)?;
         Ok(SubgraphRun {
             steps,
+            delegation,
             locs,
             arena,
             scratch,
@@ -380,6 +415,8 @@ pub(crate) struct PrepareEnv {
     pub resources: std::sync::Arc<crate::ops::control::Resources>,
     /// Registered custom operators.
     pub custom_ops: crate::custom::CustomOps,
+    /// Delegates that take over the nodes they support.
+    pub delegates: crate::delegate::Delegates,
 }
 
 impl PrepareEnv {
@@ -395,6 +432,7 @@ impl PrepareEnv {
             max_loop_iterations: l.max_loop_iterations,
             resources: Default::default(),
             custom_ops: options.custom_ops.clone(),
+            delegates: options.delegates.clone(),
         }
     }
 

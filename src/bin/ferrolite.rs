@@ -38,6 +38,17 @@ enum Command {
 #[derive(Clone, Copy, ValueEnum)]
 enum BackendArg {
     Cpu,
+    /// The wgpu delegate (needs the `gpu` feature); unsupported nodes stay on the CPU.
+    Gpu,
+}
+
+impl BackendArg {
+    fn backend(self) -> Backend {
+        match self {
+            BackendArg::Cpu => Backend::Cpu,
+            BackendArg::Gpu => Backend::Gpu,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -108,6 +119,9 @@ struct BenchArgs {
 struct InspectArgs {
     /// The .tflite model.
     model: PathBuf,
+    /// Show where each node runs on this backend (the partition plan).
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: BackendArg,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -154,9 +168,7 @@ fn options(c: &Common) -> Result<Options> {
     if c.threads == 0 {
         return Err(Error::Input("--threads must be at least 1".into()));
     }
-    let backend = match c.backend {
-        BackendArg::Cpu => Backend::Cpu,
-    };
+    let backend = c.backend.backend();
     let mut o = Options::default().threads(c.threads).backend(backend);
     o.isa = c.isa;
     o.limits.max_memory_bytes = c.max_memory_mib.saturating_mul(1 << 20);
@@ -503,15 +515,28 @@ fn tensor_json(model: &Model, t: usize) -> serde_json::Value {
 fn inspect(a: InspectArgs) -> Result<()> {
     let model = Arc::new(Model::from_file(&a.model)?);
     // Build once; only when that fails, check node by node to name every unsupported one.
-    let (memory, support) = match Interpreter::new(model.clone(), Options::default()) {
-        Ok(interp) => (
-            Some(interp.memory()),
-            model.subgraphs()[0]
-                .operators
-                .iter()
-                .map(|_| Ok(()))
-                .collect(),
-        ),
+    let options = Options::default().backend(a.backend.backend());
+    let mut delegation = None;
+    // Build once; only when that fails, check node by node to name every unsupported one.
+    let (memory, support) = match Interpreter::new(model.clone(), options) {
+        Ok(interp) => {
+            delegation = interp.delegation().cloned();
+            (
+                Some(interp.memory()),
+                model.subgraphs()[0]
+                    .operators
+                    .iter()
+                    .map(|_| Ok(()))
+                    .collect(),
+            )
+        }
+        // A missing GPU is an error, not a list of unsupported nodes.
+        Err(e)
+            if a.backend.backend() != Backend::Cpu
+                && !matches!(e, Error::Unsupported { .. } | Error::UnsupportedOps(_)) =>
+        {
+            return Err(e)
+        }
         Err(_) => (None, Interpreter::check_support(&model)),
     };
     let sg = &model.subgraphs()[0];
@@ -560,6 +585,12 @@ fn inspect(a: InspectArgs) -> Result<()> {
             "operators": ops,
             "arena": arena,
             "persistent_bytes": memory.map(|m| m.persistent_bytes),
+            "delegation": delegation.as_ref().map(|d| serde_json::json!({
+                "delegate": d.delegate,
+                "partitions": d.partitions,
+                "on_cpu": d.on_cpu.iter().map(|(i, r)| serde_json::json!({"index": i, "reason": r})).collect::<Vec<_>>(),
+                "folded": d.folded,
+            })),
             "scratch_bytes": memory.map(|m| m.scratch_bytes),
         });
         println!("{j}");
@@ -627,5 +658,39 @@ fn inspect(a: InspectArgs) -> Result<()> {
         }
         None => println!("arena: not planned (the model has unsupported operators)"),
     }
+    if let Some(d) = &delegation {
+        print_partitions(&model, d);
+    }
     Ok(())
+}
+
+/// The partition plan: each delegated partition and the nodes left on the CPU, with why.
+fn print_partitions(model: &Model, d: &ferrolite::delegate::DelegationPlan) {
+    let name = |i: usize| {
+        let op = &model.subgraphs()[0].operators[i];
+        model.operator_codes()[op.opcode_index].name()
+    };
+    println!(
+        "partitions ({}): {} delegated, {} nodes on the CPU, {} folded",
+        d.delegate,
+        d.partitions.len(),
+        d.on_cpu.len(),
+        d.folded.len()
+    );
+    for (k, nodes) in d.partitions.iter().enumerate() {
+        let list: Vec<String> = nodes.iter().map(|i| i.to_string()).collect();
+        println!(
+            "  {}#{k}: {} nodes [{}]",
+            d.delegate,
+            nodes.len(),
+            list.join(",")
+        );
+    }
+    for (i, reason) in &d.on_cpu {
+        println!("  cpu: node {i} {}: {reason}", name(*i));
+    }
+    if !d.folded.is_empty() {
+        let list: Vec<String> = d.folded.iter().map(|i| i.to_string()).collect();
+        println!("  folded at preparation (constants): [{}]", list.join(","));
+    }
 }
