@@ -218,3 +218,38 @@ fn a_model_with_cpu_only_ops_runs_split() {
         check(&g, &interp, 0).unwrap();
     }
 }
+
+/// `inspect --backend gpu` lists the partition plan: the seed model is one GPU partition,
+/// and a model with CPU-only ops names them with the reason.
+#[test]
+fn inspect_shows_the_partition_plan() {
+    if gpu().is_none() {
+        return;
+    }
+    let run = |model: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrolite"))
+            .arg("inspect")
+            .arg(model)
+            .args(["--backend", "gpu"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let g = Golden::load("cifar10_resnet18_pruned_float16");
+    if present(&g) {
+        let text = run(&g.model);
+        assert!(
+            text.contains("partitions (gpu): 1 delegated, 0 nodes on the CPU"),
+            "{text}"
+        );
+        assert!(text.contains("gpu#0: 34 nodes"), "{text}");
+    }
+    let text = run(&Golden::load("elu_plain_f32").model);
+    assert!(text.contains("cpu: node"), "{text}");
+    assert!(text.contains("has no GPU kernel"), "{text}");
+}

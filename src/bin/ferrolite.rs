@@ -43,6 +43,13 @@ enum BackendArg {
 }
 
 impl BackendArg {
+    fn name(self) -> &'static str {
+        match self {
+            BackendArg::Cpu => "cpu",
+            BackendArg::Gpu => "gpu",
+        }
+    }
+
     fn backend(self) -> Backend {
         match self {
             BackendArg::Cpu => Backend::Cpu,
@@ -349,7 +356,7 @@ fn bench(a: BenchArgs) -> Result<()> {
             "runs": n,
             "warmup": a.warmup,
             "threads": a.common.threads,
-            "backend": "cpu",
+            "backend": a.common.backend.name(),
             "min_us": times[0],
             "median_us": median,
             "mean_us": mean,
@@ -367,8 +374,10 @@ fn bench(a: BenchArgs) -> Result<()> {
     } else {
         println!("model: {}", a.common.model.display());
         println!(
-            "threads: {}, backend: cpu, runs: {n}, warmup: {}",
-            a.common.threads, a.warmup
+            "threads: {}, backend: {}, runs: {n}, warmup: {}",
+            a.common.threads,
+            a.common.backend.name(),
+            a.warmup
         );
         println!("load: {:.3} ms", load_us as f64 / 1e3);
         println!(

@@ -27,6 +27,20 @@ struct Params {
     act_max: f32,
 }
 
+// Input index of a pixel at kernel column kx, clamped into the image, and whether the pixel
+// is really inside: a select on it keeps the inner loop free of branches.
+struct Tap {
+    at: u32,
+    ok: bool,
+}
+
+fn tap(row: u32, x: u32, kx: u32) -> Tap {
+    let ix = i32(x * p.sw + kx * p.dw) - i32(p.pad_l);
+    let inside = x < p.ow && ix >= 0 && ix < i32(p.iw);
+    let at = p.in_off + (row + u32(clamp(ix, 0, i32(p.iw) - 1))) * p.ic;
+    return Tap(at, inside);
+}
+
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
@@ -41,7 +55,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     t = t / tiles;
     let y = t % p.oh;
     let b = t / p.oh;
-    var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
         let iy = i32(y * p.sh + ky * p.dh) - i32(p.pad_t);
         if (iy < 0 || iy >= i32(p.ih)) {
@@ -49,24 +66,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         }
         let row = (b * p.ih + u32(iy)) * p.iw;
         for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
-            // Base input index of each of the 4 pixels, and whether it is inside the image.
-            var base = array<u32, 4>(0u, 0u, 0u, 0u);
-            var valid = array<bool, 4>(false, false, false, false);
-            for (var j = 0u; j < 4u; j = j + 1u) {
-                let ix = i32((x0 + j) * p.sw + kx * p.dw) - i32(p.pad_l);
-                if (x0 + j < p.ow && ix >= 0 && ix < i32(p.iw)) {
-                    valid[j] = true;
-                    base[j] = p.in_off + (row + u32(ix)) * p.ic;
-                }
-            }
+            let t0 = tap(row, x0, kx);
+            let t1 = tap(row, x0 + 1u, kx);
+            let t2 = tap(row, x0 + 2u, kx);
+            let t3 = tap(row, x0 + 3u, kx);
             var wi = p.w_off + (ky * p.kw + kx) * p.ic * p.ocp + c0;
             for (var ci = 0u; ci < p.ic; ci = ci + 1u) {
                 let w = weight4(wi);
-                for (var j = 0u; j < 4u; j = j + 1u) {
-                    if (valid[j]) {
-                        acc[j] = acc[j] + arena[base[j] + ci] * w;
-                    }
-                }
+                acc0 = acc0 + select(0.0, arena[t0.at + ci], t0.ok) * w;
+                acc1 = acc1 + select(0.0, arena[t1.at + ci], t1.ok) * w;
+                acc2 = acc2 + select(0.0, arena[t2.at + ci], t2.ok) * w;
+                acc3 = acc3 + select(0.0, arena[t3.at + ci], t3.ok) * w;
                 wi = wi + p.ocp;
             }
         }
@@ -75,17 +85,28 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (p.has_bias != 0u) {
         bias = weight4(p.bias_off + c0);
     }
-    for (var j = 0u; j < 4u; j = j + 1u) {
-        let x = x0 + j;
-        if (x >= p.ow) {
-            break;
-        }
-        let v = clamp(acc[j] + bias, vec4<f32>(p.act_min), vec4<f32>(p.act_max));
-        let o = p.out_off + ((b * p.oh + y) * p.ow + x) * p.oc;
-        for (var k = 0u; k < 4u; k = k + 1u) {
-            if (c0 + k < p.oc) {
-                arena[o + c0 + k] = v[k];
-            }
+    store(b, y, x0, c0, acc0 + bias);
+    store(b, y, x0 + 1u, c0, acc1 + bias);
+    store(b, y, x0 + 2u, c0, acc2 + bias);
+    store(b, y, x0 + 3u, c0, acc3 + bias);
+}
+
+fn store(b: u32, y: u32, x: u32, c0: u32, acc: vec4<f32>) {
+    if (x >= p.ow) {
+        return;
+    }
+    let v = clamp(acc, vec4<f32>(p.act_min), vec4<f32>(p.act_max));
+    let o = p.out_off + ((b * p.oh + y) * p.ow + x) * p.oc + c0;
+    if (c0 + 4u <= p.oc) {
+        arena[o] = v.x;
+        arena[o + 1u] = v.y;
+        arena[o + 2u] = v.z;
+        arena[o + 3u] = v.w;
+        return;
+    }
+    for (var k = 0u; k < 4u; k = k + 1u) {
+        if (c0 + k < p.oc) {
+            arena[o + k] = v[k];
         }
     }
 }

@@ -49,24 +49,28 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (p.has_bias != 0u) {
         bias = weight4(p.bias_off + c0);
     }
-    let lo = vec4<f32>(p.act_min);
-    let hi = vec4<f32>(p.act_max);
-    var rows = array<vec4<f32>, 4>(
-        clamp(acc0 + bias, lo, hi),
-        clamp(acc1 + bias, lo, hi),
-        clamp(acc2 + bias, lo, hi),
-        clamp(acc3 + bias, lo, hi),
-    );
-    for (var r = 0u; r < 4u; r = r + 1u) {
-        if (r0 + r >= p.m) {
-            break;
-        }
-        let base = p.c_off + (r0 + r) * p.n;
-        let v = rows[r];
-        for (var j = 0u; j < 4u; j = j + 1u) {
-            if (c0 + j < p.n) {
-                arena[base + c0 + j] = v[j];
-            }
+    store(r0, c0, acc0 + bias);
+    store(r0 + 1u, c0, acc1 + bias);
+    store(r0 + 2u, c0, acc2 + bias);
+    store(r0 + 3u, c0, acc3 + bias);
+}
+
+fn store(r: u32, c0: u32, acc: vec4<f32>) {
+    if (r >= p.m) {
+        return;
+    }
+    let v = clamp(acc, vec4<f32>(p.act_min), vec4<f32>(p.act_max));
+    let o = p.c_off + r * p.n + c0;
+    if (c0 + 4u <= p.n) {
+        arena[o] = v.x;
+        arena[o + 1u] = v.y;
+        arena[o + 2u] = v.z;
+        arena[o + 3u] = v.w;
+        return;
+    }
+    for (var k = 0u; k < 4u; k = k + 1u) {
+        if (c0 + k < p.n) {
+            arena[o + k] = v[k];
         }
     }
 }

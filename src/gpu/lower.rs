@@ -244,7 +244,7 @@ fn axis(
     stride: usize,
     dilation: usize,
 ) -> (usize, usize) {
-    let effective = (filter - 1) * dilation + 1;
+    let effective = filter.saturating_sub(1) * dilation + 1;
     let out = match padding {
         Padding::Same => input.div_ceil(stride),
         Padding::Valid => (input + stride).saturating_sub(effective) / stride,
@@ -907,4 +907,83 @@ fn fully_connected(node: &Node<'_>, c: &mut Ctx<'_>) -> R<Vec<Dispatch>> {
 /// Values of a constant tensor read from the arena (ADD's constant operand, PRELU's alpha).
 pub(crate) fn arena_constant(t: &Tensor, bytes: &[u8]) -> R<Vec<f32>> {
     decode(t, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::Quantization;
+
+    fn tensor(dtype: DType, shape: &[usize], q: Option<Quantization>) -> Tensor {
+        Tensor {
+            name: "t".into(),
+            dtype,
+            shape: shape.to_vec(),
+            shape_signature: None,
+            quantization: q,
+            data: None,
+            is_variable: false,
+            numel: shape.iter().product(),
+            bytes: None,
+        }
+    }
+
+    #[test]
+    fn per_axis_int8_dequantizes_each_slice_with_its_scale() {
+        // [2, 3] along axis 0: row 0 scale 0.5 zero point 0, row 1 scale 2 zero point 1.
+        let q = Quantization {
+            scale: vec![0.5, 2.0],
+            zero_point: vec![0, 1],
+            axis: 0,
+        };
+        let t = tensor(DType::I8, &[2, 3], Some(q));
+        let bytes = [2i8, -4, 0, 1, 3, -1].map(|v| v as u8);
+        assert_eq!(
+            decode(&t, &bytes).unwrap(),
+            vec![1.0, -2.0, 0.0, 0.0, 4.0, -4.0]
+        );
+        // Along the last axis the channel changes with every element.
+        let q = Quantization {
+            scale: vec![1.0, 10.0, 100.0],
+            zero_point: vec![0, 0, 0],
+            axis: 1,
+        };
+        let t = tensor(DType::I8, &[2, 3], Some(q));
+        assert_eq!(
+            decode(&t, &[1u8; 6]).unwrap(),
+            vec![1.0, 10.0, 100.0, 1.0, 10.0, 100.0]
+        );
+        // Short data is an error, not a panic.
+        assert!(decode(&t, &[0u8; 5]).is_err());
+    }
+
+    #[test]
+    fn padding_follows_tflite() {
+        // 7 wide, 3 taps, stride 2: SAME gives 4 outputs and 1 pixel of padding before.
+        assert_eq!(axis(Padding::Same, 7, 3, 2, 1), (4, 1));
+        assert_eq!(axis(Padding::Valid, 7, 3, 2, 1), (3, 0));
+        // Even total padding of 2 (k=3, s=1) splits 1 and 1; dilation 2 widens to 5 taps.
+        assert_eq!(axis(Padding::Same, 5, 3, 1, 2), (5, 2));
+        // A zero-sized filter is refused elsewhere; here it must not underflow.
+        assert_eq!(axis(Padding::Valid, 4, 0, 1, 1).0, 4);
+    }
+
+    #[test]
+    fn quantized_outputs_narrow_the_activation_bounds() {
+        let q = Quantization {
+            scale: vec![0.1],
+            zero_point: vec![-28],
+            axis: 0,
+        };
+        let out = tensor(DType::I8, &[4], Some(q));
+        // int8 with zero point -28 covers (-128+28)·0.1 = -10 .. (127+28)·0.1 = 15.5.
+        let (lo, hi) = bounds(Activation::Relu6, &out).unwrap();
+        assert_eq!((lo, hi), (0.0, 6.0));
+        let (lo, hi) = bounds(Activation::None, &out).unwrap();
+        assert!(
+            (lo + 10.0).abs() < 1e-5 && (hi - 15.5).abs() < 1e-5,
+            "{lo} {hi}"
+        );
+        assert!(bounds(Activation::Tanh, &out).is_err());
+    }
 }
