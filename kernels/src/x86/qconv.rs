@@ -145,7 +145,7 @@ pub(crate) unsafe fn conv_part(job: &ConvJob<'_>, pix0: usize, out: &mut [i8]) {
 /// AVX2 must be available; `w` readable for `kpt·32` values, each row of `ptrs` for
 /// `2·kpt`.
 #[inline(always)]
-unsafe fn tap(
+pub(crate) unsafe fn tap(
     acc: [[__m256i; 2]; MR],
     ptrs: [*const i16; MR],
     w: *const i16,
