@@ -54,6 +54,8 @@ enum Impl {
 struct SimdWeights {
     /// Input channels rounded up to even.
     icp: usize,
+    /// Whether the last block is 8 channels wide.
+    narrow_last: bool,
     weights: Vec<i16>,
     bias: Vec<i32>,
     mult: Vec<i32>,
@@ -213,6 +215,7 @@ impl PackedConvI8 {
             g,
             icp: s.icp,
             weights: &s.weights,
+            narrow_last: s.narrow_last,
             bias: &s.bias,
             mult: &s.mult,
             left: &s.left,
@@ -411,14 +414,28 @@ impl SimdWeights {
         let taps = g.filter_h * g.filter_w;
         let blocks = g.out_c.div_ceil(NR);
         let padded = blocks * NR;
-        let mut weights = vec![0_i16; blocks * taps * icp * NR];
+        // A last block of at most 8 channels is packed 8 wide (the kernel then runs one
+        // vector per row instead of two, half of them padding).
+        let narrow_last = (1..=8).contains(&(g.out_c % NR));
+        let block_len = taps * icp * NR;
+        let len = if narrow_last {
+            (blocks - 1) * block_len + block_len / 2
+        } else {
+            blocks * block_len
+        };
+        let mut weights = vec![0_i16; len];
         // Destination of (channel c, tap t, input channel i): block, tap, pair, lane, half.
         for c in 0..g.out_c {
             let (nb, lane) = (c / NR, c % NR);
+            let width = if narrow_last && nb + 1 == blocks {
+                8
+            } else {
+                NR
+            };
             for t in 0..taps {
                 for i in 0..g.in_c {
                     let src = (c * taps + t) * g.in_c + i;
-                    let dst = ((nb * taps + t) * icp + (i & !1)) * NR + lane * 2 + (i & 1);
+                    let dst = nb * block_len + (t * icp + (i & !1)) * width + lane * 2 + (i & 1);
                     weights[dst] = i16::from(filter[src]);
                 }
             }
@@ -434,6 +451,7 @@ impl SimdWeights {
         }
         SimdWeights {
             icp,
+            narrow_last,
             weights,
             bias: b,
             mult,
