@@ -140,13 +140,25 @@ unsafe fn block<const W: usize>(
         let mut img = [0_usize; MR];
         let mut y0 = [0_isize; MR];
         let mut x0 = [0_isize; MR];
+        // One division per tile; the next pixels step through the output in order.
+        let pix = pix0 + p;
+        let (mut b, rem) = (pix / plane, pix % plane);
+        let (mut oy, mut ox) = (rem / g.out_w, rem % g.out_w);
         for r in 0..MR {
-            let pix = pix0 + p + r.min(rows - 1);
-            let (b, rem) = (pix / plane, pix % plane);
-            let (oy, ox) = (rem / g.out_w, rem % g.out_w);
             img[r] = b * g.in_h;
             y0[r] = (oy * g.stride_h) as isize - g.pad_top as isize;
             x0[r] = (ox * g.stride_w) as isize - g.pad_left as isize;
+            if r + 1 < rows {
+                ox += 1;
+                if ox == g.out_w {
+                    ox = 0;
+                    oy += 1;
+                    if oy == g.out_h {
+                        oy = 0;
+                        b += 1;
+                    }
+                }
+            }
         }
         let mut acc = [[_mm256_setzero_si256(); W]; MR];
         let mut w = w_block;
