@@ -116,7 +116,7 @@ pub(super) fn prepare_conv(ctx: &PrepareCtx<'_>, g: &Geometry, o: &Conv2D) -> Re
             .map_err(|e| ctx.quant_err(e))?;
             let weights = const_weights::<i8>(ctx)?;
             let (bias, _) = int_bias(ctx, g.out_c)?;
-            let packed = PackedConvI8::new(&kg, q, &weights, bias.as_deref(), ctx.isa)
+            let packed = PackedConvI8::new(&kg, q, &weights, bias.as_deref(), ctx.isa, ctx.threads)
                 .map_err(|e| ctx.quant_err(e))?;
             Ok(Prepared::Kernel(Box::new(QConvI8 { packed })))
         }

@@ -35,6 +35,8 @@ pub struct PackedConvI8 {
     q: ConvQuant,
     bias: Option<Vec<i32>>,
     imp: Impl,
+    /// Most threads `run` will use (sizes the Winograd scratch).
+    threads: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +45,8 @@ enum Impl {
     Generic { filter: Vec<i8>, row_sums: Vec<i32> },
     /// int16 blocks for the AVX2 microkernel.
     Simd(SimdWeights),
+    /// Transformed weights for exact integer Winograd (3×3 stride-1 layers).
+    Winograd(WinoWeights),
 }
 
 /// Weights and per-channel constants in the SIMD layout (see the module docs).
@@ -50,6 +54,8 @@ enum Impl {
 struct SimdWeights {
     /// Input channels rounded up to even.
     icp: usize,
+    /// Whether the last block is 8 channels wide.
+    narrow_last: bool,
     weights: Vec<i16>,
     bias: Vec<i32>,
     mult: Vec<i32>,
@@ -66,6 +72,7 @@ impl PackedConvI8 {
         filter: &[i8],
         bias: Option<&[i32]>,
         isa: Isa,
+        threads: usize,
     ) -> Result<Self, QuantError> {
         g.validate()?;
         let row_len = g.filter_h * g.filter_w * g.in_c;
@@ -78,7 +85,9 @@ impl PackedConvI8 {
             g.out_c,
             q.multipliers.len().min(q.shifts.len()),
         )?;
-        let imp = if simd_suits(isa, &q) {
+        let imp = if simd_suits(isa, &q) && winograd_suits(g, &q, filter) {
+            Impl::Winograd(WinoWeights::new(g, &q, filter, bias))
+        } else if simd_suits(isa, &q) {
             Impl::Simd(SimdWeights::new(g, &q, filter, bias))
         } else {
             Impl::Generic {
@@ -91,18 +100,23 @@ impl PackedConvI8 {
             q,
             bias: bias.map(<[i32]>::to_vec),
             imp,
+            threads: threads.max(1),
         })
     }
 
     /// Whether the SIMD kernel runs this layer.
     pub fn is_simd(&self) -> bool {
-        matches!(self.imp, Impl::Simd(_))
+        matches!(self.imp, Impl::Simd(_) | Impl::Winograd(_))
     }
 
     /// Bytes held for the life of the layer (packed weights, per-channel tables).
     pub fn byte_size(&self) -> usize {
         let imp = match &self.imp {
             Impl::Generic { filter, row_sums } => filter.len() + row_sums.len() * 4,
+            Impl::Winograd(w) => {
+                w.weights.len() * 2
+                    + (w.bias.len() + w.mult.len() + w.left.len() + w.right.len()) * 4
+            }
             Impl::Simd(s) => {
                 s.weights.len() * 2
                     + (s.bias.len() + s.mult.len() + s.left.len() + s.right.len()) * 4
@@ -117,6 +131,10 @@ impl PackedConvI8 {
         match &self.imp {
             Impl::Generic { .. } => 0,
             Impl::Simd(s) => (self.g.batches * self.g.in_h * self.g.in_w + 1) * s.icp,
+            Impl::Winograd(w) => {
+                (self.g.batches * self.g.in_h * self.g.in_w + 1) * w.cw
+                    + self.wino_parts() * wino_chunk_scratch(w.cw, w.ocp)
+            }
         }
     }
 
@@ -141,6 +159,20 @@ impl PackedConvI8 {
                 self.bias.as_deref(),
                 output,
             ),
+            Impl::Winograd(w) => {
+                check_len("input", g.input_len(), input.len())?;
+                check_len("output", g.output_len(), output.len())?;
+                check_len("scratch", self.scratch_len(), scratch.len())?;
+                let n = g.output_len();
+                self.run_winograd(
+                    w,
+                    &input[..g.input_len()],
+                    &mut output[..n],
+                    scratch,
+                    threads,
+                );
+                Ok(())
+            }
             Impl::Simd(s) => {
                 check_len("input", g.input_len(), input.len())?;
                 check_len("output", g.output_len(), output.len())?;
@@ -183,6 +215,7 @@ impl PackedConvI8 {
             g,
             icp: s.icp,
             weights: &s.weights,
+            narrow_last: s.narrow_last,
             bias: &s.bias,
             mult: &s.mult,
             left: &s.left,
@@ -201,6 +234,63 @@ impl PackedConvI8 {
         });
     }
 
+    /// Parts the Winograd tiles are split into.
+    fn wino_parts(&self) -> usize {
+        let tiles = self.g.batches * self.g.out_h.div_ceil(2) * self.g.out_w.div_ceil(2);
+        self.threads.min(tiles.div_ceil(WINO_TC)).max(1)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn run_winograd(
+        &self,
+        w: &WinoWeights,
+        input: &[i8],
+        output: &mut [i8],
+        scratch: &mut [i16],
+        threads: usize,
+    ) {
+        use crate::x86::{qconv, qwinograd};
+        let g = &self.g;
+        if output.is_empty() {
+            return;
+        }
+        let xw_len = (g.batches * g.in_h * g.in_w + 1) * w.cw;
+        let (xw, rest) = scratch[..self.scratch_len()].split_at_mut(xw_len);
+        let (body, zero) = xw.split_at_mut(xw_len - w.cw);
+        zero.fill(0);
+        // SAFETY: Winograd weights exist only when AVX2 was confirmed at preparation;
+        // `body` holds `pixels·cw` values for `pixels·in_c` inputs.
+        unsafe { qconv::widen(input, g.in_c, body, w.cw, self.q.input_offset) };
+        let job = qwinograd::WinoJob {
+            g,
+            cw: w.cw,
+            ocp: w.ocp,
+            weights: &w.weights,
+            bias: &w.bias,
+            mult: &w.mult,
+            left: &w.left,
+            right: &w.right,
+            out_offset: self.q.output_offset,
+            act_min: self.q.act_min,
+            act_max: self.q.act_max,
+            xw,
+        };
+        let parts = self.wino_parts().min(threads.max(1));
+        let per = wino_chunk_scratch(w.cw, w.ocp);
+        let out = OutPtr(output.as_mut_ptr());
+        parallel::for_each_index_with_scratch(parts, threads, rest, per, |pi, piece| {
+            let out = &out;
+            // SAFETY: AVX2 confirmed at preparation; part `pi` runs chunks `pi, pi + parts,
+            // …`, so parts write disjoint output pixels; `out` spans the whole output.
+            unsafe { qwinograd::run_chunks(&job, pi, parts, piece, out.0) }
+        });
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn run_winograd(&self, _: &WinoWeights, _: &[i8], _: &mut [i8], _: &mut [i16], _: usize) {
+        unreachable!("Winograd int8 weights are only built on x86-64")
+    }
+
     #[cfg(not(target_arch = "x86_64"))]
     fn run_simd(&self, _: &SimdWeights, _: &[i8], _: &mut [i8], _: &mut [i16], _: usize) {
         unreachable!("SIMD int8 weights are only built on x86-64")
@@ -214,20 +304,138 @@ fn simd_suits(isa: Isa, q: &ConvQuant) -> bool {
     cfg!(target_arch = "x86_64") && isa.or_generic() == Isa::Avx2 && offset_fits
 }
 
+/// The output tensor's base pointer, shared by Winograd parts that write disjoint pixels.
+struct OutPtr(*mut i8);
+// SAFETY: only used by `run_winograd`, whose parts write disjoint output pixels.
+unsafe impl Sync for OutPtr {}
+
+/// Tiles per Winograd chunk (the kernel's own constant where it exists).
+#[cfg(target_arch = "x86_64")]
+const WINO_TC: usize = crate::x86::qwinograd::TC;
+#[cfg(not(target_arch = "x86_64"))]
+const WINO_TC: usize = 64;
+
+/// i16 scratch of one Winograd part: transformed inputs (int16) and products (int32).
+fn wino_chunk_scratch(cw: usize, ocp: usize) -> usize {
+    16 * WINO_TC * cw + 16 * WINO_TC * ocp * 2
+}
+
+/// Whether exact integer Winograd runs a layer: 3×3, stride 1, no dilation, enough input
+/// channels and tiles to pay for the transforms, and bounds that make the int16/int32 arithmetic
+/// exact: transformed inputs `|V| ≤ 4·max|x'|` fit int16, and `4·|Σ w·x'|`, bounded by
+/// `4·9·in_c·max|w|·max|x'|`, stays below 2^31 (so wrapping int32 sums recover it).
+fn winograd_suits(g: &ConvGeometry, q: &ConvQuant, filter: &[i8]) -> bool {
+    let shape = g.filter_h == 3
+        && g.filter_w == 3
+        && g.stride_h == 1
+        && g.stride_w == 1
+        && g.dilation_h == 1
+        && g.dilation_w == 1
+        && g.in_c >= 16
+        // Small images: too few tiles per pass over the (16/9 larger) transformed weights.
+        && g.batches * g.out_h.div_ceil(2) * g.out_w.div_ceil(2) >= 2 * WINO_TC;
+    if !shape {
+        return false;
+    }
+    let max_x = 128 + i64::from(q.input_offset).abs();
+    let max_w = filter
+        .iter()
+        .map(|&w| i64::from(w).abs())
+        .max()
+        .unwrap_or(0);
+    4 * max_x <= i64::from(i16::MAX) && 4 * 9 * (g.in_c as i64) * max_w * max_x < 1 << 31
+}
+
+/// Winograd-transformed weights: `U = G' g G'ᵀ` per (output, input channel), as int16 in
+/// `[ξ][block][cw/2][16][2]`, and per-channel constants padded to `ocp`.
+#[derive(Debug, Clone)]
+struct WinoWeights {
+    cw: usize,
+    ocp: usize,
+    weights: Vec<i16>,
+    bias: Vec<i32>,
+    mult: Vec<i32>,
+    left: Vec<i32>,
+    right: Vec<i32>,
+}
+
+impl WinoWeights {
+    fn new(g: &ConvGeometry, q: &ConvQuant, filter: &[i8], bias: Option<&[i32]>) -> Self {
+        let cw = g.in_c.next_multiple_of(16);
+        let ocp = g.out_c.next_multiple_of(NR);
+        let blocks = ocp / NR;
+        let mut weights = vec![0_i16; 16 * blocks * cw * NR];
+        // G' = 2G rows applied to a 3-vector.
+        let gt = |v: [i32; 3]| [2 * v[0], v[0] + v[1] + v[2], v[0] - v[1] + v[2], 2 * v[2]];
+        for oc in 0..g.out_c {
+            let (nb, lane) = (oc / NR, oc % NR);
+            for ic in 0..g.in_c {
+                let w = |ky: usize, kx: usize| {
+                    i32::from(filter[((oc * 3 + ky) * 3 + kx) * g.in_c + ic])
+                };
+                // t = G' g (4×3), then U = t G'ᵀ (4×4).
+                let cols: [[i32; 4]; 3] =
+                    std::array::from_fn(|kx| gt([w(0, kx), w(1, kx), w(2, kx)]));
+                let rows: [[i32; 4]; 4] =
+                    std::array::from_fn(|i| gt([cols[0][i], cols[1][i], cols[2][i]]));
+                for (i, u) in rows.iter().enumerate() {
+                    for (j, &uv) in u.iter().enumerate() {
+                        let xi = i * 4 + j;
+                        let dst = ((xi * blocks + nb) * cw + (ic & !1)) * NR + lane * 2 + (ic & 1);
+                        weights[dst] = uv as i16;
+                    }
+                }
+            }
+        }
+        let mut b = vec![0; ocp];
+        if let Some(bias) = bias {
+            b[..g.out_c].copy_from_slice(&bias[..g.out_c]);
+        }
+        let (mut mult, mut left, mut right) = (vec![0; ocp], vec![0; ocp], vec![0; ocp]);
+        for c in 0..g.out_c {
+            mult[c] = q.multipliers[c];
+            (left[c], right[c]) = shift_amounts(q.shifts[c]);
+        }
+        WinoWeights {
+            cw,
+            ocp,
+            weights,
+            bias: b,
+            mult,
+            left,
+            right,
+        }
+    }
+}
+
 impl SimdWeights {
     fn new(g: &ConvGeometry, q: &ConvQuant, filter: &[i8], bias: Option<&[i32]>) -> Self {
         let icp = g.in_c.next_multiple_of(2);
         let taps = g.filter_h * g.filter_w;
         let blocks = g.out_c.div_ceil(NR);
         let padded = blocks * NR;
-        let mut weights = vec![0_i16; blocks * taps * icp * NR];
+        // A last block of at most 8 channels is packed 8 wide (the kernel then runs one
+        // vector per row instead of two, half of them padding).
+        let narrow_last = (1..=8).contains(&(g.out_c % NR));
+        let block_len = taps * icp * NR;
+        let len = if narrow_last {
+            (blocks - 1) * block_len + block_len / 2
+        } else {
+            blocks * block_len
+        };
+        let mut weights = vec![0_i16; len];
         // Destination of (channel c, tap t, input channel i): block, tap, pair, lane, half.
         for c in 0..g.out_c {
             let (nb, lane) = (c / NR, c % NR);
+            let width = if narrow_last && nb + 1 == blocks {
+                8
+            } else {
+                NR
+            };
             for t in 0..taps {
                 for i in 0..g.in_c {
                     let src = (c * taps + t) * g.in_c + i;
-                    let dst = ((nb * taps + t) * icp + (i & !1)) * NR + lane * 2 + (i & 1);
+                    let dst = nb * block_len + (t * icp + (i & !1)) * width + lane * 2 + (i & 1);
                     weights[dst] = i16::from(filter[src]);
                 }
             }
@@ -243,6 +451,7 @@ impl SimdWeights {
         }
         SimdWeights {
             icp,
+            narrow_last,
             weights,
             bias: b,
             mult,
@@ -285,7 +494,7 @@ mod tests {
         let mut want = vec![0_i8; g.output_len()];
         conv2d_i8(g, 1, &q, &input, &filter, &sums, bias, &mut want).unwrap();
         for isa in Isa::available() {
-            let p = PackedConvI8::new(g, q.clone(), &filter, bias, isa).unwrap();
+            let p = PackedConvI8::new(g, q.clone(), &filter, bias, isa, 3).unwrap();
             assert_eq!(p.is_simd(), isa == Isa::Avx2);
             for threads in [1, 2, 3] {
                 let mut scratch = vec![0_i16; p.scratch_len()];
@@ -338,6 +547,80 @@ mod tests {
         }
     }
 
+    fn geometry_3x3(
+        batches: usize,
+        h: usize,
+        w: usize,
+        ic: usize,
+        oc: usize,
+        pad: usize,
+    ) -> ConvGeometry {
+        ConvGeometry {
+            batches,
+            in_h: h,
+            in_w: w,
+            in_c: ic,
+            out_h: h + 2 * pad - 2,
+            out_w: w + 2 * pad - 2,
+            out_c: oc,
+            filter_h: 3,
+            filter_w: 3,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: pad,
+            pad_left: pad,
+        }
+    }
+
+    #[test]
+    fn winograd_layers_match_scalar_kernel() {
+        let mut r = Lcg(17);
+        for case in 0..24 {
+            let g = geometry_3x3(
+                r.range(1, 2) as usize,
+                r.range(4, 40) as usize,
+                r.range(4, 40) as usize,
+                r.range(16, 40) as usize,
+                r.range(1, 40) as usize,
+                r.range(0, 1) as usize,
+            );
+            check(&mut r, &g, case);
+        }
+        // Many tiles (several chunks per thread).
+        let g = geometry_3x3(2, 40, 37, 24, 20, 1);
+        check(&mut r, &g, 1);
+    }
+
+    #[test]
+    fn winograd_extremes_are_exact() {
+        // x' = −255 everywhere and weights at −128: the largest sums the bound admits.
+        let g = geometry_3x3(1, 24, 23, 64, 17, 1);
+        let q = ConvQuant::new_i8(
+            QuantParams::new(0.5, 127),
+            &[0.5],
+            QuantParams::new(0.001, -3),
+            FusedActivation::None,
+            17,
+        )
+        .unwrap();
+        let input = vec![-128_i8; g.input_len()];
+        let mut filter = vec![-128_i8; 17 * 9 * 64];
+        filter[5] = 127;
+        let sums = filter_row_sums(&filter, 17, 9 * 64);
+        let mut want = vec![0_i8; g.output_len()];
+        conv2d_i8(&g, 1, &q, &input, &filter, &sums, None, &mut want).unwrap();
+        for isa in Isa::available() {
+            let p = PackedConvI8::new(&g, q.clone(), &filter, None, isa, 2).unwrap();
+            assert_eq!(matches!(p.imp, Impl::Winograd(_)), isa == Isa::Avx2);
+            let mut scratch = vec![0_i16; p.scratch_len()];
+            let mut out = vec![0_i8; g.output_len()];
+            p.run(&input, &mut out, &mut scratch, 2).unwrap();
+            assert_eq!(out, want, "{isa}");
+        }
+    }
+
     #[test]
     fn extreme_values_wrap_like_the_scalar_kernel() {
         // All −128 inputs and weights with input zero point 127 over many taps.
@@ -382,8 +665,15 @@ mod tests {
         )
         .unwrap();
         for isa in Isa::available() {
-            let p = PackedConvI8::new(&g, q.clone(), &filter, Some(&[i32::MAX, 0, i32::MIN]), isa)
-                .unwrap();
+            let p = PackedConvI8::new(
+                &g,
+                q.clone(),
+                &filter,
+                Some(&[i32::MAX, 0, i32::MIN]),
+                isa,
+                1,
+            )
+            .unwrap();
             let mut scratch = vec![0_i16; p.scratch_len()];
             let mut out = vec![0_i8; 3];
             p.run(&input, &mut out, &mut scratch, 1).unwrap();

@@ -8,6 +8,7 @@ pub(crate) mod qconv;
 pub(crate) mod qdepthwise;
 pub(crate) mod qfc;
 pub(crate) mod qrequant;
+pub(crate) mod qwinograd;
 pub(crate) mod winograd;
 
 use std::arch::x86_64::*;

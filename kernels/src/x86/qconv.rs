@@ -26,8 +26,10 @@ pub(crate) struct ConvJob<'a> {
     pub g: &'a ConvGeometry,
     /// Input channels rounded up to even (the widened input's pixel stride).
     pub icp: usize,
-    /// Packed weights, `[block][tap][icp/2][16][2]` int16.
+    /// Packed weights, `[block][tap][icp/2][16][2]` int16; with `narrow_last` the last
+    /// block is `[tap][icp/2][8][2]` (at most 8 channels left).
     pub weights: &'a [i16],
+    pub narrow_last: bool,
     /// Per-channel bias, multiplier, left and right shifts, padded to whole blocks.
     pub bias: &'a [i32],
     pub mult: &'a [i32],
@@ -62,80 +64,192 @@ pub(crate) unsafe fn conv_part(job: &ConvJob<'_>, pix0: usize, out: &mut [i8]) {
     let out_offset = _mm256_set1_epi32(job.out_offset);
     let lo = _mm256_set1_epi32(job.act_min);
     let hi = _mm256_set1_epi32(job.act_max);
-    let plane = g.out_h * g.out_w;
     for nb in 0..blocks {
         let c0 = nb * NR;
         let nc = (oc - c0).min(NR);
-        // SAFETY: the per-channel arrays hold whole blocks, so lanes c0..c0+16 exist.
-        let (rq0, rq1, bias0, bias1) = unsafe {
-            let m = job.mult.as_ptr().add(c0);
-            let l = job.left.as_ptr().add(c0);
-            let r = job.right.as_ptr().add(c0);
-            let b = job.bias.as_ptr().add(c0);
-            (
-                Requant8::load(m, l, r),
-                Requant8::load(m.add(8), l.add(8), r.add(8)),
-                _mm256_loadu_si256(b as *const __m256i),
-                _mm256_loadu_si256(b.add(8) as *const __m256i),
-            )
-        };
-        // SAFETY: block `nb` lies inside `weights`.
+        // SAFETY: block `nb` lies inside `weights` (a narrow last block is half as long).
         let w_block = unsafe { job.weights.as_ptr().add(nb * block_len) };
-        let mut p = 0;
-        while p < npix {
-            let rows = (npix - p).min(MR);
-            // Image and top-left input coordinate of each pixel's window (pixels past the
-            // part repeat the last one; their results are not stored).
-            let mut img = [0_usize; MR];
-            let mut y0 = [0_isize; MR];
-            let mut x0 = [0_isize; MR];
-            for r in 0..MR {
-                let pix = pix0 + p + r.min(rows - 1);
-                let (b, rem) = (pix / plane, pix % plane);
-                let (oy, ox) = (rem / g.out_w, rem % g.out_w);
-                img[r] = b * g.in_h;
-                y0[r] = (oy * g.stride_h) as isize - g.pad_top as isize;
-                x0[r] = (ox * g.stride_w) as isize - g.pad_left as isize;
+        let k = Consts {
+            zero_row,
+            out_offset,
+            lo,
+            hi,
+        };
+        // SAFETY: forwarded contract; the block's channels and weights exist.
+        unsafe {
+            if job.narrow_last && nb + 1 == blocks {
+                block::<1>(job, &k, c0, nc, w_block, kpt, pix0, npix, out);
+            } else {
+                block::<2>(job, &k, c0, nc, w_block, kpt, pix0, npix, out);
             }
-            let mut acc = [[_mm256_setzero_si256(); 2]; MR];
-            let mut w = w_block;
-            for ky in 0..g.filter_h {
-                for kx in 0..g.filter_w {
-                    let mut ptrs = [zero_row; MR];
-                    for r in 0..MR {
-                        let iy = y0[r] + (ky * g.dilation_h) as isize;
-                        let ix = x0[r] + (kx * g.dilation_w) as isize;
-                        if iy >= 0 && ix >= 0 && (iy as usize) < g.in_h && (ix as usize) < g.in_w {
-                            let pixel = (img[r] + iy as usize) * g.in_w + ix as usize;
-                            // SAFETY: the pixel is inside the input, so its row is in `xw`.
-                            ptrs[r] = unsafe { xw.add(pixel * job.icp) };
-                        }
-                    }
-                    // SAFETY: `w` walks the block's `taps·kpt` pairs of 16-channel vectors;
-                    // each pointer row holds `icp = 2·kpt` values.
-                    unsafe {
-                        acc = tap(acc, ptrs, w, kpt);
-                        w = w.add(kpt * 2 * NR);
-                    }
-                }
-            }
-            // Every row is finished (constant indices keep `acc` in registers); only the
-            // part's rows are stored.
-            for (r, a) in acc.iter().enumerate() {
-                // SAFETY: register work, then stores inside row `p + r` of `out`.
-                unsafe {
-                    let v0 = finish(_mm256_add_epi32(a[0], bias0), &rq0, out_offset, lo, hi);
-                    let v1 = finish(_mm256_add_epi32(a[1], bias1), &rq1, out_offset, lo, hi);
-                    let bytes = pack16_i8(v0, v1);
-                    if r < rows {
-                        let dst = out.as_mut_ptr().add((p + r) * oc + c0);
-                        store_i8(dst, bytes, nc);
-                    }
-                }
-            }
-            p += rows;
         }
     }
+}
+
+/// Loop-invariant values of [`conv_part`].
+struct Consts {
+    zero_row: *const i16,
+    out_offset: __m256i,
+    lo: __m256i,
+    hi: __m256i,
+}
+
+/// All tiles of one channel block `W·8` channels wide (`nc` of them real).
+///
+/// # Safety
+/// As for [`conv_part`]; `w_block` points at this block's `taps·kpt·W·16` weights.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn block<const W: usize>(
+    job: &ConvJob<'_>,
+    k: &Consts,
+    c0: usize,
+    nc: usize,
+    w_block: *const i16,
+    kpt: usize,
+    pix0: usize,
+    npix: usize,
+    out: &mut [i8],
+) {
+    let g = job.g;
+    let oc = g.out_c;
+    let xw = job.xw.as_ptr();
+    let plane = g.out_h * g.out_w;
+    // SAFETY: the per-channel arrays hold whole 16-blocks, so lanes c0..c0+16 exist.
+    let (rq, bias) = unsafe {
+        let m = job.mult.as_ptr().add(c0);
+        let l = job.left.as_ptr().add(c0);
+        let r = job.right.as_ptr().add(c0);
+        let b = job.bias.as_ptr().add(c0);
+        (
+            [
+                Requant8::load(m, l, r),
+                Requant8::load(m.add(8), l.add(8), r.add(8)),
+            ],
+            [
+                _mm256_loadu_si256(b as *const __m256i),
+                _mm256_loadu_si256(b.add(8) as *const __m256i),
+            ],
+        )
+    };
+    let mut p = 0;
+    while p < npix {
+        let rows = (npix - p).min(MR);
+        // Image and top-left input coordinate of each pixel's window (pixels past the
+        // part repeat the last one; their results are not stored).
+        let mut img = [0_usize; MR];
+        let mut y0 = [0_isize; MR];
+        let mut x0 = [0_isize; MR];
+        // One division per tile; the next pixels step through the output in order.
+        let pix = pix0 + p;
+        let (mut b, rem) = (pix / plane, pix % plane);
+        let (mut oy, mut ox) = (rem / g.out_w, rem % g.out_w);
+        for r in 0..MR {
+            img[r] = b * g.in_h;
+            y0[r] = (oy * g.stride_h) as isize - g.pad_top as isize;
+            x0[r] = (ox * g.stride_w) as isize - g.pad_left as isize;
+            if r + 1 < rows {
+                ox += 1;
+                if ox == g.out_w {
+                    ox = 0;
+                    oy += 1;
+                    if oy == g.out_h {
+                        oy = 0;
+                        b += 1;
+                    }
+                }
+            }
+        }
+        let mut acc = [[_mm256_setzero_si256(); W]; MR];
+        let mut w = w_block;
+        for ky in 0..g.filter_h {
+            for kx in 0..g.filter_w {
+                let mut ptrs = [k.zero_row; MR];
+                for r in 0..MR {
+                    let iy = y0[r] + (ky * g.dilation_h) as isize;
+                    let ix = x0[r] + (kx * g.dilation_w) as isize;
+                    if iy >= 0 && ix >= 0 && (iy as usize) < g.in_h && (ix as usize) < g.in_w {
+                        let pixel = (img[r] + iy as usize) * g.in_w + ix as usize;
+                        // SAFETY: the pixel is inside the input, so its row is in `xw`.
+                        ptrs[r] = unsafe { xw.add(pixel * job.icp) };
+                    }
+                }
+                // SAFETY: `w` walks the block's `taps·kpt` pairs of W·8-channel vectors;
+                // each pointer row holds `icp = 2·kpt` values.
+                unsafe {
+                    acc = tap_w::<W>(acc, ptrs, w, kpt);
+                    w = w.add(kpt * 2 * 8 * W);
+                }
+            }
+        }
+        // Every row is finished (constant indices keep `acc` in registers); only the
+        // part's rows are stored.
+        for (r, a) in acc.iter().enumerate() {
+            // SAFETY: register work, then stores inside row `p + r` of `out`.
+            unsafe {
+                let v0 = finish(
+                    _mm256_add_epi32(a[0], bias[0]),
+                    &rq[0],
+                    k.out_offset,
+                    k.lo,
+                    k.hi,
+                );
+                let v1 = if W == 2 {
+                    finish(
+                        _mm256_add_epi32(a[W - 1], bias[1]),
+                        &rq[1],
+                        k.out_offset,
+                        k.lo,
+                        k.hi,
+                    )
+                } else {
+                    v0
+                };
+                let bytes = pack16_i8(v0, v1);
+                if r < rows {
+                    let dst = out.as_mut_ptr().add((p + r) * oc + c0);
+                    store_i8(dst, bytes, nc);
+                }
+            }
+        }
+        p += rows;
+    }
+}
+
+/// [`tap`] for blocks of `W` (1 or 2) vectors of 8 channels.
+///
+/// # Safety
+/// As for [`tap`], with `w` readable for `kpt·W·16` values.
+#[inline(always)]
+unsafe fn tap_w<const W: usize>(
+    acc: [[__m256i; W]; MR],
+    ptrs: [*const i16; MR],
+    w: *const i16,
+    kpt: usize,
+) -> [[__m256i; W]; MR] {
+    if W == 2 {
+        let two: [[__m256i; 2]; MR] = acc.map(|a| [a[0], a[W - 1]]);
+        // SAFETY: forwarded contract.
+        let r = unsafe { tap(two, ptrs, w, kpt) };
+        return r.map(|a| std::array::from_fn(|v| a[v]));
+    }
+    let [[mut a0], [mut a1], [mut a2], [mut a3]] = acc.map(|a| [a[0]]);
+    let [p0, p1, p2, p3] = ptrs;
+    // SAFETY: reads inside the caller's bounds; register arithmetic otherwise.
+    unsafe {
+        let mut w = w;
+        for k in 0..kpt {
+            let b0 = _mm256_loadu_si256(w as *const __m256i);
+            w = w.add(16);
+            let x =
+                |p: *const i16| _mm256_set1_epi32((p.add(2 * k) as *const i32).read_unaligned());
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(x(p0), b0));
+            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(x(p1), b0));
+            a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(x(p2), b0));
+            a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(x(p3), b0));
+        }
+    }
+    [a0, a1, a2, a3].map(|a| std::array::from_fn(|_| a))
 }
 
 /// Adds one tap's products to the tile: `kpt` pairs of input channels, each one weight
@@ -145,7 +259,7 @@ pub(crate) unsafe fn conv_part(job: &ConvJob<'_>, pix0: usize, out: &mut [i8]) {
 /// AVX2 must be available; `w` readable for `kpt·32` values, each row of `ptrs` for
 /// `2·kpt`.
 #[inline(always)]
-unsafe fn tap(
+pub(crate) unsafe fn tap(
     acc: [[__m256i; 2]; MR],
     ptrs: [*const i16; MR],
     w: *const i16,
