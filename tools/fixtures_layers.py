@@ -41,6 +41,26 @@ def transpose_conv(g, cin, cout, k, stride, padding, act="none", use_bias=True, 
     return build
 
 
+def keras_transpose_conv(rng):
+    """Keras Conv2DTranspose with a dynamic batch: the converter computes output_shape at run
+    time (SHAPE, STRIDED_SLICE, PACK), which ferrolite folds at preparation."""
+    import keras
+    from keras import layers
+
+    keras.backend.clear_session()
+    inp = keras.Input((4, 5, 3), name="input")
+    out = layers.Conv2DTranspose(4, 3, strides=2, padding="same", activation="relu")(inp)
+    model = keras.Model(inp, out)
+    layer = model.layers[-1]
+    layer.set_weights(
+        [
+            rng.normal(0.0, 0.6, size=(3, 3, 4, 3)).astype(np.float32),
+            rng.uniform(-0.5, 0.5, size=4).astype(np.float32),
+        ]
+    )
+    return model
+
+
 def fn(f):
     def build(rng):
         return f
@@ -279,6 +299,8 @@ def fixtures(g):
     for dt, mode in (("f32", g.F32), ("int8", g.INT8)):
         for tag, kw in tc:
             add(f"transpose_conv_{tag}_{dt}", transpose_conv(g, 3, 4, **kw), [X], mode)
+    add("transpose_conv_keras_dynbatch_f32", keras_transpose_conv, [[None, 4, 5, 3]], keras=True)
+    add("transpose_conv_keras_dynbatch_int8", keras_transpose_conv, [[None, 4, 5, 3]], g.INT8, keras=True)
     add("transpose_conv_same_s2_int16", transpose_conv(g, 3, 4, k=(3, 3), stride=(2, 2), padding="SAME"), [X], g.INT16X8)
     add("transpose_conv_same_s2_pertensor_int8", transpose_conv(g, 3, 4, k=(3, 3), stride=(2, 2), padding="SAME"), [X], g.INT8, per_tensor=True)
 
