@@ -178,6 +178,17 @@ def block_sparse_fc(k=8, units=3):
     return build
 
 
+def sparse_add(rng):
+    """x + c with c [3, 8] zero except for some 4-wide blocks."""
+    import tensorflow as tf
+
+    c = rng.uniform(-1.0, 1.0, size=[3, 8]).astype(np.float32)
+    c[:, :4] *= np.array([[1.0], [0.0], [1.0]], np.float32)
+    c[:, 4:] *= np.array([[0.0], [0.0], [1.0]], np.float32)
+    c = tf.constant(c)
+    return lambda x: x + c
+
+
 def patch_densify(g, op_name, block=None, index_type="int32"):
     """Stores the weights (input 1) of the model's `op_name` sparsely and inserts a DENSIFY
     that rebuilds them: CSR on the last dimension, or (block=n, 2-D weights) CSR over blocks
@@ -193,6 +204,11 @@ def patch_densify(g, op_name, block=None, index_type="int32"):
         w = sg.tensors[wi]
         dtype = np.float32 if w.type == schema.TensorType.FLOAT32 else np.int8
         dense = np.frombuffer(bytes(model.buffers[w.buffer].data), dtype=dtype).reshape(w.shape)
+        # int8: blocks holding only the zero point are dropped (DENSIFY refills them with raw
+        # 0, so the patched model differs from the float one; the reference defines it).
+        zero = 0
+        if dtype == np.int8 and w.quantization is not None and w.quantization.zeroPoint is not None:
+            zero = int(w.quantization.zeroPoint[0])
 
         def dense_dim(n):
             m = schema.DimensionMetadataT()
@@ -231,7 +247,7 @@ def patch_densify(g, op_name, block=None, index_type="int32"):
             blocks = dense.reshape(r, c // block, block)
             for i in range(r):
                 for j in range(c // block):
-                    if np.any(blocks[i, j]):
+                    if np.any(blocks[i, j] != zero):
                         idx.append(j)
                         vals += list(blocks[i, j])
                 segs.append(len(idx))
@@ -387,5 +403,13 @@ def fixtures(g):
         [[2, 8]],
         patch=patch_densify(g, "FULLY_CONNECTED", block=4, index_type="uint8"),
         note="FC weights stored in 1x4 blocks (uint8 indices) + DENSIFY",
+    )
+    add(
+        "densify_block_add_int8",
+        sparse_add,
+        [[3, 8]],
+        g.INT8,
+        patch=patch_densify(g, "ADD", block=4, index_type="uint8"),
+        note="int8 ADD constant stored in 1x4 blocks (uint8 indices) + DENSIFY",
     )
     return fx

@@ -676,3 +676,23 @@ fn prepare_densify(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     .map_err(|e| ctx.invalid(format!("DENSIFY: {e}")))?;
     Ok(Prepared::Fold(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transpose_conv_padding_follows_the_forward_conv_of_the_output() {
+        // SAME, 8 outputs, 3 taps, stride 2: the forward conv has 4 outputs and 1 pixel of
+        // total padding, which goes after: 0 before.
+        assert_eq!(transpose_pad(Padding::Same, 8, 3, 2), Some(0));
+        // 7 outputs: 4 forward outputs, total padding 2, 1 before.
+        assert_eq!(transpose_pad(Padding::Same, 7, 3, 2), Some(1));
+        assert_eq!(transpose_pad(Padding::Same, 5, 4, 1), Some(1));
+        assert_eq!(transpose_pad(Padding::Valid, 9, 3, 2), Some(0));
+        // A window larger than the output: C's truncating division gives a negative count,
+        // and the padding clamps at 0.
+        assert_eq!(transpose_pad(Padding::Valid, 2, 5, 1), Some(0));
+        assert_eq!(transpose_pad(Padding::Same, 2, 5, 0), None);
+    }
+}
