@@ -148,41 +148,45 @@ impl MatMulShape {
         (l, r)
     }
 
-    /// Runs `f(row_out, lhs_at, rhs_at)` for every output row, where `lhs_at(p)` and
-    /// `rhs_at(p, j)` give the positions of `lhs[row, p]` and `rhs[p, j]`.
-    fn rows<T: Send>(
-        &self,
-        out: &mut [T],
-        threads: usize,
-        f: impl Fn(&mut [T], &dyn Fn(usize) -> usize, &dyn Fn(usize, usize) -> usize) + Sync,
-    ) {
+    /// Runs `f(row_out, at)` for every output row; `at` locates that row's operands.
+    fn rows<T: Send>(&self, out: &mut [T], threads: usize, f: impl Fn(&mut [T], At) + Sync) {
         let (m, k, n) = (self.m, self.k, self.n);
         if n == 0 || out.is_empty() {
             return;
         }
+        // Element strides of lhs[i, p] along p and of rhs[p, j] along p and j.
+        let lhs_p = if self.adj_x { m } else { 1 };
+        let (rhs_p, rhs_j) = if self.adj_y { (1, k) } else { (n, 1) };
         parallel::for_each_part(out, n, 1, threads, |first, part| {
             for (r, row) in part.chunks_exact_mut(n).enumerate() {
                 let global = first + r;
                 let (b, i) = (global / m.max(1), global % m.max(1));
                 let (lb, rb) = self.matrices(b);
-                let lhs_at = |p: usize| {
-                    if self.adj_x {
-                        lb + p * m + i
-                    } else {
-                        lb + i * k + p
-                    }
-                };
-                let rhs_at = |p: usize, j: usize| {
-                    if self.adj_y {
-                        rb + j * k + p
-                    } else {
-                        rb + p * n + j
-                    }
-                };
-                f(row, &lhs_at, &rhs_at);
+                let lhs_row = lb + if self.adj_x { i } else { i * k };
+                f(
+                    row,
+                    At {
+                        lhs_row,
+                        lhs_p,
+                        rhs: rb,
+                        rhs_p,
+                        rhs_j,
+                    },
+                );
             }
         });
     }
+}
+
+/// Where one output row's operands are: `lhs[i, p]` at `lhs_row + p·lhs_p`, `rhs[p, j]` at
+/// `rhs + p·rhs_p + j·rhs_j`.
+#[derive(Clone, Copy)]
+struct At {
+    lhs_row: usize,
+    lhs_p: usize,
+    rhs: usize,
+    rhs_p: usize,
+    rhs_j: usize,
 }
 
 /// Float batched matrix product.
@@ -195,13 +199,27 @@ pub fn batch_matmul_f32(
 ) -> Result<(), QuantError> {
     s.check(lhs.len(), rhs.len(), out.len())?;
     let out = &mut out[..s.output_len()];
-    s.rows(out, threads, |row, lhs_at, rhs_at| {
-        for (j, o) in row.iter_mut().enumerate() {
-            let mut acc = 0.0f32;
+    s.rows(out, threads, |row, at| {
+        if at.rhs_j == 1 {
+            // rhs rows are contiguous: accumulate whole output rows, p ascending, which adds
+            // the same terms in the same order as one dot product per element.
+            row.fill(0.0);
             for p in 0..s.k {
-                acc += lhs[lhs_at(p)] * rhs[rhs_at(p, j)];
+                let a = lhs[at.lhs_row + p * at.lhs_p];
+                let b = &rhs[at.rhs + p * at.rhs_p..][..row.len()];
+                for (o, &y) in row.iter_mut().zip(b) {
+                    *o += a * y;
+                }
             }
-            *o = acc;
+        } else {
+            for (j, o) in row.iter_mut().enumerate() {
+                let mut acc = 0.0f32;
+                for p in 0..s.k {
+                    acc +=
+                        lhs[at.lhs_row + p * at.lhs_p] * rhs[at.rhs + p * at.rhs_p + j * at.rhs_j];
+                }
+                *o = acc;
+            }
         }
     });
     Ok(())
@@ -250,12 +268,13 @@ pub fn batch_matmul_i8(
 ) -> Result<(), QuantError> {
     s.check(lhs.len(), rhs.len(), out.len())?;
     let out = &mut out[..s.output_len()];
-    s.rows(out, threads, |row, lhs_at, rhs_at| {
+    s.rows(out, threads, |row, at| {
         for (j, o) in row.iter_mut().enumerate() {
             let mut acc = 0i32;
             for p in 0..s.k {
-                let a = i32::from(lhs[lhs_at(p)]).wrapping_add(q.lhs_offset);
-                let b = i32::from(rhs[rhs_at(p, j)]).wrapping_add(q.rhs_offset);
+                let a = i32::from(lhs[at.lhs_row + p * at.lhs_p]).wrapping_add(q.lhs_offset);
+                let b =
+                    i32::from(rhs[at.rhs + p * at.rhs_p + j * at.rhs_j]).wrapping_add(q.rhs_offset);
                 acc = acc.wrapping_add(a.wrapping_mul(b));
             }
             let v = multiply_by_quantized_multiplier(acc, q.multiplier, q.shift)
@@ -277,12 +296,13 @@ pub fn batch_matmul_i16(
 ) -> Result<(), QuantError> {
     s.check(lhs.len(), rhs.len(), out.len())?;
     let out = &mut out[..s.output_len()];
-    s.rows(out, threads, |row, lhs_at, rhs_at| {
+    s.rows(out, threads, |row, at| {
         for (j, o) in row.iter_mut().enumerate() {
             let mut acc = 0i64;
             for p in 0..s.k {
-                let a = i64::from(lhs[lhs_at(p)]) + i64::from(q.lhs_offset);
-                let b = i64::from(rhs[rhs_at(p, j)]) + i64::from(q.rhs_offset);
+                let a = i64::from(lhs[at.lhs_row + p * at.lhs_p]) + i64::from(q.lhs_offset);
+                let b =
+                    i64::from(rhs[at.rhs + p * at.rhs_p + j * at.rhs_j]) + i64::from(q.rhs_offset);
                 acc = acc.wrapping_add(a * b);
             }
             let v = multiply_by_quantized_multiplier_i64(acc, q.multiplier, q.shift)
