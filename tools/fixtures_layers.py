@@ -336,6 +336,10 @@ def fixtures(g):
         )
         add(f"batch_matmul_rank5_{dt}", fn(lambda a, b: mm(a, b)), [[2, 1, 2, 3, 4], [1, 3, 1, 4, 2]], mode, rep_scales=two)
         add(f"batch_matmul_constrhs_{dt}", with_const([2, 4, 5], lambda a, c: mm(a, c)), [[2, 3, 4]], mode)
+    # Dynamic-range quantization: float lhs, constant int8 rhs (asymmetric input rows). The
+    # quantizer leaves constants under 1024 elements in float.
+    add("batch_matmul_constrhs_dynamic", with_const([2, 64, 8], lambda a, c: mm(a, c)), [[2, 3, 64]], g.DYNAMIC)
+    add("batch_matmul_bcast_dynamic", with_const([2, 1, 64, 8], lambda a, c: mm(a, c)), [[2, 2, 3, 64]], g.DYNAMIC)
     add("batch_matmul_rank3_int16", fn(lambda a, b: mm(a, b)), [[2, 3, 4], [2, 4, 5]], g.INT16X8, rep_scales=two)
 
     # ------------------------------------------------------------ LOG_SOFTMAX

@@ -313,6 +313,114 @@ pub fn batch_matmul_i16(
     Ok(())
 }
 
+/// Prepare-time parameters of a hybrid product: float `lhs`, constant int8 `rhs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HybridMatMul {
+    /// Quantize each lhs row asymmetrically (with a zero point) rather than symmetrically.
+    pub asymmetric: bool,
+    /// One rhs scale, or one per output column.
+    pub rhs_scales: Vec<f32>,
+    /// For each rhs matrix and output column `j`, `Σ_p rhs[p, j]`.
+    pub row_sums: Vec<i32>,
+}
+
+impl HybridMatMul {
+    pub fn new(s: &MatMulShape, rhs: &[i8], asymmetric: bool, rhs_scales: Vec<f32>) -> Self {
+        let mat = s.k * s.n;
+        let matrices = rhs.len().checked_div(mat).unwrap_or(0);
+        let mut row_sums = vec![0i32; matrices * s.n];
+        for mi in 0..matrices {
+            for j in 0..s.n {
+                let mut sum = 0i32;
+                for p in 0..s.k {
+                    let at = if s.adj_y { j * s.k + p } else { p * s.n + j };
+                    sum = sum.wrapping_add(i32::from(rhs[mi * mat + at]));
+                }
+                row_sums[mi * s.n + j] = sum;
+            }
+        }
+        Self {
+            asymmetric,
+            rhs_scales,
+            row_sums,
+        }
+    }
+}
+
+/// Hybrid batched product as the reference's `EvalHybrid`: each lhs row is quantized to
+/// int8 (`AsymmetricQuantizeFloats` or `SymmetricQuantizeFloats`), dotted with the int8 rhs
+/// column in i32, corrected by `zero_point · Σ rhs` in f32 (truncated back to i32, as the
+/// reference's `int32 −= float` does), and scaled by `row scale · rhs scale` in f32.
+pub fn batch_matmul_hybrid(
+    s: &MatMulShape,
+    h: &HybridMatMul,
+    lhs: &[f32],
+    rhs: &[i8],
+    row: &mut [f32],
+    q: &mut [i8],
+    out: &mut [f32],
+) -> Result<(), QuantError> {
+    s.check(lhs.len(), rhs.len(), out.len())?;
+    let (m, k, n) = (s.m, s.k, s.n);
+    if h.rhs_scales.is_empty() || (h.rhs_scales.len() > 1 && h.rhs_scales.len() != n) {
+        return Err(QuantError::ChannelCountMismatch {
+            expected: n,
+            got: h.rhs_scales.len(),
+        });
+    }
+    if row.len() < k || q.len() < k {
+        return Err(QuantError::BufferTooSmall {
+            what: "scratch",
+            needed: k,
+            got: row.len().min(q.len()),
+        });
+    }
+    let (row, q) = (&mut row[..k], &mut q[..k]);
+    let out = &mut out[..s.output_len()];
+    if n == 0 {
+        return Ok(());
+    }
+    let lhs_p = if s.adj_x { m } else { 1 };
+    for (r, o_row) in out.chunks_exact_mut(n).enumerate() {
+        let (b, i) = (r / m.max(1), r % m.max(1));
+        let (lb, rb) = s.matrices(b);
+        let lhs_row = lb + if s.adj_x { i } else { i * k };
+        for (p, x) in row.iter_mut().enumerate() {
+            *x = lhs[lhs_row + p * lhs_p];
+        }
+        let (scale, zp) = if h.asymmetric {
+            crate::quant::hybrid::quantize_asymmetric(row, q)
+        } else {
+            (crate::quant::hybrid::quantize_symmetric(row, q), 0)
+        };
+        let per_channel = h.rhs_scales.len() > 1;
+        let row_scale = if per_channel {
+            scale
+        } else {
+            scale * h.rhs_scales[0]
+        };
+        let mi = rb.checked_div(k * n).unwrap_or(0);
+        let (rhs_p, rhs_j) = if s.adj_y { (1, k) } else { (n, 1) };
+        for (j, o) in o_row.iter_mut().enumerate() {
+            let mut total = 0i32;
+            for (p, &qv) in q.iter().enumerate() {
+                let w = rhs[rb + p * rhs_p + j * rhs_j];
+                total = total.wrapping_add(i32::from(w) * i32::from(qv));
+            }
+            let row_sum = h.row_sums.get(mi * n + j).copied().unwrap_or(0);
+            let corrected = total as f32 - row_sum as f32 * zp as f32;
+            let total = crate::quant::fixedpoint::f32_to_i32_x86(corrected);
+            let sc = if per_channel {
+                row_scale * h.rhs_scales[j]
+            } else {
+                row_scale
+            };
+            *o = 0.0 + sc * total as f32;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
