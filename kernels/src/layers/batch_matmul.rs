@@ -527,6 +527,37 @@ mod tests {
     }
 
     #[test]
+    fn hybrid_matches_naive_when_quantization_is_exact() {
+        // Each lhs row has max |x| = 63.5 = 127 · 0.5, so the symmetric row scale is 0.5 and
+        // every value (a multiple of 0.5) quantizes exactly; the product is then exact.
+        let (ls, rs) = ([2usize, 3, 4], [4usize, 5]);
+        for adj_y in [false, true] {
+            let rs_stored = if adj_y { [5, 4] } else { rs };
+            let s = MatMulShape::new(&ls, &rs_stored, false, adj_y).unwrap();
+            let lhs: Vec<f32> = (0..24)
+                .map(|i| {
+                    if i % 4 == 0 {
+                        63.5
+                    } else {
+                        (i % 7) as f32 * 0.5 - 1.5
+                    }
+                })
+                .collect();
+            let w: Vec<i64> = vals(20, 3);
+            let w8: Vec<i8> = w.iter().map(|&v| v as i8).collect();
+            let h = HybridMatMul::new(&s, &w8, false, vec![0.25]);
+            let (mut row, mut q, mut out) = (vec![0.0; 4], vec![0; 4], vec![0.0; 30]);
+            batch_matmul_hybrid(&s, &h, &lhs, &w8, &mut row, &mut q, &mut out).unwrap();
+            let lf: Vec<f64> = lhs.iter().map(|&v| f64::from(v)).collect();
+            let wf: Vec<f64> = w.iter().map(|&v| v as f64 * 0.25).collect();
+            let (_, want) = naive(&ls, &rs_stored, false, adj_y, &lf, &wf);
+            for (&o, &e) in out.iter().zip(&want) {
+                assert!((f64::from(o) - e).abs() < 1e-4, "{o} vs {e}");
+            }
+        }
+    }
+
+    #[test]
     fn bad_shapes_are_rejected() {
         assert!(MatMulShape::new(&[2, 3, 4], &[2, 5, 5], false, false).is_none());
         assert!(MatMulShape::new(&[2, 3, 4], &[3, 4, 5], false, false).is_none());
