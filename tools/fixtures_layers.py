@@ -41,6 +41,26 @@ def transpose_conv(g, cin, cout, k, stride, padding, act="none", use_bias=True, 
     return build
 
 
+def keras_transpose_conv(rng):
+    """Keras Conv2DTranspose with a dynamic batch: the converter computes output_shape at run
+    time (SHAPE, STRIDED_SLICE, PACK), which ferrolite folds at preparation."""
+    import keras
+    from keras import layers
+
+    keras.backend.clear_session()
+    inp = keras.Input((4, 5, 3), name="input")
+    out = layers.Conv2DTranspose(4, 3, strides=2, padding="same", activation="relu")(inp)
+    model = keras.Model(inp, out)
+    layer = model.layers[-1]
+    layer.set_weights(
+        [
+            rng.normal(0.0, 0.6, size=(3, 3, 4, 3)).astype(np.float32),
+            rng.uniform(-0.5, 0.5, size=4).astype(np.float32),
+        ]
+    )
+    return model
+
+
 def fn(f):
     def build(rng):
         return f
@@ -158,6 +178,17 @@ def block_sparse_fc(k=8, units=3):
     return build
 
 
+def sparse_add(rng):
+    """x + c with c [3, 8] zero except for some 4-wide blocks."""
+    import tensorflow as tf
+
+    c = rng.uniform(-1.0, 1.0, size=[3, 8]).astype(np.float32)
+    c[:, :4] *= np.array([[1.0], [0.0], [1.0]], np.float32)
+    c[:, 4:] *= np.array([[0.0], [0.0], [1.0]], np.float32)
+    c = tf.constant(c)
+    return lambda x: x + c
+
+
 def patch_densify(g, op_name, block=None, index_type="int32"):
     """Stores the weights (input 1) of the model's `op_name` sparsely and inserts a DENSIFY
     that rebuilds them: CSR on the last dimension, or (block=n, 2-D weights) CSR over blocks
@@ -173,6 +204,11 @@ def patch_densify(g, op_name, block=None, index_type="int32"):
         w = sg.tensors[wi]
         dtype = np.float32 if w.type == schema.TensorType.FLOAT32 else np.int8
         dense = np.frombuffer(bytes(model.buffers[w.buffer].data), dtype=dtype).reshape(w.shape)
+        # int8: blocks holding only the zero point are dropped (DENSIFY refills them with raw
+        # 0, so the patched model differs from the float one; the reference defines it).
+        zero = 0
+        if dtype == np.int8 and w.quantization is not None and w.quantization.zeroPoint is not None:
+            zero = int(w.quantization.zeroPoint[0])
 
         def dense_dim(n):
             m = schema.DimensionMetadataT()
@@ -211,7 +247,7 @@ def patch_densify(g, op_name, block=None, index_type="int32"):
             blocks = dense.reshape(r, c // block, block)
             for i in range(r):
                 for j in range(c // block):
-                    if np.any(blocks[i, j]):
+                    if np.any(blocks[i, j] != zero):
                         idx.append(j)
                         vals += list(blocks[i, j])
                 segs.append(len(idx))
@@ -279,6 +315,8 @@ def fixtures(g):
     for dt, mode in (("f32", g.F32), ("int8", g.INT8)):
         for tag, kw in tc:
             add(f"transpose_conv_{tag}_{dt}", transpose_conv(g, 3, 4, **kw), [X], mode)
+    add("transpose_conv_keras_dynbatch_f32", keras_transpose_conv, [[None, 4, 5, 3]], keras=True)
+    add("transpose_conv_keras_dynbatch_int8", keras_transpose_conv, [[None, 4, 5, 3]], g.INT8, keras=True)
     add("transpose_conv_same_s2_int16", transpose_conv(g, 3, 4, k=(3, 3), stride=(2, 2), padding="SAME"), [X], g.INT16X8)
     add("transpose_conv_same_s2_pertensor_int8", transpose_conv(g, 3, 4, k=(3, 3), stride=(2, 2), padding="SAME"), [X], g.INT8, per_tensor=True)
 
@@ -298,6 +336,10 @@ def fixtures(g):
         )
         add(f"batch_matmul_rank5_{dt}", fn(lambda a, b: mm(a, b)), [[2, 1, 2, 3, 4], [1, 3, 1, 4, 2]], mode, rep_scales=two)
         add(f"batch_matmul_constrhs_{dt}", with_const([2, 4, 5], lambda a, c: mm(a, c)), [[2, 3, 4]], mode)
+    # Dynamic-range quantization: float lhs, constant int8 rhs (asymmetric input rows). The
+    # quantizer leaves constants under 1024 elements in float.
+    add("batch_matmul_constrhs_dynamic", with_const([2, 64, 8], lambda a, c: mm(a, c)), [[2, 3, 64]], g.DYNAMIC)
+    add("batch_matmul_bcast_dynamic", with_const([2, 1, 64, 8], lambda a, c: mm(a, c)), [[2, 2, 3, 64]], g.DYNAMIC)
     add("batch_matmul_rank3_int16", fn(lambda a, b: mm(a, b)), [[2, 3, 4], [2, 4, 5]], g.INT16X8, rep_scales=two)
 
     # ------------------------------------------------------------ LOG_SOFTMAX
@@ -365,5 +407,13 @@ def fixtures(g):
         [[2, 8]],
         patch=patch_densify(g, "FULLY_CONNECTED", block=4, index_type="uint8"),
         note="FC weights stored in 1x4 blocks (uint8 indices) + DENSIFY",
+    )
+    add(
+        "densify_block_add_int8",
+        sparse_add,
+        [[3, 8]],
+        g.INT8,
+        patch=patch_densify(g, "ADD", block=4, index_type="uint8"),
+        note="int8 ADD constant stored in 1x4 blocks (uint8 indices) + DENSIFY",
     )
     return fx

@@ -6,7 +6,9 @@
 //! constant (RANGE, DENSIFY) are folded.
 
 use bytemuck::Pod;
-use ferrolite_kernels::layers::batch_matmul::{self as bmm, MatMulQuant, MatMulShape};
+use ferrolite_kernels::layers::batch_matmul::{
+    self as bmm, HybridMatMul, MatMulQuant, MatMulShape,
+};
 use ferrolite_kernels::layers::densify::{densify_positions, Level, SparseFormat};
 use ferrolite_kernels::layers::l2_norm;
 use ferrolite_kernels::layers::log_softmax::{self as lsm, LogSoftmaxQuant};
@@ -32,8 +34,8 @@ pub(super) const SUPPORT: &[OpSupport] = &[
     ),
     s(
         B::BATCH_MATMUL,
-        &["float32", "int8", "int16"],
-        "adj_x, adj_y, batch broadcasting, rank 2 to 5",
+        &["float32", "int8", "int16", "hybrid"],
+        "adj_x, adj_y, batch broadcasting, rank 2 to 5; hybrid needs a constant rhs",
     ),
     s(
         B::LOG_SOFTMAX,
@@ -367,6 +369,7 @@ enum MatMulKind {
     F32(Operand<f32>, Operand<f32>),
     I8(MatMulQuant, Operand<i8>, Operand<i8>),
     I16(MatMulQuant, Operand<i16>, Operand<i16>),
+    Hybrid(HybridMatMul, Operand<f32>, Vec<i8>),
 }
 
 struct BatchMatMul {
@@ -415,9 +418,30 @@ fn prepare_batch_matmul(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
             MatMulKind::I16(q, Operand::new(ctx, 0)?, Operand::new(ctx, 1)?)
         }
         (DType::F32, DType::I8, DType::F32) => {
-            return Err(
-                ctx.unsupported("hybrid BATCH_MATMUL (float lhs, int8 rhs) is not implemented")
-            )
+            let rhs_data = ctx
+                .const_vec::<i8>(1)?
+                .ok_or_else(|| ctx.unsupported("hybrid BATCH_MATMUL with a non-constant rhs"))?;
+            let q = rhs
+                .quantization
+                .as_ref()
+                .ok_or_else(|| ctx.invalid("int8 rhs has no quantization parameters"))?;
+            // Per-channel scales must run along the output columns.
+            let col_axis = rhs.shape.len() - if adj_y { 2 } else { 1 };
+            if !q.is_per_tensor() && (q.axis != col_axis || q.scale.len() != shape.n) {
+                return Err(ctx.unsupported(format!(
+                    "hybrid BATCH_MATMUL with rhs quantized along dimension {}",
+                    q.axis
+                )));
+            }
+            let asymmetric = matches!(
+                ctx.op.options,
+                OpOptions::BatchMatMul {
+                    asymmetric_quantize_inputs: true,
+                    ..
+                }
+            );
+            let h = HybridMatMul::new(&shape, &rhs_data, asymmetric, q.scale.clone());
+            MatMulKind::Hybrid(h, Operand::new(ctx, 0)?, rhs_data)
         }
         _ => return Err(ctx.unsupported_dtypes()),
     };
@@ -451,6 +475,18 @@ impl Kernel for BatchMatMul {
                 cast_mut(e.output)?,
                 e.threads,
             ),
+            MatMulKind::Hybrid(h, l, r) => {
+                let (row, q) = e.scratch.split_at_mut(s.k * 4);
+                bmm::batch_matmul_hybrid(
+                    s,
+                    h,
+                    l.get(&e.inputs)?,
+                    r,
+                    cast_mut(row)?,
+                    cast_mut(&mut q[..s.k])?,
+                    cast_mut(e.output)?,
+                )
+            }
         }
         .map_err(kernel_err)
     }
@@ -460,6 +496,15 @@ impl Kernel for BatchMatMul {
             MatMulKind::F32(l, r) => l.is_input(k) || r.is_input(k),
             MatMulKind::I8(_, l, r) => l.is_input(k) || r.is_input(k),
             MatMulKind::I16(_, l, r) => l.is_input(k) || r.is_input(k),
+            MatMulKind::Hybrid(_, l, _) => l.is_input(k),
+        }
+    }
+
+    fn scratch_bytes(&self) -> usize {
+        match &self.kind {
+            // One lhs row as f32, then as int8.
+            MatMulKind::Hybrid(..) => self.shape.k * 5,
+            _ => 0,
         }
     }
 
@@ -468,6 +513,7 @@ impl Kernel for BatchMatMul {
             MatMulKind::F32(l, r) => l.owned_bytes() + r.owned_bytes(),
             MatMulKind::I8(_, l, r) => l.owned_bytes() + r.owned_bytes(),
             MatMulKind::I16(_, l, r) => l.owned_bytes() + r.owned_bytes(),
+            MatMulKind::Hybrid(h, l, r) => l.owned_bytes() + r.len() + h.row_sums.len() * 4,
         }
     }
 }
@@ -675,4 +721,24 @@ fn prepare_densify(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     })
     .map_err(|e| ctx.invalid(format!("DENSIFY: {e}")))?;
     Ok(Prepared::Fold(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transpose_conv_padding_follows_the_forward_conv_of_the_output() {
+        // SAME, 8 outputs, 3 taps, stride 2: the forward conv has 4 outputs and 1 pixel of
+        // total padding, which goes after: 0 before.
+        assert_eq!(transpose_pad(Padding::Same, 8, 3, 2), Some(0));
+        // 7 outputs: 4 forward outputs, total padding 2, 1 before.
+        assert_eq!(transpose_pad(Padding::Same, 7, 3, 2), Some(1));
+        assert_eq!(transpose_pad(Padding::Same, 5, 4, 1), Some(1));
+        assert_eq!(transpose_pad(Padding::Valid, 9, 3, 2), Some(0));
+        // A window larger than the output: C's truncating division gives a negative count,
+        // and the padding clamps at 0.
+        assert_eq!(transpose_pad(Padding::Valid, 2, 5, 1), Some(0));
+        assert_eq!(transpose_pad(Padding::Same, 2, 5, 0), None);
+    }
 }

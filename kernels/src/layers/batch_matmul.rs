@@ -148,41 +148,45 @@ impl MatMulShape {
         (l, r)
     }
 
-    /// Runs `f(row_out, lhs_at, rhs_at)` for every output row, where `lhs_at(p)` and
-    /// `rhs_at(p, j)` give the positions of `lhs[row, p]` and `rhs[p, j]`.
-    fn rows<T: Send>(
-        &self,
-        out: &mut [T],
-        threads: usize,
-        f: impl Fn(&mut [T], &dyn Fn(usize) -> usize, &dyn Fn(usize, usize) -> usize) + Sync,
-    ) {
+    /// Runs `f(row_out, at)` for every output row; `at` locates that row's operands.
+    fn rows<T: Send>(&self, out: &mut [T], threads: usize, f: impl Fn(&mut [T], At) + Sync) {
         let (m, k, n) = (self.m, self.k, self.n);
         if n == 0 || out.is_empty() {
             return;
         }
+        // Element strides of lhs[i, p] along p and of rhs[p, j] along p and j.
+        let lhs_p = if self.adj_x { m } else { 1 };
+        let (rhs_p, rhs_j) = if self.adj_y { (1, k) } else { (n, 1) };
         parallel::for_each_part(out, n, 1, threads, |first, part| {
             for (r, row) in part.chunks_exact_mut(n).enumerate() {
                 let global = first + r;
                 let (b, i) = (global / m.max(1), global % m.max(1));
                 let (lb, rb) = self.matrices(b);
-                let lhs_at = |p: usize| {
-                    if self.adj_x {
-                        lb + p * m + i
-                    } else {
-                        lb + i * k + p
-                    }
-                };
-                let rhs_at = |p: usize, j: usize| {
-                    if self.adj_y {
-                        rb + j * k + p
-                    } else {
-                        rb + p * n + j
-                    }
-                };
-                f(row, &lhs_at, &rhs_at);
+                let lhs_row = lb + if self.adj_x { i } else { i * k };
+                f(
+                    row,
+                    At {
+                        lhs_row,
+                        lhs_p,
+                        rhs: rb,
+                        rhs_p,
+                        rhs_j,
+                    },
+                );
             }
         });
     }
+}
+
+/// Where one output row's operands are: `lhs[i, p]` at `lhs_row + p·lhs_p`, `rhs[p, j]` at
+/// `rhs + p·rhs_p + j·rhs_j`.
+#[derive(Clone, Copy)]
+struct At {
+    lhs_row: usize,
+    lhs_p: usize,
+    rhs: usize,
+    rhs_p: usize,
+    rhs_j: usize,
 }
 
 /// Float batched matrix product.
@@ -195,13 +199,27 @@ pub fn batch_matmul_f32(
 ) -> Result<(), QuantError> {
     s.check(lhs.len(), rhs.len(), out.len())?;
     let out = &mut out[..s.output_len()];
-    s.rows(out, threads, |row, lhs_at, rhs_at| {
-        for (j, o) in row.iter_mut().enumerate() {
-            let mut acc = 0.0f32;
+    s.rows(out, threads, |row, at| {
+        if at.rhs_j == 1 {
+            // rhs rows are contiguous: accumulate whole output rows, p ascending, which adds
+            // the same terms in the same order as one dot product per element.
+            row.fill(0.0);
             for p in 0..s.k {
-                acc += lhs[lhs_at(p)] * rhs[rhs_at(p, j)];
+                let a = lhs[at.lhs_row + p * at.lhs_p];
+                let b = &rhs[at.rhs + p * at.rhs_p..][..row.len()];
+                for (o, &y) in row.iter_mut().zip(b) {
+                    *o += a * y;
+                }
             }
-            *o = acc;
+        } else {
+            for (j, o) in row.iter_mut().enumerate() {
+                let mut acc = 0.0f32;
+                for p in 0..s.k {
+                    acc +=
+                        lhs[at.lhs_row + p * at.lhs_p] * rhs[at.rhs + p * at.rhs_p + j * at.rhs_j];
+                }
+                *o = acc;
+            }
         }
     });
     Ok(())
@@ -250,12 +268,13 @@ pub fn batch_matmul_i8(
 ) -> Result<(), QuantError> {
     s.check(lhs.len(), rhs.len(), out.len())?;
     let out = &mut out[..s.output_len()];
-    s.rows(out, threads, |row, lhs_at, rhs_at| {
+    s.rows(out, threads, |row, at| {
         for (j, o) in row.iter_mut().enumerate() {
             let mut acc = 0i32;
             for p in 0..s.k {
-                let a = i32::from(lhs[lhs_at(p)]).wrapping_add(q.lhs_offset);
-                let b = i32::from(rhs[rhs_at(p, j)]).wrapping_add(q.rhs_offset);
+                let a = i32::from(lhs[at.lhs_row + p * at.lhs_p]).wrapping_add(q.lhs_offset);
+                let b =
+                    i32::from(rhs[at.rhs + p * at.rhs_p + j * at.rhs_j]).wrapping_add(q.rhs_offset);
                 acc = acc.wrapping_add(a.wrapping_mul(b));
             }
             let v = multiply_by_quantized_multiplier(acc, q.multiplier, q.shift)
@@ -277,12 +296,13 @@ pub fn batch_matmul_i16(
 ) -> Result<(), QuantError> {
     s.check(lhs.len(), rhs.len(), out.len())?;
     let out = &mut out[..s.output_len()];
-    s.rows(out, threads, |row, lhs_at, rhs_at| {
+    s.rows(out, threads, |row, at| {
         for (j, o) in row.iter_mut().enumerate() {
             let mut acc = 0i64;
             for p in 0..s.k {
-                let a = i64::from(lhs[lhs_at(p)]) + i64::from(q.lhs_offset);
-                let b = i64::from(rhs[rhs_at(p, j)]) + i64::from(q.rhs_offset);
+                let a = i64::from(lhs[at.lhs_row + p * at.lhs_p]) + i64::from(q.lhs_offset);
+                let b =
+                    i64::from(rhs[at.rhs + p * at.rhs_p + j * at.rhs_j]) + i64::from(q.rhs_offset);
                 acc = acc.wrapping_add(a * b);
             }
             let v = multiply_by_quantized_multiplier_i64(acc, q.multiplier, q.shift)
@@ -290,6 +310,114 @@ pub fn batch_matmul_i16(
             *o = clamp_i32(v, i16::MIN.to_i32(), i16::MAX.to_i32()) as i16;
         }
     });
+    Ok(())
+}
+
+/// Prepare-time parameters of a hybrid product: float `lhs`, constant int8 `rhs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HybridMatMul {
+    /// Quantize each lhs row asymmetrically (with a zero point) rather than symmetrically.
+    pub asymmetric: bool,
+    /// One rhs scale, or one per output column.
+    pub rhs_scales: Vec<f32>,
+    /// For each rhs matrix and output column `j`, `Σ_p rhs[p, j]`.
+    pub row_sums: Vec<i32>,
+}
+
+impl HybridMatMul {
+    pub fn new(s: &MatMulShape, rhs: &[i8], asymmetric: bool, rhs_scales: Vec<f32>) -> Self {
+        let mat = s.k * s.n;
+        let matrices = rhs.len().checked_div(mat).unwrap_or(0);
+        let mut row_sums = vec![0i32; matrices * s.n];
+        for mi in 0..matrices {
+            for j in 0..s.n {
+                let mut sum = 0i32;
+                for p in 0..s.k {
+                    let at = if s.adj_y { j * s.k + p } else { p * s.n + j };
+                    sum = sum.wrapping_add(i32::from(rhs[mi * mat + at]));
+                }
+                row_sums[mi * s.n + j] = sum;
+            }
+        }
+        Self {
+            asymmetric,
+            rhs_scales,
+            row_sums,
+        }
+    }
+}
+
+/// Hybrid batched product as the reference's `EvalHybrid`: each lhs row is quantized to
+/// int8 (`AsymmetricQuantizeFloats` or `SymmetricQuantizeFloats`), dotted with the int8 rhs
+/// column in i32, corrected by `zero_point · Σ rhs` in f32 (truncated back to i32, as the
+/// reference's `int32 −= float` does), and scaled by `row scale · rhs scale` in f32.
+pub fn batch_matmul_hybrid(
+    s: &MatMulShape,
+    h: &HybridMatMul,
+    lhs: &[f32],
+    rhs: &[i8],
+    row: &mut [f32],
+    q: &mut [i8],
+    out: &mut [f32],
+) -> Result<(), QuantError> {
+    s.check(lhs.len(), rhs.len(), out.len())?;
+    let (m, k, n) = (s.m, s.k, s.n);
+    if h.rhs_scales.is_empty() || (h.rhs_scales.len() > 1 && h.rhs_scales.len() != n) {
+        return Err(QuantError::ChannelCountMismatch {
+            expected: n,
+            got: h.rhs_scales.len(),
+        });
+    }
+    if row.len() < k || q.len() < k {
+        return Err(QuantError::BufferTooSmall {
+            what: "scratch",
+            needed: k,
+            got: row.len().min(q.len()),
+        });
+    }
+    let (row, q) = (&mut row[..k], &mut q[..k]);
+    let out = &mut out[..s.output_len()];
+    if n == 0 {
+        return Ok(());
+    }
+    let lhs_p = if s.adj_x { m } else { 1 };
+    for (r, o_row) in out.chunks_exact_mut(n).enumerate() {
+        let (b, i) = (r / m.max(1), r % m.max(1));
+        let (lb, rb) = s.matrices(b);
+        let lhs_row = lb + if s.adj_x { i } else { i * k };
+        for (p, x) in row.iter_mut().enumerate() {
+            *x = lhs[lhs_row + p * lhs_p];
+        }
+        let (scale, zp) = if h.asymmetric {
+            crate::quant::hybrid::quantize_asymmetric(row, q)
+        } else {
+            (crate::quant::hybrid::quantize_symmetric(row, q), 0)
+        };
+        let per_channel = h.rhs_scales.len() > 1;
+        let row_scale = if per_channel {
+            scale
+        } else {
+            scale * h.rhs_scales[0]
+        };
+        let mi = rb.checked_div(k * n).unwrap_or(0);
+        let (rhs_p, rhs_j) = if s.adj_y { (1, k) } else { (n, 1) };
+        for (j, o) in o_row.iter_mut().enumerate() {
+            let mut total = 0i32;
+            for (p, &qv) in q.iter().enumerate() {
+                let w = rhs[rb + p * rhs_p + j * rhs_j];
+                total = total.wrapping_add(i32::from(w) * i32::from(qv));
+            }
+            let row_sum = h.row_sums.get(mi * n + j).copied().unwrap_or(0);
+            let corrected = total as f32 - row_sum as f32 * zp as f32;
+            let total = crate::quant::fixedpoint::f32_to_i32_x86(corrected);
+            let sc = if per_channel {
+                row_scale * h.rhs_scales[j]
+            } else {
+                row_scale
+            };
+            *o = 0.0 + sc * total as f32;
+        }
+    }
     Ok(())
 }
 
@@ -394,6 +522,37 @@ mod tests {
             for (&o, &w) in o8.iter().zip(&want) {
                 let v = multiply_by_quantized_multiplier(w as i32, q.multiplier, q.shift) + 3;
                 assert_eq!(i32::from(o), v.clamp(-128, 127));
+            }
+        }
+    }
+
+    #[test]
+    fn hybrid_matches_naive_when_quantization_is_exact() {
+        // Each lhs row has max |x| = 63.5 = 127 · 0.5, so the symmetric row scale is 0.5 and
+        // every value (a multiple of 0.5) quantizes exactly; the product is then exact.
+        let (ls, rs) = ([2usize, 3, 4], [4usize, 5]);
+        for adj_y in [false, true] {
+            let rs_stored = if adj_y { [5, 4] } else { rs };
+            let s = MatMulShape::new(&ls, &rs_stored, false, adj_y).unwrap();
+            let lhs: Vec<f32> = (0..24)
+                .map(|i| {
+                    if i % 4 == 0 {
+                        63.5
+                    } else {
+                        (i % 7) as f32 * 0.5 - 1.5
+                    }
+                })
+                .collect();
+            let w: Vec<i64> = vals(20, 3);
+            let w8: Vec<i8> = w.iter().map(|&v| v as i8).collect();
+            let h = HybridMatMul::new(&s, &w8, false, vec![0.25]);
+            let (mut row, mut q, mut out) = (vec![0.0; 4], vec![0; 4], vec![0.0; 30]);
+            batch_matmul_hybrid(&s, &h, &lhs, &w8, &mut row, &mut q, &mut out).unwrap();
+            let lf: Vec<f64> = lhs.iter().map(|&v| f64::from(v)).collect();
+            let wf: Vec<f64> = w.iter().map(|&v| v as f64 * 0.25).collect();
+            let (_, want) = naive(&ls, &rs_stored, false, adj_y, &lf, &wf);
+            for (&o, &e) in out.iter().zip(&want) {
+                assert!((f64::from(o) - e).abs() < 1e-4, "{o} vs {e}");
             }
         }
     }
