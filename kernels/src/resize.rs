@@ -84,7 +84,9 @@ fn float_taps(out: usize, input: usize, align_corners: bool, half_pixel: bool) -
             } else {
                 v * scale
             };
-            let lo = (scaled.floor() as i32).max(0);
+            // Both taps stay inside the input even where rounding of a huge `scale` would
+            // step past the last pixel.
+            let lo = (scaled.floor() as i32).clamp(0, (input as i32 - 1).max(0));
             let hi = (scaled.ceil() as i32).min(input as i32 - 1);
             Tap {
                 lo: lo as usize,
@@ -180,7 +182,11 @@ fn int_taps(out: usize, input: usize, align_corners: bool, half_pixel: bool) -> 
             } else {
                 y * scale
             };
-            let lo = (scaled / (1 << 10)).max(0);
+            // The reference clamps only the upper tap. With a large enough upscale
+            // (out·(out−1) ≥ 2048·in) its rounded-up scale puts the lower tap past the last
+            // pixel and it reads out of bounds; here both taps stop at the last pixel, which
+            // gives that pixel's value, as for every other position beyond it.
+            let lo = (scaled / (1 << 10)).clamp(0, (in_i - 1).max(0));
             let hi = ((scaled + (1 << 10) - 1) / (1 << 10)).min(in_i - 1).max(0);
             Tap {
                 lo: lo as usize,
@@ -507,5 +513,36 @@ mod tests {
         let mut out = vec![0u16; 6];
         nearest(&s, &[0, 1, 1], &[1], &input, &mut out, 2);
         assert_eq!(out, [2, 3, 6, 7, 6, 7]);
+    }
+
+    /// Found by fuzzing: a large upscale (here 1→55 and 2→300 pixels) rounded the integer
+    /// scale up so far that the lower tap of the last outputs fell past the input; the kernel
+    /// panicked on the slice (the reference reads out of bounds there). Every tap now stays
+    /// inside the input and positions past the last pixel take its value.
+    #[test]
+    fn large_integer_upscales_stay_inside_the_input() {
+        for (inp, out) in [(1usize, 55usize), (2, 300), (3, 997), (4, 7)] {
+            for (ac, hp) in [(false, false), (true, false), (false, true)] {
+                for t in int_taps(out, inp, ac, hp) {
+                    assert!(t.lo < inp && t.hi < inp, "{inp}->{out} {ac} {hp}: {t:?}");
+                }
+            }
+            let s = ResizeShape {
+                batch: 1,
+                in_h: 1,
+                in_w: inp,
+                channels: 1,
+                out_h: 1,
+                out_w: out,
+            };
+            let input: Vec<i8> = (0..inp).map(|i| 10 * i as i8 - 7).collect();
+            let mut output = vec![0i8; out];
+            BilinearInt::new(s, false, false).run(&input, &mut output, 1);
+            // Upsampling interpolates between neighbours: every value lies within the input's
+            // range, and the last output is the last pixel.
+            let (lo, hi) = (input[0].min(input[inp - 1]), input[0].max(input[inp - 1]));
+            assert!(output.iter().all(|&v| lo <= v && v <= hi), "{output:?}");
+            assert_eq!(output[out - 1], input[inp - 1]);
+        }
     }
 }
