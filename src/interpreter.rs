@@ -422,6 +422,12 @@ impl Interpreter {
 
     /// Runs the model on the current inputs. Allocates nothing.
     pub fn invoke(&mut self) -> Result<()> {
+        self.run_steps(None)
+    }
+
+    /// Runs the main plan inside the interpreter's pool; with `times`, adds each step's wall
+    /// time to its entry.
+    fn run_steps(&mut self, times: Option<&mut [std::time::Duration]>) -> Result<()> {
         let Interpreter {
             model,
             run,
@@ -431,8 +437,8 @@ impl Interpreter {
         } = self;
         let threads = options.threads;
         match pool {
-            Some(pool) => pool.install(|| run.run(model.bytes(), threads)),
-            None => run.run(model.bytes(), threads),
+            Some(pool) => pool.install(|| run.run_timed(model.bytes(), threads, times)),
+            None => run.run_timed(model.bytes(), threads, times),
         }
     }
 
@@ -441,18 +447,7 @@ impl Interpreter {
     /// adds a clock read per node; the results are the same as `invoke`'s.
     pub fn invoke_profiled(&mut self) -> Result<Vec<NodeTime>> {
         let mut times = vec![std::time::Duration::ZERO; self.run.steps.len()];
-        let Interpreter {
-            model,
-            run,
-            pool,
-            options,
-            ..
-        } = self;
-        let threads = options.threads;
-        match pool {
-            Some(pool) => pool.install(|| run.run_timed(model.bytes(), threads, &mut times)),
-            None => run.run_timed(model.bytes(), threads, &mut times),
-        }?;
+        self.run_steps(Some(&mut times))?;
         let graph = &self.model.subgraphs()[self.entry.subgraph];
         let codes = self.model.operator_codes();
         Ok(self

@@ -289,24 +289,16 @@ impl SubgraphRun {
 
     /// Runs every step on the current inputs. Allocates nothing.
     pub(crate) fn run(&mut self, model: &[u8], threads: usize) -> Result<()> {
-        run_steps(
-            &self.steps,
-            &mut self.arena,
-            &mut self.scratch,
-            &self.persistent,
-            model,
-            threads,
-            None,
-        )
+        self.run_timed(model, threads, None)
     }
 
-    /// Like [`SubgraphRun::run`], and adds each step's wall time to `times[step]` (one entry
-    /// per step). Nested subgraphs count towards the control-flow node that runs them.
+    /// Like [`SubgraphRun::run`]; with `times` (one entry per step), adds each step's wall
+    /// time to its entry. Nested subgraphs count towards the control-flow node that runs them.
     pub(crate) fn run_timed(
         &mut self,
         model: &[u8],
         threads: usize,
-        times: &mut [std::time::Duration],
+        times: Option<&mut [std::time::Duration]>,
     ) -> Result<()> {
         run_steps(
             &self.steps,
@@ -315,7 +307,7 @@ impl SubgraphRun {
             &self.persistent,
             model,
             threads,
-            Some(times),
+            times,
         )
     }
 
