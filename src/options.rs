@@ -105,6 +105,8 @@ pub struct TransposeConv {
     pub stride_w: i32,
     pub stride_h: i32,
     pub activation: Activation,
+    /// `quantized_bias_type` as a raw `TensorType`; 0 (FLOAT32, the default) means unset.
+    pub quantized_bias_type: i8,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -551,6 +553,7 @@ fn parse_inner(op: &fb::Operator<'_>) -> Result<OpOptions, String> {
                 stride_w: o.stride_w(),
                 stride_h: o.stride_h(),
                 activation: activation(o.fused_activation_function())?,
+                quantized_bias_type: o.quantized_bias_type().0,
             })
         }
         B::BatchMatMulOptions => {

@@ -460,6 +460,17 @@ pub(crate) fn prepare_nodes(
     // the file by any factor before the interpreter's final memory check.
     let mut held: usize = 0;
     for (index, op) in graph.operators.iter().enumerate() {
+        // Sparse constants read by any op but DENSIFY are densified once, here, and then look
+        // like folded constants to the op.
+        let is_densify = matches!(
+            model.operator_codes().get(op.opcode_index).map(|c| &c.code),
+            Some(crate::graph::OpCode::Builtin(c)) if *c == crate::schema::BuiltinOperator::DENSIFY.0
+        );
+        let dense_err = if is_densify {
+            None
+        } else {
+            densify_inputs(model, sg, op, &tensors, &mut folded, &mut held).err()
+        };
         let ctx = PrepareCtx {
             model,
             subgraph: sg,
@@ -473,7 +484,10 @@ pub(crate) fn prepare_nodes(
             max_elements: env.max_elements,
             env: env.clone(),
         };
-        let r = ops::prepare(&ctx);
+        let r = match dense_err {
+            Some(e) => Err(ctx.unsupported(e)),
+            None => ops::prepare(&ctx),
+        };
         let shapes = ctx.out_shapes.into_inner();
         if r.is_ok() {
             for (k, shape) in shapes.into_iter().enumerate() {
@@ -507,6 +521,33 @@ pub(crate) fn prepare_nodes(
         });
     }
     (results, folded, tensors)
+}
+
+/// Folds the dense form of every sparse constant input of `op` that is not folded yet.
+fn densify_inputs(
+    model: &Model,
+    sg: usize,
+    op: &crate::graph::Operator,
+    tensors: &[crate::graph::Tensor],
+    folded: &mut [Option<AlignedBuf>],
+    held: &mut usize,
+) -> std::result::Result<(), String> {
+    for &t in op.inputs.iter().flatten() {
+        let Some(tensor) = tensors.get(t) else {
+            continue;
+        };
+        if tensor.sparsity.is_none() || folded[t].is_some() {
+            continue;
+        }
+        let values = model
+            .tensor_data(sg, t)
+            .ok_or_else(|| format!("sparse tensor {t} is not a constant"))?;
+        let buf = crate::ops::densify_tensor(tensor, values)
+            .map_err(|e| format!("sparse tensor {t}: {e}"))?;
+        *held = held.saturating_add(buf.len());
+        folded[t] = Some(buf);
+    }
+    Ok(())
 }
 
 fn prepare_all(

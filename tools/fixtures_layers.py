@@ -189,11 +189,11 @@ def sparse_add(rng):
     return lambda x: x + c
 
 
-def patch_densify(g, op_name, block=None, index_type="int32"):
+def patch_densify(g, op_name, block=None, index_type="int32", native=False):
     """Stores the weights (input 1) of the model's `op_name` sparsely and inserts a DENSIFY
     that rebuilds them: CSR on the last dimension, or (block=n, 2-D weights) CSR over blocks
     of n along dimension 1 with a dense inner block dimension. Index vectors are int32 or
-    uint8."""
+    uint8. `native`: no DENSIFY, the op reads the sparse weights itself."""
 
     def patch(model):
         from ai_edge_litert import schema_py_generated as schema
@@ -262,6 +262,10 @@ def patch_densify(g, op_name, block=None, index_type="int32"):
         b = schema.BufferT()
         b.data = np.array(vals, dtype=dtype).view(np.uint8)
         model.buffers.append(b)
+        if native:
+            w.sparsity = sparsity
+            w.buffer = len(model.buffers) - 1
+            return
         st = schema.TensorT()
         st.shape = list(w.shape)
         st.type = w.type
@@ -318,6 +322,10 @@ def fixtures(g):
     add("transpose_conv_keras_dynbatch_f32", keras_transpose_conv, [[None, 4, 5, 3]], keras=True)
     add("transpose_conv_keras_dynbatch_int8", keras_transpose_conv, [[None, 4, 5, 3]], g.INT8, keras=True)
     add("transpose_conv_same_s2_int16", transpose_conv(g, 3, 4, k=(3, 3), stride=(2, 2), padding="SAME"), [X], g.INT16X8)
+    add("transpose_conv_same_s2_bias32_int16", transpose_conv(g, 3, 4, k=(3, 3), stride=(2, 2), padding="SAME"), [X], g.INT16X8_BIAS32)
+    # Dynamic range: the converter only quantizes weights of 1024 values or more.
+    for tag, kw in tc[:2]:
+        add(f"transpose_conv_{tag}_dynamic", transpose_conv(g, 16, 12, **kw), [[1, 4, 5, 16]], g.DYNAMIC)
     add("transpose_conv_same_s2_pertensor_int8", transpose_conv(g, 3, 4, k=(3, 3), stride=(2, 2), padding="SAME"), [X], g.INT8, per_tensor=True)
 
     # ------------------------------------------------------------ BATCH_MATMUL
@@ -407,6 +415,13 @@ def fixtures(g):
         [[2, 8]],
         patch=patch_densify(g, "FULLY_CONNECTED", block=4, index_type="uint8"),
         note="FC weights stored in 1x4 blocks (uint8 indices) + DENSIFY",
+    )
+    add(
+        "sparse_native_fc_f32",
+        block_sparse_fc(),
+        [[2, 8]],
+        patch=patch_densify(g, "FULLY_CONNECTED", block=4, index_type="uint8", native=True),
+        note="FC weights stored in 1x4 blocks, read by FULLY_CONNECTED itself (no DENSIFY)",
     )
     add(
         "densify_block_add_int8",

@@ -58,6 +58,11 @@ INT8 = "int8"  # full integer, int8 I/O
 INT8_FLOATIO = "int8_floatio"  # full integer, float I/O (QUANTIZE/DEQUANTIZE)
 INT8_UINT8IO = "int8_uint8io"  # full integer, uint8 I/O
 INT16X8 = "int16x8"  # int16 activations, int8 weights, int16 I/O
+# 16x8 where the converter can, float kernels (between QUANTIZE/DEQUANTIZE) where it cannot:
+# what a user gets for a model with an op the 16x8 quantizer does not cover.
+INT16X8_FALLBACK = "int16x8_fallback"
+# 16x8 with int32 instead of int64 biases (the converter then sets quantized_bias_type).
+INT16X8_BIAS32 = "int16x8_bias32"
 
 
 @dataclass
@@ -489,11 +494,15 @@ def convert(fx: Fixture) -> bytes:
         elif mode == INT8_UINT8IO:
             conv.inference_input_type = tf.uint8
             conv.inference_output_type = tf.uint8
-    if mode == INT16X8:
+    if mode in (INT16X8, INT16X8_FALLBACK, INT16X8_BIAS32):
         conv.representative_dataset = representative_data(fx)
         conv.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
         ]
+        if mode == INT16X8_FALLBACK:
+            conv.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
+        if mode == INT16X8_BIAS32:
+            conv._experimental_full_integer_quantization_bias_type = tf.int32
         conv.inference_input_type = tf.int16
         conv.inference_output_type = tf.int16
     data = conv.convert()
@@ -551,7 +560,7 @@ def write_manifest(notes: dict) -> None:
         lines.append("")
         lines.append(f"- size: {size} bytes")
         if notes.get(path.stem):
-            lines.append(f"- patched: {notes[path.stem]}")
+            lines.append(f"- {notes[path.stem]}")
         lines.append("- inputs: " + ", ".join(_io_text(t) for t in d["inputs"]))
         lines.append("- outputs: " + ", ".join(_io_text(t) for t in d["outputs"]))
         if len(d["ops"]) > 12:
@@ -586,7 +595,7 @@ def main():
     if args.list:
         print("\n".join(names))
         return
-    notes = {f.name: f.note for f in all_fx if f.patch is not None}
+    notes = {f.name: ("patched: " if f.patch else "note: ") + f.note for f in all_fx if f.patch is not None or f.note}
     if not args.manifest:
         OUT.mkdir(parents=True, exist_ok=True)
         chosen = [f for f in all_fx if not args.filters or any(s in f.name for s in args.filters)]

@@ -925,6 +925,7 @@ mod tests {
             is_variable: false,
             numel: shape.iter().product(),
             bytes: None,
+            sparsity: None,
         }
     }
 

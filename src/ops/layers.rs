@@ -29,8 +29,8 @@ use crate::schema::BuiltinOperator as B;
 pub(super) const SUPPORT: &[OpSupport] = &[
     s(
         B::TRANSPOSE_CONV,
-        &["float32", "int8", "int16"],
-        "constant output_shape; int8 per-channel or per-tensor weights; int16 with int64 bias",
+        &["float32", "int8", "int16", "hybrid"],
+        "constant output_shape; int8 per-channel or per-tensor weights; int16 with int64 or int32 bias",
     ),
     s(
         B::BATCH_MATMUL,
@@ -55,7 +55,7 @@ pub(super) const SUPPORT: &[OpSupport] = &[
     s(
         B::DENSIFY,
         &["float32", "int8"],
-        "constant sparse input (folded); also float16",
+        "constant sparse input (folded); also float16; sparse weights read directly by an op (native sparse FULLY_CONNECTED) are densified the same way",
     ),
 ];
 
@@ -140,6 +140,19 @@ enum TcKind {
         q: TransposeConvQuant,
         weights: Operand<i8>,
         bias: Option<Operand<i64>>,
+    },
+    /// int16 with an int32 bias (`quantized_bias_type` INT32).
+    I16Acc32 {
+        q: TransposeConvQuant,
+        weights: Operand<i8>,
+        bias: Option<Operand<i32>>,
+    },
+    /// Float activations, int8 weights (dynamic-range models).
+    Hybrid {
+        weights: Operand<i8>,
+        scales: Vec<f32>,
+        bias: Option<Operand<f32>>,
+        clamp: (f32, f32),
     },
 }
 
@@ -236,7 +249,7 @@ fn prepare_transpose_conv(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
             clamp: o.activation.float_range(),
         },
         (DType::I8, DType::I8, DType::I8, None | Some(DType::I32))
-        | (DType::I16, DType::I8, DType::I16, None | Some(DType::I64)) => {
+        | (DType::I16, DType::I8, DType::I16, None | Some(DType::I32 | DType::I64)) => {
             let fq = filter
                 .quantization
                 .as_ref()
@@ -269,17 +282,55 @@ fn prepare_transpose_conv(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
                 }
                 let q = TransposeConvQuant::new::<i16>(inq, &fq.scale, outq, act, oc)
                     .map_err(|e| ctx.quant_err(e))?;
-                TcKind::I16 {
-                    q,
-                    weights: Operand::new(ctx, 1)?,
-                    bias: bias_t.map(|_| Operand::new(ctx, 3)).transpose()?,
+                // The reference accumulates in int32 only when the option says so; without
+                // it an int32 bias would be read as int64.
+                const INT32: i8 = 2;
+                const INT64: i8 = 4;
+                let acc32 = match (o.quantized_bias_type, bias_t.map(|b| b.dtype)) {
+                    (INT32, None | Some(DType::I32)) => true,
+                    (0 | INT64, None | Some(DType::I64)) => false,
+                    (t, b) => {
+                        return Err(ctx.unsupported(format!(
+                            "int16 TRANSPOSE_CONV with quantized_bias_type {t} and bias {b:?}"
+                        )))
+                    }
+                };
+                if acc32 {
+                    TcKind::I16Acc32 {
+                        q,
+                        weights: Operand::new(ctx, 1)?,
+                        bias: bias_t.map(|_| Operand::new(ctx, 3)).transpose()?,
+                    }
+                } else {
+                    TcKind::I16 {
+                        q,
+                        weights: Operand::new(ctx, 1)?,
+                        bias: bias_t.map(|_| Operand::new(ctx, 3)).transpose()?,
+                    }
                 }
             }
         }
-        (DType::F32, DType::I8, DType::F32, _) => {
-            return Err(ctx.unsupported(
-                "hybrid TRANSPOSE_CONV (float activations, int8 weights) is not implemented",
-            ))
+        (DType::F32, DType::I8, DType::F32, None | Some(DType::F32)) => {
+            let fq = filter
+                .quantization
+                .as_ref()
+                .ok_or_else(|| ctx.invalid("int8 filter has no quantization parameters"))?;
+            if fq.scale.len() != 1 && (fq.scale.len() != oc || fq.axis != 0) {
+                return Err(ctx.unsupported(format!(
+                    "hybrid filter with {} scales along dimension {} (expected 1, or {oc} along 0)",
+                    fq.scale.len(),
+                    fq.axis
+                )));
+            }
+            if fq.zero_point.iter().any(|&z| z != 0) {
+                return Err(ctx.invalid("hybrid filter zero points must be 0"));
+            }
+            TcKind::Hybrid {
+                weights: Operand::new(ctx, 1)?,
+                scales: fq.scale.clone(),
+                bias: bias_t.map(|_| Operand::new(ctx, 3)).transpose()?,
+                clamp: o.activation.float_range(),
+            }
         }
         _ => return Err(ctx.unsupported_dtypes()),
     };
@@ -330,6 +381,38 @@ impl Kernel for TransposeConv {
                     e.threads,
                 )
             }
+            TcKind::I16Acc32 { q, weights, bias } => {
+                let bias = bias.as_ref().map(|b| b.get(&e.inputs)).transpose()?;
+                tconv::transpose_conv_i16_acc32(
+                    g,
+                    q,
+                    e.inputs.get::<i16>(2)?,
+                    weights.get(&e.inputs)?,
+                    bias,
+                    cast_mut(e.output)?,
+                    e.threads,
+                )
+            }
+            TcKind::Hybrid {
+                weights,
+                scales,
+                bias,
+                clamp,
+            } => {
+                let bias = bias.as_ref().map(|b| b.get(&e.inputs)).transpose()?;
+                let quantized: &mut [i8] = cast_mut(&mut e.scratch[..g.input_len()])?;
+                tconv::transpose_conv_hybrid(
+                    g,
+                    e.inputs.get::<f32>(2)?,
+                    weights.get(&e.inputs)?,
+                    scales,
+                    bias,
+                    *clamp,
+                    quantized,
+                    cast_mut(e.output)?,
+                    e.threads,
+                )
+            }
         }
         .map_err(kernel_err)
     }
@@ -345,6 +428,20 @@ impl Kernel for TransposeConv {
             TcKind::I16 { weights, bias, .. } => {
                 k == 2 || weights.is_input(k) || bias.as_ref().is_some_and(|b| b.is_input(k))
             }
+            TcKind::I16Acc32 { weights, bias, .. } => {
+                k == 2 || weights.is_input(k) || bias.as_ref().is_some_and(|b| b.is_input(k))
+            }
+            TcKind::Hybrid { weights, bias, .. } => {
+                k == 2 || weights.is_input(k) || bias.as_ref().is_some_and(|b| b.is_input(k))
+            }
+        }
+    }
+
+    fn scratch_bytes(&self) -> usize {
+        match &self.kind {
+            // The int8 copy of the input.
+            TcKind::Hybrid { .. } => self.g.input_len(),
+            _ => 0,
         }
     }
 
@@ -358,6 +455,19 @@ impl Kernel for TransposeConv {
             }
             TcKind::I16 { weights, bias, .. } => {
                 weights.owned_bytes() + bias.as_ref().map_or(0, |b| b.owned_bytes())
+            }
+            TcKind::I16Acc32 { weights, bias, .. } => {
+                weights.owned_bytes() + bias.as_ref().map_or(0, |b| b.owned_bytes())
+            }
+            TcKind::Hybrid {
+                weights,
+                bias,
+                scales,
+                ..
+            } => {
+                weights.owned_bytes()
+                    + bias.as_ref().map_or(0, |b| b.owned_bytes())
+                    + scales.len() * 4
             }
         }
     }
@@ -688,18 +798,32 @@ fn prepare_range(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
 fn prepare_densify(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     ctx.expect_arity(1, 1, 1)?;
     let (input, output) = (ctx.input(0)?, ctx.output(0)?);
-    if input.dtype != output.dtype || !matches!(input.dtype, DType::F32 | DType::F16 | DType::I8) {
+    if input.dtype != output.dtype {
         return Err(ctx.unsupported_dtypes());
     }
-    let sp = input
-        .sparsity
-        .as_ref()
-        .ok_or_else(|| ctx.invalid("DENSIFY input has no sparsity parameters"))?;
     let values = ctx
         .const_bytes(0)
         .ok_or_else(|| ctx.unsupported("DENSIFY of a non-constant tensor"))?;
     ctx.set_output_shape(0, &input.shape)?;
-    let size = input.dtype.size().ok_or_else(|| ctx.unsupported_dtypes())?;
+    let out = densify_tensor(input, values).map_err(|e| ctx.unsupported(e))?;
+    Ok(Prepared::Fold(out))
+}
+
+/// The dense form of a sparse constant `t` whose stored values are `values`. Also used for
+/// sparse weights read directly by an op (TFLite's FULLY_CONNECTED reads block-sparse
+/// weights natively): they are densified once at preparation.
+pub(crate) fn densify_tensor(
+    t: &crate::graph::Tensor,
+    values: &[u8],
+) -> std::result::Result<AlignedBuf, String> {
+    if !matches!(t.dtype, DType::F32 | DType::F16 | DType::I8) {
+        return Err(format!("sparse {} tensors are not supported", t.dtype));
+    }
+    let sp = t
+        .sparsity
+        .as_ref()
+        .ok_or_else(|| "the tensor has no sparsity parameters".to_string())?;
+    let size = t.dtype.size().ok_or("sparse tensor of unsized type")?;
     let levels: Vec<Level<'_>> = sp
         .dim_metadata
         .iter()
@@ -713,14 +837,15 @@ fn prepare_densify(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
         block_map: &sp.block_map,
         levels: &levels,
     };
+    let bytes = t.numel.checked_mul(size).ok_or("sparse tensor too large")?;
     // Zero bytes are 0 in every supported type.
-    let mut out = AlignedBuf::zeroed(input.numel * size)?;
+    let mut out = AlignedBuf::zeroed(bytes).map_err(|e| e.to_string())?;
     let dst = out.as_mut_slice();
-    densify_positions(&input.shape, &format, values.len() / size, |k, flat| {
+    densify_positions(&t.shape, &format, values.len() / size, |k, flat| {
         dst[flat * size..(flat + 1) * size].copy_from_slice(&values[k * size..(k + 1) * size]);
     })
-    .map_err(|e| ctx.invalid(format!("DENSIFY: {e}")))?;
-    Ok(Prepared::Fold(out))
+    .map_err(|e| format!("DENSIFY: {e}"))?;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ mod fully_connected;
 mod geometry;
 mod indexing;
 mod layers;
+pub(crate) use layers::densify_tensor;
 mod layout;
 mod pool;
 mod quant_binary;

@@ -169,6 +169,81 @@ pub fn transpose_conv_f32(
     Ok(())
 }
 
+/// Hybrid transpose convolution (float activations, int8 weights), as LiteRT's `EvalHybrid`:
+/// each batch of the input is quantized to int8 with its own asymmetric scale and zero point
+/// (`quantize_asymmetric`, written to `quantized`), the taps are summed exactly in i32 as
+/// `Σ (q − zp)·w`, and the sum is scaled back by `input_scale · filter_scale[oc]` before the
+/// bias and the clamp. `filter_scales` holds one scale per output channel or one for all.
+#[allow(clippy::too_many_arguments)]
+pub fn transpose_conv_hybrid(
+    g: &TransposeConvGeometry,
+    input: &[f32],
+    filter: &[i8],
+    filter_scales: &[f32],
+    bias: Option<&[f32]>,
+    (min, max): (f32, f32),
+    quantized: &mut [i8],
+    output: &mut [f32],
+    threads: usize,
+) -> Result<(), QuantError> {
+    g.check(input.len(), filter.len(), output.len())?;
+    check_bias(bias, g.out_c)?;
+    if filter_scales.len() != 1 && filter_scales.len() < g.out_c {
+        return Err(QuantError::ChannelCountMismatch {
+            expected: g.out_c,
+            got: filter_scales.len(),
+        });
+    }
+    let per_batch = g.in_h * g.in_w * g.in_c;
+    if quantized.len() < g.input_len() {
+        return Err(QuantError::BufferTooSmall {
+            what: "quantized input",
+            needed: g.input_len(),
+            got: quantized.len(),
+        });
+    }
+    let out = &mut output[..g.output_len()];
+    if g.out_c == 0 || out.is_empty() {
+        return Ok(());
+    }
+    let quantized = &mut quantized[..g.input_len()];
+    let out_per_batch = g.out_h * g.out_w * g.out_c;
+    let oc_stride = g.filter_h * g.filter_w * g.in_c;
+    for (b, (out_b, q_b)) in out
+        .chunks_exact_mut(out_per_batch)
+        .zip(quantized.chunks_exact_mut(per_batch.max(1)))
+        .enumerate()
+    {
+        let x = &input[b * per_batch..(b + 1) * per_batch];
+        let (in_scale, zp) = crate::quant::hybrid::quantize_asymmetric(x, q_b);
+        let q_b = &*q_b;
+        // The geometry of one batch: taps index from this batch's first pixel.
+        let one = TransposeConvGeometry { batches: 1, ..*g };
+        parallel::for_each_part(out_b, g.out_c, 1, threads, |first, part| {
+            for (r, row) in part.chunks_exact_mut(g.out_c).enumerate() {
+                for (oc, o) in row.iter_mut().enumerate() {
+                    let mut acc = 0i32;
+                    one.for_each_tap(first + r, |in_off, w_off| {
+                        let xq = &q_b[in_off..in_off + g.in_c];
+                        let w = &filter[oc * oc_stride + w_off..][..g.in_c];
+                        for (&a, &k) in xq.iter().zip(w) {
+                            acc = acc.wrapping_add((i32::from(a) - zp) * i32::from(k));
+                        }
+                    });
+                    let ws = if filter_scales.len() == 1 {
+                        filter_scales[0]
+                    } else {
+                        filter_scales[oc]
+                    };
+                    let v = acc as f32 * (in_scale * ws) + bias.map_or(0.0, |b| b[oc]);
+                    *o = clamp_f32(v, min, max);
+                }
+            }
+        });
+    }
+    Ok(())
+}
+
 /// Prepare-time parameters of a quantized transpose convolution
 /// (`PopulateConvolutionQuantizationParams`).
 #[derive(Debug, Clone, PartialEq)]
@@ -325,6 +400,52 @@ pub fn transpose_conv_i16(
                     acc = acc.wrapping_add(b[oc]);
                 }
                 let v = multiply_by_quantized_multiplier_i64(acc, q.multipliers[oc], q.shifts[oc])
+                    .wrapping_add(q.output_offset);
+                *o = clamp_i32(v, q.act_min, q.act_max) as i16;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// int16 activations with an int32 bias (`quantized_bias_type` INT32): the same sums in a
+/// wrapping i32 accumulator and the 32-bit `MultiplyByQuantizedMultiplier`, as the
+/// reference's `TransposeConv<int32_t>` instantiation.
+pub fn transpose_conv_i16_acc32(
+    g: &TransposeConvGeometry,
+    q: &TransposeConvQuant,
+    input: &[i16],
+    filter: &[i8],
+    bias: Option<&[i32]>,
+    output: &mut [i16],
+    threads: usize,
+) -> Result<(), QuantError> {
+    g.check(input.len(), filter.len(), output.len())?;
+    q.check(g.out_c)?;
+    check_bias(bias, g.out_c)?;
+    let out = &mut output[..g.output_len()];
+    if g.out_c == 0 || out.is_empty() {
+        return Ok(());
+    }
+    let oc_stride = g.filter_h * g.filter_w * g.in_c;
+    parallel::for_each_part(out, g.out_c, 1, threads, |first, part| {
+        for (r, row) in part.chunks_exact_mut(g.out_c).enumerate() {
+            for (oc, o) in row.iter_mut().enumerate() {
+                let mut acc = 0i32;
+                g.for_each_tap(first + r, |i_off, w_off| {
+                    let x = &input[i_off..i_off + g.in_c];
+                    let w = &filter[oc * oc_stride + w_off..][..g.in_c];
+                    for (&a, &b) in x.iter().zip(w) {
+                        let term = i32::from(a)
+                            .wrapping_add(q.input_offset)
+                            .wrapping_mul(i32::from(b));
+                        acc = acc.wrapping_add(term);
+                    }
+                });
+                if let Some(b) = bias {
+                    acc = acc.wrapping_add(b[oc]);
+                }
+                let v = multiply_by_quantized_multiplier(acc, q.multipliers[oc], q.shifts[oc])
                     .wrapping_add(q.output_offset);
                 *o = clamp_i32(v, q.act_min, q.act_max) as i16;
             }
