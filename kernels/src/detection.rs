@@ -686,4 +686,172 @@ mod tests {
             assert_eq!(got, want);
         }
     }
+
+    fn random_case(rng: &mut Rng, n: usize, row: usize, levels: usize) -> (Vec<Corners>, Vec<f32>) {
+        let boxes = (0..n)
+            .map(|_| {
+                let (y, x) = (rng.unit(), rng.unit());
+                let (h, w) = (0.1 + rng.unit() * 0.4, 0.1 + rng.unit() * 0.4);
+                [y, x, y + h, x + w]
+            })
+            .collect();
+        let scores = (0..n * row)
+            .map(|_| {
+                if levels == 0 {
+                    rng.unit()
+                } else {
+                    rng.below(levels) as f32 / levels as f32
+                }
+            })
+            .collect();
+        (boxes, scores)
+    }
+
+    #[test]
+    fn regular_matches_per_class_suppression_then_a_stable_sort() {
+        let mut rng = Rng(0x51ed);
+        for round in 0..200 {
+            let n = 1 + rng.below(30);
+            let num_classes = 1 + rng.below(4);
+            let label_offset = round % 2;
+            let row = num_classes + label_offset;
+            let max_detections = 1 + rng.below(8);
+            let per_class = (1 + rng.below(5)).min(max_detections);
+            let (boxes, scores) = random_case(&mut rng, n, row, 6);
+            let cfg = NmsConfig {
+                max_detections,
+                max_classes_per_detection: 1,
+                detections_per_class: per_class,
+                score_threshold: 0.3,
+                iou_threshold: 0.4,
+                num_classes,
+                label_offset,
+            };
+            // Naive: each class's survivors in suppression order, classes in order, then a
+            // stable sort by score and the best max_detections.
+            let mut all: Vec<(f32, usize, usize)> = Vec::new();
+            for c in 0..num_classes {
+                let cs: Vec<f32> = (0..n).map(|a| scores[a * row + c + label_offset]).collect();
+                for a in naive_nms(&boxes, &cs, 0.3, 0.4, per_class) {
+                    all.push((cs[a as usize], a as usize, c));
+                }
+            }
+            all.sort_by(|x, y| y.0.partial_cmp(&x.0).unwrap());
+            all.truncate(max_detections);
+
+            let (mut cls, mut cand, mut act) = (vec![0.0; n], vec![0; n], vec![0; n]);
+            let (mut sel, mut sel_s) = (vec![0; per_class.min(n)], vec![0.0; per_class.min(n)]);
+            let m = max_detections + per_class;
+            let (mut ri, mut rs) = (vec![0; m], vec![0.0; m]);
+            let (mut ob, mut oc, mut os) = (
+                vec![0.0; max_detections * 4],
+                vec![0.0; max_detections],
+                vec![0.0; max_detections],
+            );
+            let found = regular_nms(
+                &cfg,
+                &boxes,
+                &scores,
+                RegularScratch {
+                    class_scores: &mut cls,
+                    nms: NmsScratch {
+                        candidates: &mut cand,
+                        active: &mut act,
+                    },
+                    selected: &mut sel,
+                    selected_scores: &mut sel_s,
+                    ranked_index: &mut ri,
+                    ranked_score: &mut rs,
+                },
+                &mut DetectionOut {
+                    boxes: &mut ob,
+                    classes: &mut oc,
+                    scores: &mut os,
+                },
+            )
+            .unwrap();
+            assert_eq!(found, all.len());
+            for (d, &(score, anchor, class)) in all.iter().enumerate() {
+                assert_eq!(os[d], score);
+                assert_eq!(oc[d], class as f32);
+                assert_eq!(ob[d * 4..d * 4 + 4], boxes[anchor]);
+            }
+        }
+    }
+
+    #[test]
+    fn fast_matches_best_class_suppression() {
+        let mut rng = Rng(0xfa57);
+        for round in 0..200 {
+            let n = 1 + rng.below(30);
+            let num_classes = 1 + rng.below(5);
+            let label_offset = round % 2;
+            let row = num_classes + label_offset;
+            let max_detections = 1 + rng.below(8);
+            let per_detection = 1 + rng.below(3);
+            // Continuous scores: no ties, so the class ranking is a plain sort.
+            let (boxes, scores) = random_case(&mut rng, n, row, 0);
+            let cfg = NmsConfig {
+                max_detections,
+                max_classes_per_detection: per_detection,
+                detections_per_class: 1,
+                score_threshold: 0.5,
+                iou_threshold: 0.3,
+                num_classes,
+                label_offset,
+            };
+            let k = per_detection.min(num_classes);
+            let ranked: Vec<Vec<usize>> = (0..n)
+                .map(|a| {
+                    let mut c: Vec<usize> = (0..num_classes).collect();
+                    let s = |c: usize| scores[a * row + label_offset + c];
+                    c.sort_by(|&x, &y| s(y).partial_cmp(&s(x)).unwrap());
+                    c.truncate(k);
+                    c
+                })
+                .collect();
+            let best: Vec<f32> = (0..n)
+                .map(|a| scores[a * row + label_offset + ranked[a][0]])
+                .collect();
+            let kept = naive_nms(&boxes, &best, 0.5, 0.3, max_detections);
+
+            let slots = max_detections * per_detection;
+            let (mut ms, mut cand, mut act) = (vec![0.0; n], vec![0; n], vec![0; n]);
+            let mut sel = vec![0; max_detections.min(n)];
+            let (mut top, mut work) = (vec![0; n * k], vec![0; num_classes]);
+            let (mut ob, mut oc, mut os) =
+                (vec![0.0; slots * 4], vec![0.0; slots], vec![0.0; slots]);
+            let found = fast_nms(
+                &cfg,
+                &boxes,
+                &scores,
+                FastScratch {
+                    max_scores: &mut ms,
+                    nms: NmsScratch {
+                        candidates: &mut cand,
+                        active: &mut act,
+                    },
+                    selected: &mut sel,
+                    top_classes: &mut top,
+                    work: &mut work,
+                },
+                &mut DetectionOut {
+                    boxes: &mut ob,
+                    classes: &mut oc,
+                    scores: &mut os,
+                },
+            )
+            .unwrap();
+            assert_eq!(found, kept.len());
+            for (d, &a) in kept.iter().enumerate() {
+                let a = a as usize;
+                for (c, &class) in ranked[a].iter().enumerate() {
+                    let slot = d * per_detection + c;
+                    assert_eq!(oc[slot], class as f32);
+                    assert_eq!(os[slot], scores[a * row + label_offset + class]);
+                    assert_eq!(ob[slot * 4..slot * 4 + 4], boxes[a]);
+                }
+            }
+        }
+    }
 }
