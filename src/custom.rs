@@ -1,5 +1,8 @@
 //! Custom operators: user kernels registered by name, like TFLite's op resolver.
 //!
+//! ferrolite ships one custom operator of its own, `TFLite_Detection_PostProcess` (as TFLite's
+//! builtin resolver does); registering that name replaces the shipped kernel.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use ferrolite::custom::{CustomContext, CustomKernel, CustomNode, CustomOp};

@@ -1019,7 +1019,7 @@ fn custom_operator_is_refused_by_name() {
     m.opcodes[0] = OpcodeDesc {
         deprecated_builtin_code: 32,
         builtin_code: 32,
-        custom_code: Some("TFLite_Detection_PostProcess".into()),
+        custom_code: Some("MyDetector_PostProcess".into()),
         version: 1,
     };
     m.subgraphs[0].ops[0].options = OptionsDesc::None;
@@ -1027,8 +1027,15 @@ fn custom_operator_is_refused_by_name() {
     let e = prepare_err(&m);
     let msg = e.to_string();
     assert!(matches!(e, Error::Unsupported { .. }), "{msg}");
-    assert_contains(&msg, "op 0 (TFLite_Detection_PostProcess)");
+    assert_contains(&msg, "op 0 (MyDetector_PostProcess)");
     assert_contains(&msg, "not registered");
+
+    // The one built-in custom operator reads its options and refuses garbage ones.
+    m.opcodes[0].custom_code = Some("TFLite_Detection_PostProcess".into());
+    let e = prepare_err(&m);
+    let msg = e.to_string();
+    assert!(matches!(e, Error::Invalid { .. }), "{msg}");
+    assert_contains(&msg, "op 0 (TFLite_Detection_PostProcess)");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -96,6 +96,10 @@ def describe(path) -> dict:
     ops = []
     for op in sg.operators:
         name = OP_NAMES.get(op_code(model, op.opcodeIndex), "UNKNOWN")
+        custom = model.operatorCodes[op.opcodeIndex].customCode
+        if name == "CUSTOM" and custom is not None:
+            # Interpreters name custom ops by their code, e.g. TFLite_Detection_PostProcess.
+            name = bytes(custom).decode()
         ops.append(
             {
                 "name": name,

@@ -14,6 +14,7 @@ pub mod broadcast;
 pub mod buffer;
 pub mod conv;
 pub mod depthwise;
+pub mod detection;
 pub mod elementwise;
 pub mod gemm;
 pub mod isa;

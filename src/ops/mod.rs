@@ -21,6 +21,7 @@ mod activations;
 mod binary;
 pub(crate) mod control;
 mod conv;
+mod detection;
 mod elementwise;
 mod fully_connected;
 mod geometry;
@@ -373,9 +374,12 @@ pub(crate) fn prepare(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     let code = match &ctx.model.operator_codes()[ctx.op.opcode_index].code {
         OpCode::Builtin(c) => B(*c),
         OpCode::Custom(name) => {
-            return crate::custom::prepare(ctx, name).unwrap_or_else(|| {
-                Err(ctx.unsupported(format!("custom operator '{name}' is not registered")))
-            })
+            // A user registration wins over the custom operators ferrolite ships.
+            return crate::custom::prepare(ctx, name)
+                .or_else(|| detection::prepare_custom(ctx, name))
+                .unwrap_or_else(|| {
+                    Err(ctx.unsupported(format!("custom operator '{name}' is not registered")))
+                });
         }
     };
     match code {
