@@ -118,6 +118,13 @@ def fixtures(g):
     add("not_equal_bcast_int64", two(tf.not_equal), [A4, B4], dtypes=i64)
     add("greater_same_int32", two(tf.greater), [SMALL, SMALL], dtypes=i32)
     add("less_equal_same_int64", two(tf.less_equal), [SMALL, SMALL], dtypes=i64)
+    # ADD and MUL on plain integers (shape arithmetic, counters), one with a fused RELU after a
+    # subtraction that goes negative.
+    add("add_bcast_int32", two(tf.add), [A4, B4], dtypes=i32)
+    add("add_relu_int32", two(lambda a, b: tf.nn.relu(a + (b - 5))), [SMALL, SMALL], dtypes=i32)
+    add("add_same_int64", two(tf.add), [SMALL, SMALL], dtypes=i64)
+    add("mul_bcast_int32", two(tf.multiply), [A4, B4], dtypes=i32)
+    add("mul_same_int64", two(tf.multiply), [SMALL, SMALL], dtypes=i64)
 
     # Booleans.
     bb = ("bool", "bool")

@@ -2,9 +2,11 @@
 
 use ferrolite_kernels::activation::Clamp;
 use ferrolite_kernels::broadcast::{self, BroadcastPlan};
+use ferrolite_kernels::elementwise::{broadcast_map, IntClamp};
+use ferrolite_kernels::quant::broadcast::BroadcastPlan as QPlan;
 
 use super::conv::clamp;
-use super::{cast_mut, Eval, Kernel, PrepareCtx, Prepared};
+use super::{cast_mut, kernel_err, Eval, Kernel, PrepareCtx, Prepared};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::options::{Activation, OpOptions};
@@ -39,7 +41,75 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>, op: Op) -> Result<Prepared> {
             plan,
             clamp: clamp(activation),
         }))),
+        (DType::I32, DType::I32, DType::I32) | (DType::I64, DType::I64, DType::I64) => {
+            let qplan = QPlan::new(&a.shape, &b.shape)
+                .map_err(|_| ctx.invalid("shapes do not broadcast"))?;
+            Ok(Prepared::Kernel(Box::new(BinaryInt {
+                op,
+                plan: qplan,
+                clamp: int_activation(activation),
+                wide: a.dtype == DType::I64,
+            })))
+        }
         _ => super::quant_binary::prepare(ctx, op, plan, activation),
+    }
+}
+
+/// The reference's activation range for plain integer tensors: RELU and RELU6 clamp at 0 (and
+/// 6), RELU_N1_TO_1 at ±1; the others leave the type's range.
+fn int_activation(a: Activation) -> IntClamp {
+    let (lo, hi) = match a {
+        Activation::Relu => (0, i64::MAX),
+        Activation::Relu6 => (0, 6),
+        Activation::ReluN1To1 => (-1, 1),
+        _ => (i64::MIN, i64::MAX),
+    };
+    IntClamp { lo, hi }
+}
+
+/// ADD and MUL of int32 or int64 tensors: wrapping arithmetic (what the reference's C++
+/// produces on two's-complement machines), then the activation clamp.
+struct BinaryInt {
+    op: Op,
+    plan: QPlan,
+    clamp: IntClamp,
+    wide: bool,
+}
+
+impl Kernel for BinaryInt {
+    fn eval(&self, e: Eval<'_>) -> Result<()> {
+        let (c, plan) = (self.clamp, &self.plan);
+        let r = match (self.wide, self.op) {
+            (false, Op::Add) => broadcast_map(
+                plan,
+                e.inputs.get::<i32>(0)?,
+                e.inputs.get::<i32>(1)?,
+                cast_mut::<i32>(e.output)?,
+                |x, y| c.apply_i32(x.wrapping_add(y)),
+            ),
+            (false, Op::Mul) => broadcast_map(
+                plan,
+                e.inputs.get::<i32>(0)?,
+                e.inputs.get::<i32>(1)?,
+                cast_mut::<i32>(e.output)?,
+                |x, y| c.apply_i32(x.wrapping_mul(y)),
+            ),
+            (true, Op::Add) => broadcast_map(
+                plan,
+                e.inputs.get::<i64>(0)?,
+                e.inputs.get::<i64>(1)?,
+                cast_mut::<i64>(e.output)?,
+                |x, y| c.apply_i64(x.wrapping_add(y)),
+            ),
+            (true, Op::Mul) => broadcast_map(
+                plan,
+                e.inputs.get::<i64>(0)?,
+                e.inputs.get::<i64>(1)?,
+                cast_mut::<i64>(e.output)?,
+                |x, y| c.apply_i64(x.wrapping_mul(y)),
+            ),
+        };
+        r.map_err(kernel_err)
     }
 }
 

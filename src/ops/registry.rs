@@ -42,13 +42,13 @@ pub(super) const CORE: &[OpSupport] = &[
     ),
     s(
         B::ADD,
-        &["float32", "int8", "uint8"],
-        "broadcasting up to rank 6",
+        &["float32", "int8", "uint8", "int32", "int64"],
+        "broadcasting up to rank 6; int32/int64 wrap on overflow",
     ),
     s(
         B::MUL,
-        &["float32", "int8", "uint8"],
-        "broadcasting up to rank 6",
+        &["float32", "int8", "uint8", "int32", "int64"],
+        "broadcasting up to rank 6; int32/int64 wrap on overflow",
     ),
     s(B::AVERAGE_POOL_2D, &["float32", "int8", "uint8"], ""),
     s(B::MAX_POOL_2D, &["float32", "int8", "uint8"], ""),
