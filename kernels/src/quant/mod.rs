@@ -23,9 +23,12 @@
 //! double-precision requantization, MEAN's single code path, the hybrid quantizers'
 //! x86 rounding).
 
+pub mod activation16;
 pub mod add;
+pub mod add16;
 pub mod broadcast;
 pub mod conv;
+pub mod conv16;
 pub mod conv_packed;
 pub mod depthwise;
 pub mod depthwise_packed;
@@ -42,6 +45,7 @@ pub mod params;
 pub mod pool;
 pub mod quantize;
 pub mod softmax;
+pub mod softmax16;
 
 pub use error::QuantError;
 pub use geometry::{ConvGeometry, PoolGeometry};
