@@ -83,6 +83,42 @@ def patch_single_filter_scale(op_name):
     return patch
 
 
+def patch_int32_bias(op_name):
+    """Stores the op's int64 bias as int32 and sets quantized_bias_type to INT32, which
+    selects TFLite's 32-bit accumulation (the converter writes int64 biases)."""
+
+    def patch(model):
+        import numpy as np
+        from ai_edge_litert import schema_py_generated as schema
+
+        for op in _ops(model, op_name):
+            t = model.subgraphs[0].tensors[op.inputs[2]]
+            buf = model.buffers[t.buffer]
+            values = np.frombuffer(bytes(buf.data), dtype=np.int64)
+            buf.data = np.frombuffer(values.astype(np.int32).tobytes(), dtype=np.uint8)
+            t.type = schema.TensorType.INT32
+            op.builtinOptions.quantizedBiasType = schema.TensorType.INT32
+
+    return patch
+
+
+def patch_quantize_to_int8(model):
+    """Keeps only the QUANTIZE that requantizes input x0 and makes its output an int8 graph
+    output with a coarser scale and a zero point: an int16 -> int8 requantization, which
+    the converter does not emit in int16x8 mode. Input x1 stays, unused."""
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    sg = model.subgraphs[0]
+    (quant,) = _ops(model, "QUANTIZE")
+    sg.operators = [quant]
+    out = sg.tensors[quant.outputs[0]]
+    out.type = schema.TensorType.INT8
+    out.quantization.scale = np.array([out.quantization.scale[0] * 200.0], dtype=np.float32)
+    out.quantization.zeroPoint = np.array([5], dtype=np.int64)
+    sg.outputs = [quant.outputs[0]]
+
+
 def _ops(model, name):
     import tflite_inspect
 
@@ -119,6 +155,8 @@ def fixtures(g):
     add("conv2d_valid_k3x2_s2x1_nobias_int16", g.conv2d(5, 3, k=(3, 2), stride=(2, 1), padding="VALID", use_bias=False), [X])
     add("conv2d_same_pertensor_int16", g.conv2d(5, 4, act="relu"), [X],
         patch=patch_single_filter_scale("CONV_2D"), note="one filter scale")
+    add("conv2d_same_bias32_int16", g.conv2d(5, 4, act="relu6"), [X],
+        patch=patch_int32_bias("CONV_2D"), note="int32 bias")
     # DEPTHWISE_CONV_2D
     add("dwconv_m1_same_s1_int16", g.dwconv(5, 1), [X])
     add("dwconv_m2_valid_s1_int16", g.dwconv(5, 2, padding="VALID"), [X])
@@ -132,6 +170,8 @@ def fixtures(g):
     add("fc_rank3_nokeep_int16", g.fully_connected(7, 4, flatten=True), [[1, 5, 7]])
     add("fc_bias_pertensor_int16", g.fully_connected(7, 4), [[3, 7]],
         patch=patch_single_filter_scale("FULLY_CONNECTED"), note="one filter scale")
+    add("fc_bias32_int16", g.fully_connected(7, 4), [[3, 7]],
+        patch=patch_int32_bias("FULLY_CONNECTED"), note="int32 bias")
     # ADD, SUB, MUL
     two = (1.0, 2.5)
     for op in ["add", "mul"]:
@@ -180,6 +220,8 @@ def fixtures(g):
     # QUANTIZE int16 -> int16 (the converter requantizes concatenation inputs)
     add("quantize_concat_int16", lazy(lambda tf: (lambda a, b: tf.concat([a, b], -1))), [SMALL, SMALL],
         rep_scales=(1.0, 3.0))
+    add("quantize_to_int8_int16", lazy(lambda tf: (lambda a, b: tf.concat([a, b], -1))), [SMALL, SMALL],
+        rep_scales=(1.0, 3.0), patch=patch_quantize_to_int8, note="int16 -> int8 QUANTIZE only")
     # Network
     add("mini_net_int16", mini_net, [[1, 8, 6, 4]])
     return out

@@ -86,7 +86,7 @@ pub(super) const CORE: &[OpSupport] = &[
     s(
         B::QUANTIZE,
         &["float32", "int8", "uint8", "int16"],
-        "float to int8/uint8/int16; int8/uint8/int16 requantize",
+        "float to int8/uint8/int16; int8/uint8 requantize; int16 to int8/int16",
     ),
     s(
         B::DEQUANTIZE,

@@ -67,7 +67,7 @@ impl Sigmoid16 {
         }
         let (in_log2, in_pot) = checked_log2(input.scale);
         // Input bits: the reference treats the input as Q3.12.
-        let left_shift = 12 + in_log2;
+        let left_shift = in_log2.saturating_add(12);
         let pot = in_pot && (left_shift == 0 || (tanh && left_shift == 1));
         let (multiplier, right_shift) = if pot {
             (3 << left_shift, 0)
