@@ -143,7 +143,16 @@ impl Kernel for QConv16 {
         } else {
             conv16::conv2d_i16
         };
-        run(&self.g, &self.q, x, &self.weights, &self.bias, out).map_err(kernel_err)
+        run(
+            &self.g,
+            &self.q,
+            x,
+            &self.weights,
+            &self.bias,
+            out,
+            e.threads,
+        )
+        .map_err(kernel_err)
     }
 
     fn reads_input(&self, k: usize) -> bool {

@@ -178,8 +178,29 @@ fn check_common(
     )
 }
 
+/// Runs `row(b, oy, out_row)` for every output row `(b, oy)` of `output`, split over
+/// `threads` (each row is computed the same way whatever the split).
+fn for_each_output_row(
+    g: &ConvGeometry,
+    output: &mut [i16],
+    threads: usize,
+    row: impl Fn(usize, usize, &mut [i16]) + Sync,
+) {
+    let row_len = g.out_w * g.out_c;
+    if row_len == 0 || g.out_h == 0 {
+        return;
+    }
+    crate::parallel::for_each_part(output, row_len, 1, threads, |first, part| {
+        for (i, out_row) in part.chunks_exact_mut(row_len).enumerate() {
+            let r = first + i;
+            row(r / g.out_h, r % g.out_h, out_row);
+        }
+    });
+}
+
 /// int16x8 CONV_2D. Layouts: input `[N, H, W, IC]`, filter `[OC, KH, KW, IC]`, output
-/// `[N, OH, OW, OC]`; taps outside the input are skipped (zero padding).
+/// `[N, OH, OW, OC]`; taps outside the input are skipped (zero padding). Output rows are
+/// split over `threads`.
 pub fn conv2d_i16(
     g: &ConvGeometry,
     q: &Conv16Quant,
@@ -187,6 +208,7 @@ pub fn conv2d_i16(
     filter: &[i8],
     bias: &Bias16,
     output: &mut [i16],
+    threads: usize,
 ) -> Result<(), QuantError> {
     g.validate()?;
     let filter_needed = mul_all(&[g.out_c, g.filter_h, g.filter_w, g.in_c])
@@ -201,53 +223,46 @@ pub fn conv2d_i16(
         output.len(),
     )?;
     let acc32 = bias.accumulates_in_i32();
-    let mut o = 0;
-    for b in 0..g.batches {
-        for oy in 0..g.out_h {
-            for ox in 0..g.out_w {
-                for oc in 0..g.out_c {
-                    let mut acc: i64 = 0;
-                    for ky in 0..g.filter_h {
-                        let Some(iy) =
-                            ConvGeometry::tap(oy, g.stride_h, g.pad_top, ky, g.dilation_h, g.in_h)
+    for_each_output_row(g, output, threads, |b, oy, out_row| {
+        for (ox, px) in out_row.chunks_exact_mut(g.out_c).enumerate() {
+            for (oc, o) in px.iter_mut().enumerate() {
+                let mut acc: i64 = 0;
+                for ky in 0..g.filter_h {
+                    let Some(iy) =
+                        ConvGeometry::tap(oy, g.stride_h, g.pad_top, ky, g.dilation_h, g.in_h)
+                    else {
+                        continue;
+                    };
+                    for kx in 0..g.filter_w {
+                        let Some(ix) =
+                            ConvGeometry::tap(ox, g.stride_w, g.pad_left, kx, g.dilation_w, g.in_w)
                         else {
                             continue;
                         };
-                        for kx in 0..g.filter_w {
-                            let Some(ix) = ConvGeometry::tap(
-                                ox,
-                                g.stride_w,
-                                g.pad_left,
-                                kx,
-                                g.dilation_w,
-                                g.in_w,
-                            ) else {
-                                continue;
-                            };
-                            let xi = ((b * g.in_h + iy) * g.in_w + ix) * g.in_c;
-                            let wi = ((oc * g.filter_h + ky) * g.filter_w + kx) * g.in_c;
-                            let xs = &input[xi..xi + g.in_c];
-                            let ws = &filter[wi..wi + g.in_c];
-                            acc += xs
-                                .iter()
-                                .zip(ws)
-                                .map(|(&x, &w)| i64::from(x) * i64::from(w))
-                                .sum::<i64>();
-                        }
+                        let xi = ((b * g.in_h + iy) * g.in_w + ix) * g.in_c;
+                        let wi = ((oc * g.filter_h + ky) * g.filter_w + kx) * g.in_c;
+                        let xs = &input[xi..xi + g.in_c];
+                        let ws = &filter[wi..wi + g.in_c];
+                        // |x·w| < 2^22, so an i32 product is exact before widening.
+                        acc += xs
+                            .iter()
+                            .zip(ws)
+                            .map(|(&x, &w)| i64::from(i32::from(x) * i32::from(w)))
+                            .sum::<i64>();
                     }
-                    acc = acc.wrapping_add(bias.get(oc));
-                    output[o] = q.requantize(acc, acc32, oc);
-                    o += 1;
                 }
+                acc = acc.wrapping_add(bias.get(oc));
+                *o = q.requantize(acc, acc32, oc);
             }
         }
-    }
+    });
     Ok(())
 }
 
 /// int16x8 DEPTHWISE_CONV_2D. Layouts: input `[N, H, W, IC]`, filter `[1, KH, KW, OC]`
 /// with `OC = IC·M` (output channel `oc` reads input channel `oc / M`), output
-/// `[N, OH, OW, OC]`. TFLite accumulates in `i64` whatever the bias type.
+/// `[N, OH, OW, OC]`. TFLite accumulates in `i64` whatever the bias type. Output rows are
+/// split over `threads`.
 pub fn depthwise_i16(
     g: &ConvGeometry,
     q: &Conv16Quant,
@@ -255,6 +270,7 @@ pub fn depthwise_i16(
     filter: &[i8],
     bias: &Bias16,
     output: &mut [i16],
+    threads: usize,
 ) -> Result<(), QuantError> {
     g.validate()?;
     if g.in_c == 0 || g.out_c % g.in_c != 0 {
@@ -274,42 +290,33 @@ pub fn depthwise_i16(
         bias,
         output.len(),
     )?;
-    let mut o = 0;
-    for b in 0..g.batches {
-        for oy in 0..g.out_h {
-            for ox in 0..g.out_w {
-                for oc in 0..g.out_c {
-                    let ic = oc / m;
-                    let mut acc: i64 = 0;
-                    for ky in 0..g.filter_h {
-                        let Some(iy) =
-                            ConvGeometry::tap(oy, g.stride_h, g.pad_top, ky, g.dilation_h, g.in_h)
+    for_each_output_row(g, output, threads, |b, oy, out_row| {
+        for (ox, px) in out_row.chunks_exact_mut(g.out_c).enumerate() {
+            for (oc, o) in px.iter_mut().enumerate() {
+                let ic = oc / m;
+                let mut acc: i64 = 0;
+                for ky in 0..g.filter_h {
+                    let Some(iy) =
+                        ConvGeometry::tap(oy, g.stride_h, g.pad_top, ky, g.dilation_h, g.in_h)
+                    else {
+                        continue;
+                    };
+                    for kx in 0..g.filter_w {
+                        let Some(ix) =
+                            ConvGeometry::tap(ox, g.stride_w, g.pad_left, kx, g.dilation_w, g.in_w)
                         else {
                             continue;
                         };
-                        for kx in 0..g.filter_w {
-                            let Some(ix) = ConvGeometry::tap(
-                                ox,
-                                g.stride_w,
-                                g.pad_left,
-                                kx,
-                                g.dilation_w,
-                                g.in_w,
-                            ) else {
-                                continue;
-                            };
-                            let x = input[((b * g.in_h + iy) * g.in_w + ix) * g.in_c + ic];
-                            let w = filter[(ky * g.filter_w + kx) * g.out_c + oc];
-                            acc += i64::from(x) * i64::from(w);
-                        }
+                        let x = input[((b * g.in_h + iy) * g.in_w + ix) * g.in_c + ic];
+                        let w = filter[(ky * g.filter_w + kx) * g.out_c + oc];
+                        acc += i64::from(x) * i64::from(w);
                     }
-                    acc = acc.wrapping_add(bias.get(oc));
-                    output[o] = q.requantize(acc, false, oc);
-                    o += 1;
                 }
+                acc = acc.wrapping_add(bias.get(oc));
+                *o = q.requantize(acc, false, oc);
             }
         }
-    }
+    });
     Ok(())
 }
 
@@ -472,6 +479,7 @@ mod tests {
             &[2, 3],
             &Bias16::I64(vec![100]),
             &mut out,
+            1,
         )
         .unwrap();
         assert_eq!(out, [300]);
@@ -483,6 +491,7 @@ mod tests {
             &[2, 3],
             &Bias16::I32(vec![100]),
             &mut out,
+            1,
         )
         .unwrap();
         assert_eq!(out, [300]);
@@ -509,7 +518,11 @@ mod tests {
         .unwrap();
         let bias = vec![1234_i64, -4321];
         let mut out = vec![0i16; 40];
-        conv2d_i16(&g, &q, &x, &w, &Bias16::I64(bias.clone()), &mut out).unwrap();
+        conv2d_i16(&g, &q, &x, &w, &Bias16::I64(bias.clone()), &mut out, 1).unwrap();
+        // The same rows computed by two threads.
+        let mut two = vec![0i16; 40];
+        conv2d_i16(&g, &q, &x, &w, &Bias16::I64(bias.clone()), &mut two, 2).unwrap();
+        assert_eq!(out, two);
         for y in 0..4_i64 {
             for xx in 0..5_i64 {
                 for oc in 0..2 {
@@ -550,7 +563,7 @@ mod tests {
         )
         .unwrap();
         let mut out = [0i16; 2];
-        depthwise_i16(&g, &q, &[-400], &[3, -8], &Bias16::None, &mut out).unwrap();
+        depthwise_i16(&g, &q, &[-400], &[3, -8], &Bias16::None, &mut out, 1).unwrap();
         // −1200 → relu 0; 3200·0.25 = 800.
         assert_eq!(out, [0, 800]);
     }
@@ -607,7 +620,7 @@ mod tests {
         )
         .unwrap();
         let mut out = [0i16; 4];
-        assert!(conv2d_i16(&g, &q, &[0; 3], &[1], &Bias16::None, &mut out).is_err());
-        assert!(depthwise_i16(&g, &q, &[0; 4], &[1], &Bias16::I64(vec![]), &mut out).is_err());
+        assert!(conv2d_i16(&g, &q, &[0; 3], &[1], &Bias16::None, &mut out, 1).is_err());
+        assert!(depthwise_i16(&g, &q, &[0; 4], &[1], &Bias16::I64(vec![]), &mut out, 1).is_err());
     }
 }

@@ -9,6 +9,8 @@
 //! per-tensor) and legacy uint8 (asymmetric weights and activations, per-tensor). The
 //! dynamic-range ("hybrid") CONV_2D and FULLY_CONNECTED kernels take `f32` activations and
 //! int8 weights.
+//! The int16x8 kernels (`conv16`, `add16`, `activation16`, `softmax16`) take int16
+//! activations with zero point 0 and int8 weights.
 //!
 //! Kernels check buffer lengths against their geometry and return an error rather than
 //! panic; arithmetic that TFLite lets wrap is done with wrapping operations, and
