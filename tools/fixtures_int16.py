@@ -119,6 +119,53 @@ def patch_quantize_to_int8(model):
     sg.outputs = [quant.outputs[0]]
 
 
+def patch_float_io(model):
+    """Gives the int16 graph float32 I/O: a QUANTIZE (float32 -> int16) in front of every
+    input and a DEQUANTIZE (int16 -> float32) after every output, as the converter does
+    for float I/O (its int16x8 mode here is set up for int16 I/O)."""
+    import copy
+
+    from ai_edge_litert import schema_py_generated as schema
+
+    def opcode(code):
+        for i, c in enumerate(model.operatorCodes):
+            if max(c.builtinCode, c.deprecatedBuiltinCode) == code:
+                return i
+        c = schema.OperatorCodeT()
+        c.builtinCode = code
+        c.deprecatedBuiltinCode = code
+        c.version = 1
+        model.operatorCodes.append(c)
+        return len(model.operatorCodes) - 1
+
+    def float_twin(index, suffix):
+        t = copy.deepcopy(sg.tensors[index])
+        t.type = schema.TensorType.FLOAT32
+        t.quantization = None
+        t.name = sg.tensors[index].name + suffix
+        t.buffer = 0
+        sg.tensors.append(t)
+        return len(sg.tensors) - 1
+
+    def op(code, i, o):
+        x = schema.OperatorT()
+        x.opcodeIndex = opcode(code)
+        x.inputs = [i]
+        x.outputs = [o]
+        return x
+
+    sg = model.subgraphs[0]
+    quant, dequant = schema.BuiltinOperator.QUANTIZE, schema.BuiltinOperator.DEQUANTIZE
+    new_inputs = [float_twin(i, b"_float") for i in sg.inputs]
+    new_outputs = [float_twin(o, b"_float") for o in sg.outputs]
+    sg.operators = (
+        [op(quant, f, q) for f, q in zip(new_inputs, sg.inputs)]
+        + list(sg.operators)
+        + [op(dequant, q, f) for q, f in zip(sg.outputs, new_outputs)]
+    )
+    sg.inputs, sg.outputs = new_inputs, new_outputs
+
+
 def _ops(model, name):
     import tflite_inspect
 
@@ -222,6 +269,8 @@ def fixtures(g):
         rep_scales=(1.0, 3.0))
     add("quantize_to_int8_int16", lazy(lambda tf: (lambda a, b: tf.concat([a, b], -1))), [SMALL, SMALL],
         rep_scales=(1.0, 3.0), patch=patch_quantize_to_int8, note="int16 -> int8 QUANTIZE only")
+    add("tanh_floatio_int16", lazy(lambda tf: tf.math.tanh), [[1, 4, 8, 8]], rep_scales=(4.0,),
+        patch=patch_float_io, note="float32 I/O through QUANTIZE and DEQUANTIZE")
     # Network
     add("mini_net_int16", mini_net, [[1, 8, 6, 4]])
     return out
