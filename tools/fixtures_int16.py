@@ -256,6 +256,14 @@ def fixtures(g):
         patch=g.patch_softmax_beta(0.5),
         note="beta patched to 0.5",
     )
+    add(
+        "softmax_beta0p7_int16",
+        g.softmax(),
+        [[3, 9]],
+        rep_scales=(3.0,),
+        patch=g.patch_softmax_beta(0.7),
+        note="beta patched to 0.7",
+    )
     # Reductions and pools
     add("mean_hw_keepdims_int16", g.mean([1, 2], True), [X])
     add("mean_lastaxis_int16", g.mean([-1], False), [X])
