@@ -98,7 +98,7 @@ pub(super) fn bias16(ctx: &PrepareCtx<'_>, n: usize, allow_i32: bool) -> Result<
         DType::I64 => Ok(Bias16::I64(ctx.const_vec::<i64>(2)?.ok_or_else(missing)?)),
         DType::I32 if allow_i32 => Ok(Bias16::I32(ctx.const_vec::<i32>(2)?.ok_or_else(missing)?)),
         _ => Err(ctx.unsupported(format!(
-            "an int16 layer with a {} bias (int64{} expected)",
+            "{} bias on an int16 layer (int64{} expected)",
             t.dtype,
             if allow_i32 { " or int32" } else { "" }
         ))),
