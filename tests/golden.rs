@@ -64,7 +64,9 @@ fn is_shared(name: &str) -> bool {
 
 #[test]
 fn fixtures() {
-    let cases = Golden::all(|n| !is_shared(n));
+    // FERROLITE_GOLDEN_FILTER=<substring> runs only the matching fixtures.
+    let only = std::env::var("FERROLITE_GOLDEN_FILTER").ok();
+    let cases = Golden::all(|n| !is_shared(n) && only.as_deref().is_none_or(|f| n.contains(f)));
     assert!(!cases.is_empty(), "no golden fixtures found");
     run_cases(cases, 0);
 }

@@ -13,6 +13,7 @@ use ferrolite_kernels::activations::quant::{
 use ferrolite_kernels::activations::{self as act, special, UnaryF32};
 use ferrolite_kernels::broadcast::BroadcastPlan;
 use ferrolite_kernels::elementwise::broadcast_map;
+use ferrolite_kernels::quant::activation16::{sigmoid16, Sigmoid16};
 use ferrolite_kernels::quant::broadcast::BroadcastPlan as QPlan;
 use ferrolite_kernels::quant::QuantError;
 
@@ -27,16 +28,17 @@ use crate::schema::BuiltinOperator as B;
 const F_I8_U8: &[&str] = &["float32", "int8", "uint8"];
 const F_I8: &[&str] = &["float32", "int8"];
 const F: &[&str] = &["float32"];
+const F_I8_U8_I16: &[&str] = &["float32", "int8", "uint8", "int16"];
 
 pub(super) const SUPPORT: &[OpSupport] = &[
     s(
         B::RELU,
-        F_I8_U8,
+        F_I8_U8_I16,
         "quantized: rescales to the output parameters",
     ),
     s(
         B::RELU6,
-        F_I8_U8,
+        F_I8_U8_I16,
         "quantized: rescales to the output parameters",
     ),
     s(
@@ -49,9 +51,13 @@ pub(super) const SUPPORT: &[OpSupport] = &[
         F_I8_U8,
         "quantized: rescales to the output parameters",
     ),
-    s(B::LEAKY_RELU, F_I8_U8, "any alpha"),
-    s(B::LOGISTIC, F_I8_U8, "quantized output scale must be 1/256"),
-    s(B::TANH, F_I8_U8, ""),
+    s(B::LEAKY_RELU, F_I8_U8_I16, "any alpha"),
+    s(
+        B::LOGISTIC,
+        F_I8_U8_I16,
+        "quantized output scale must be 1/256 (2^-15 for int16)",
+    ),
+    s(B::TANH, F_I8_U8_I16, "int16 output scale must be 2^-15"),
     s(B::HARD_SWISH, F_I8_U8, ""),
     s(B::GELU, F_I8_U8, "exact and tanh approximation"),
     s(B::ELU, F_I8, ""),
@@ -171,9 +177,70 @@ fn unary(ctx: &PrepareCtx<'_>, op: UnaryF32, quantized: Quantized) -> Result<Pre
         }),
         DType::I8 => table::<i8>(ctx, input, output, quantized)?,
         DType::U8 => table::<u8>(ctx, input, output, quantized)?,
+        DType::I16 => unary_i16(ctx, input, output, op, quantized)?,
         _ => return Err(ctx.unsupported_dtypes()),
     };
     Ok(Prepared::Kernel(kernel))
+}
+
+/// int16 RELU, RELU6, LEAKY_RELU (the 8-bit formulas on the int16 range), LOGISTIC and
+/// TANH (the reference's interpolated sigmoid table), computed per element.
+fn unary_i16(
+    ctx: &PrepareCtx<'_>,
+    input: &Tensor,
+    output: &Tensor,
+    op: UnaryF32,
+    quantized: Quantized,
+) -> Result<Box<dyn Kernel>> {
+    let (qi, qo) = (
+        ctx.per_tensor(input, "input")?,
+        ctx.per_tensor(output, "output")?,
+    );
+    let err = |e: QuantError| ctx.quant_err(e);
+    let f = match (op, quantized) {
+        // The reference has int16 RELU and RELU6, not RELU_N1_TO_1 or RELU_0_TO_1.
+        (UnaryF32::Relu | UnaryF32::Relu6, Quantized::Relu(lo, hi)) => {
+            Unary16::Relu(ReluQuant::new::<i16>(qi, qo, lo, hi).map_err(err)?)
+        }
+        (_, Quantized::LeakyRelu(alpha)) => {
+            Unary16::Leaky(LeakyReluQuant::new(qi, qo, alpha).map_err(err)?)
+        }
+        (UnaryF32::Logistic, _) => Unary16::Sigmoid(Sigmoid16::new(qi, qo, false).map_err(err)?),
+        (UnaryF32::Tanh, _) => Unary16::Sigmoid(Sigmoid16::new(qi, qo, true).map_err(err)?),
+        _ => return Err(ctx.unsupported_dtypes()),
+    };
+    Ok(Box::new(f))
+}
+
+enum Unary16 {
+    Relu(ReluQuant),
+    Leaky(LeakyReluQuant),
+    Sigmoid(Sigmoid16),
+}
+
+impl Kernel for Unary16 {
+    fn eval(&self, e: Eval<'_>) -> Result<()> {
+        let x = e.inputs.get::<i16>(0)?;
+        let out = cast_mut::<i16>(e.output)?;
+        if out.len() != x.len() {
+            return Err(Error::Internal("int16 unary: output length differs".into()));
+        }
+        let narrow = |v: i32| v.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+        match self {
+            Unary16::Relu(r) => {
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = narrow(r.apply(i32::from(v)));
+                }
+            }
+            Unary16::Leaky(l) => {
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = narrow(l.apply(i32::from(v)));
+                }
+            }
+            Unary16::Sigmoid(p) => sigmoid16(p, x, out).map_err(kernel_err)?,
+        }
+        Ok(())
+    }
 }
 
 /// Builds the 256-entry table of an 8-bit quantized unary op.

@@ -36,7 +36,7 @@ const ANY: &[&str] = &[
 pub(super) const SUPPORT: &[OpSupport] = &[
     s(
         B::SUB,
-        &["float32", "int8", "uint8", "int32", "int64"],
+        &["float32", "int8", "uint8", "int16", "int32", "int64"],
         "broadcasting up to rank 6",
     ),
     s(
@@ -254,6 +254,15 @@ fn arithmetic(ctx: &PrepareCtx<'_>, op: Arith) -> Result<Prepared> {
             plan,
             signed: true,
         }),
+        (DType::I16, Arith::Sub) => {
+            let pot = match &ctx.op.options {
+                OpOptions::Add {
+                    pot_scale_int16, ..
+                } => *pot_scale_int16,
+                _ => true,
+            };
+            super::quant_binary::sub_i16(ctx, plan, fused(act), pot)?
+        }
         _ => return Err(ctx.unsupported_dtypes()),
     };
     Ok(Prepared::Kernel(kernel))

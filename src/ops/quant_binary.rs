@@ -1,7 +1,8 @@
-//! Quantized ADD and MUL (int8, uint8), with broadcasting.
+//! Quantized ADD and MUL (int8, uint8, int16), with broadcasting.
 
 use ferrolite_kernels::broadcast::BroadcastPlan;
 use ferrolite_kernels::quant::add::{self, AddQuant};
+use ferrolite_kernels::quant::add16::{self, AddSub16};
 use ferrolite_kernels::quant::broadcast::BroadcastPlan as QPlan;
 use ferrolite_kernels::quant::mul::{self, MulQuant};
 use ferrolite_kernels::quant::QuantElem;
@@ -45,10 +46,13 @@ pub(super) fn prepare(
             wide: dtype == DType::I64,
         })));
     }
-    if !matches!(dtype, DType::I8 | DType::U8) {
+    if !matches!(dtype, DType::I8 | DType::U8 | DType::I16) {
         return Err(ctx.unsupported_dtypes());
     }
     let plan = QPlan::new(&x.shape, &y.shape).map_err(|e| ctx.quant_err(e))?;
+    if dtype == DType::I16 {
+        return prepare_i16(ctx, op, plan, a);
+    }
     let (p1, p2, po) = (
         ctx.per_tensor(x, "input 0")?,
         ctx.per_tensor(y, "input 1")?,
@@ -68,6 +72,90 @@ pub(super) fn prepare(
         signed: dtype == DType::I8,
         isa: ctx.isa,
     })))
+}
+
+/// int16 ADD (general or power-of-two path) and MUL (zero points 0).
+fn prepare_i16(ctx: &PrepareCtx<'_>, op: Op, plan: QPlan, a: Activation) -> Result<Prepared> {
+    let (x, y, out) = (ctx.input(0)?, ctx.input(1)?, ctx.output(0)?);
+    let (p1, p2, po) = (
+        ctx.per_tensor(x, "input 0")?,
+        ctx.per_tensor(y, "input 1")?,
+        ctx.per_tensor(out, "output")?,
+    );
+    let err = |e| ctx.quant_err(e);
+    let act = fused(a);
+    let params = match op {
+        Op::Add => {
+            let pot = match &ctx.op.options {
+                crate::options::OpOptions::Add {
+                    pot_scale_int16, ..
+                } => *pot_scale_int16,
+                // The schema's default.
+                _ => true,
+            };
+            let q = AddSub16::new(p1, p2, po, act, pot, false).map_err(err)?;
+            let (l1, l2, lo) = plan.lens();
+            if q.is_pot() && (l1 != lo || l2 != lo) {
+                return Err(ctx.unsupported(
+                    "int16 ADD with power-of-two scales (pot_scale_int16) and broadcasting",
+                ));
+            }
+            Params16::Add(q)
+        }
+        Op::Mul => {
+            if p1.zero_point != 0 || p2.zero_point != 0 || po.zero_point != 0 {
+                return Err(ctx.unsupported("int16 MUL with non-zero zero points"));
+            }
+            Params16::Mul(MulQuant::new::<i16>(p1, p2, po, act).map_err(err)?)
+        }
+    };
+    Ok(Prepared::Kernel(Box::new(QBinary16 { params, plan })))
+}
+
+/// int16 SUB (general or power-of-two path, both broadcasting). `pot_scale_int16` is the
+/// operator option (schema default true).
+pub(super) fn sub_i16(
+    ctx: &PrepareCtx<'_>,
+    plan: QPlan,
+    act: ferrolite_kernels::quant::FusedActivation,
+    pot_scale_int16: bool,
+) -> Result<Box<dyn Kernel>> {
+    let (x, y, out) = (ctx.input(0)?, ctx.input(1)?, ctx.output(0)?);
+    let q = AddSub16::new(
+        ctx.per_tensor(x, "input 0")?,
+        ctx.per_tensor(y, "input 1")?,
+        ctx.per_tensor(out, "output")?,
+        act,
+        pot_scale_int16,
+        true,
+    )
+    .map_err(|e| ctx.quant_err(e))?;
+    Ok(Box::new(QBinary16 {
+        params: Params16::Add(q),
+        plan,
+    }))
+}
+
+enum Params16 {
+    Add(AddSub16),
+    Mul(MulQuant),
+}
+
+struct QBinary16 {
+    params: Params16,
+    plan: QPlan,
+}
+
+impl Kernel for QBinary16 {
+    fn eval(&self, e: Eval<'_>) -> Result<()> {
+        let (a, b) = (e.inputs.get::<i16>(0)?, e.inputs.get::<i16>(1)?);
+        let out = cast_mut::<i16>(e.output)?;
+        match &self.params {
+            Params16::Add(q) => add16::add_sub_i16(q, &self.plan, a, b, out),
+            Params16::Mul(q) => mul::mul(q, &self.plan, a, b, out),
+        }
+        .map_err(kernel_err)
+    }
 }
 
 struct QBinary {

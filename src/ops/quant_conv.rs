@@ -2,6 +2,7 @@
 //! DEPTHWISE_CONV_2D.
 
 use ferrolite_kernels::quant::conv::{self as qconv, ConvQuant};
+use ferrolite_kernels::quant::conv16::{self, Bias16, Conv16Quant};
 use ferrolite_kernels::quant::conv_packed::PackedConvI8;
 use ferrolite_kernels::quant::depthwise;
 use ferrolite_kernels::quant::depthwise_packed::PackedDepthwiseI8;
@@ -80,6 +81,89 @@ fn int_bias(ctx: &PrepareCtx<'_>, n: usize) -> Result<(Option<Vec<i32>>, Option<
     Ok((Some(bias), scale))
 }
 
+/// The constant bias of an int16x8 layer. int32 biases are legal for CONV_2D and
+/// FULLY_CONNECTED (`allow_i32`); DEPTHWISE_CONV_2D reads int64 only.
+pub(super) fn bias16(ctx: &PrepareCtx<'_>, n: usize, allow_i32: bool) -> Result<Bias16> {
+    let Some(t) = ctx.input_opt(2) else {
+        return Ok(Bias16::None);
+    };
+    if t.numel != n {
+        return Err(ctx.invalid(format!(
+            "bias has {} values for {n} output channels",
+            t.numel
+        )));
+    }
+    let missing = || ctx.unsupported("a non-constant bias");
+    match t.dtype {
+        DType::I64 => Ok(Bias16::I64(ctx.const_vec::<i64>(2)?.ok_or_else(missing)?)),
+        DType::I32 if allow_i32 => Ok(Bias16::I32(ctx.const_vec::<i32>(2)?.ok_or_else(missing)?)),
+        _ => Err(ctx.unsupported(format!(
+            "{} bias on an int16 layer (int64{} expected)",
+            t.dtype,
+            if allow_i32 { " or int32" } else { "" }
+        ))),
+    }
+}
+
+fn conv16_quant(
+    ctx: &PrepareCtx<'_>,
+    filter: &Tensor,
+    axis: usize,
+    act: ferrolite_kernels::quant::FusedActivation,
+    out_c: usize,
+) -> Result<Conv16Quant> {
+    let (input, output) = (ctx.input(0)?, ctx.output(0)?);
+    let (scales, zps) = filter_quant(ctx, filter, axis)?;
+    qconv::check_filter_zero_points(zps).map_err(|e| ctx.quant_err(e))?;
+    Conv16Quant::new(
+        ctx.per_tensor(input, "input")?,
+        scales,
+        ctx.per_tensor(output, "output")?,
+        act,
+        out_c,
+    )
+    .map_err(|e| ctx.quant_err(e))
+}
+
+/// int16x8 CONV_2D or DEPTHWISE_CONV_2D (scalar).
+struct QConv16 {
+    g: ConvGeometry,
+    q: Conv16Quant,
+    weights: Vec<i8>,
+    bias: Bias16,
+    depthwise: bool,
+}
+
+impl Kernel for QConv16 {
+    fn eval(&self, e: Eval<'_>) -> Result<()> {
+        let x = e.inputs.get::<i16>(0)?;
+        let out = cast_mut::<i16>(e.output)?;
+        let run = if self.depthwise {
+            conv16::depthwise_i16
+        } else {
+            conv16::conv2d_i16
+        };
+        run(
+            &self.g,
+            &self.q,
+            x,
+            &self.weights,
+            &self.bias,
+            out,
+            e.threads,
+        )
+        .map_err(kernel_err)
+    }
+
+    fn reads_input(&self, k: usize) -> bool {
+        k == 0
+    }
+
+    fn persistent_bytes(&self) -> usize {
+        self.weights.len() + self.bias.byte_size()
+    }
+}
+
 fn float_bias(ctx: &PrepareCtx<'_>, n: usize) -> Result<Option<Vec<f32>>> {
     let Some(t) = ctx.input_opt(2) else {
         return Ok(None);
@@ -136,6 +220,16 @@ pub(super) fn prepare_conv(ctx: &PrepareCtx<'_>, g: &Geometry, o: &Conv2D) -> Re
                 q,
                 weights: const_weights(ctx)?,
                 bias,
+            })))
+        }
+        (DType::I16, DType::I8, DType::I16) => {
+            let q = conv16_quant(ctx, filter, 0, act, g.out_c)?;
+            Ok(Prepared::Kernel(Box::new(QConv16 {
+                g: kg,
+                q,
+                weights: const_weights(ctx)?,
+                bias: bias16(ctx, g.out_c, true)?,
+                depthwise: false,
             })))
         }
         (DType::F32, DType::I8, DType::F32) => {
@@ -296,6 +390,16 @@ pub(super) fn prepare_depthwise(
             )
             .map_err(|e| ctx.quant_err(e))?;
             (q, const_weights(ctx)?)
+        }
+        (DType::I16, DType::I8, DType::I16) => {
+            let q = conv16_quant(ctx, filter, 3, act, g.out_c)?;
+            return Ok(Prepared::Kernel(Box::new(QConv16 {
+                g: kg,
+                q,
+                weights: const_weights(ctx)?,
+                bias: bias16(ctx, g.out_c, false)?,
+                depthwise: true,
+            })));
         }
         (DType::F32, DType::I8, DType::F32) => {
             return prepare_hybrid_depthwise(ctx, kg, o);

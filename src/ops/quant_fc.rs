@@ -1,5 +1,6 @@
 //! Quantized (int8, uint8) and hybrid (float activations, int8 weights) FULLY_CONNECTED.
 
+use ferrolite_kernels::quant::conv16::{self, Bias16, Fc16Quant};
 use ferrolite_kernels::quant::fc_packed::PackedFcI8;
 use ferrolite_kernels::quant::fully_connected::{self as qfc, FcQuant, FcShape};
 use ferrolite_kernels::quant::hybrid::{self, HybridFcParams};
@@ -57,6 +58,23 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>, s: &Shape, o: &FullyConnected) -> Re
                 .map_err(|e| ctx.quant_err(e))?;
             Ok(Prepared::Kernel(Box::new(QFcI8 { packed })))
         }
+        (DType::I16, DType::I8, DType::I16) => {
+            let q = Fc16Quant::new(
+                ctx.per_tensor(input, "input")?,
+                &wq.scale,
+                &wq.zero_point,
+                ctx.per_tensor(output, "output")?,
+                act,
+                s.units,
+            )
+            .map_err(|e| ctx.quant_err(e))?;
+            Ok(Prepared::Kernel(Box::new(QFc16 {
+                shape,
+                q,
+                w: ctx.const_vec::<i8>(1)?.ok_or_else(const_w)?,
+                bias: super::quant_conv::bias16(ctx, s.units, true)?,
+            })))
+        }
         (DType::U8, DType::U8, DType::U8) => {
             let bias_scale = bias_t
                 .and_then(|b| b.quantization.as_ref())
@@ -102,6 +120,36 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>, s: &Shape, o: &FullyConnected) -> Re
             })))
         }
         _ => Err(ctx.unsupported_dtypes()),
+    }
+}
+
+/// int16x8 FULLY_CONNECTED (scalar).
+struct QFc16 {
+    shape: FcShape,
+    q: Fc16Quant,
+    w: Vec<i8>,
+    bias: Bias16,
+}
+
+impl Kernel for QFc16 {
+    fn eval(&self, e: Eval<'_>) -> Result<()> {
+        conv16::fully_connected_i16(
+            self.shape,
+            &self.q,
+            e.inputs.get::<i16>(0)?,
+            &self.w,
+            &self.bias,
+            cast_mut::<i16>(e.output)?,
+        )
+        .map_err(kernel_err)
+    }
+
+    fn reads_input(&self, k: usize) -> bool {
+        k == 0
+    }
+
+    fn persistent_bytes(&self) -> usize {
+        self.w.len() + self.bias.byte_size()
     }
 }
 

@@ -1,4 +1,4 @@
-//! Quantized AVERAGE_POOL_2D and MAX_POOL_2D (int8, uint8).
+//! Quantized AVERAGE_POOL_2D and MAX_POOL_2D (int8, uint8, int16).
 
 use ferrolite_kernels::pool::PoolParams;
 use ferrolite_kernels::quant::pool as qpool;
@@ -17,7 +17,7 @@ pub(super) fn prepare(
     a: Activation,
 ) -> Result<Prepared> {
     let (input, output) = (ctx.input(0)?, ctx.output(0)?);
-    if input.dtype != output.dtype || !matches!(input.dtype, DType::I8 | DType::U8) {
+    if input.dtype != output.dtype || !matches!(input.dtype, DType::I8 | DType::U8 | DType::I16) {
         return Err(ctx.unsupported_dtypes());
     }
     let (qi, qo) = (
@@ -43,11 +43,11 @@ pub(super) fn prepare(
         pad_left: p.pad_left,
     };
     g.validate().map_err(|e| ctx.quant_err(e))?;
-    let signed = input.dtype == DType::I8;
-    let (lo, hi) = if signed {
-        qpool::pool_activation_range::<i8>(fused(a), qo)
-    } else {
-        qpool::pool_activation_range::<u8>(fused(a), qo)
+    let elem = input.dtype;
+    let (lo, hi) = match elem {
+        DType::I8 => qpool::pool_activation_range::<i8>(fused(a), qo),
+        DType::I16 => qpool::pool_activation_range::<i16>(fused(a), qo),
+        _ => qpool::pool_activation_range::<u8>(fused(a), qo),
     }
     .map_err(|e| ctx.quant_err(e))?;
     Ok(Prepared::Kernel(Box::new(QPool {
@@ -55,7 +55,7 @@ pub(super) fn prepare(
         g,
         lo,
         hi,
-        signed,
+        elem,
     })))
 }
 
@@ -64,7 +64,8 @@ struct QPool {
     g: PoolGeometry,
     lo: i32,
     hi: i32,
-    signed: bool,
+    /// Element type: int8, uint8 or int16.
+    elem: DType,
 }
 
 impl QPool {
@@ -81,10 +82,10 @@ impl QPool {
 
 impl Kernel for QPool {
     fn eval(&self, e: Eval<'_>) -> Result<()> {
-        if self.signed {
-            self.run::<i8>(e)
-        } else {
-            self.run::<u8>(e)
+        match self.elem {
+            DType::I8 => self.run::<i8>(e),
+            DType::I16 => self.run::<i16>(e),
+            _ => self.run::<u8>(e),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Quantized MEAN (int8, uint8).
+//! Quantized MEAN (int8, uint8, int16).
 
 use ferrolite_kernels::quant::mean::{self, MeanQuant, ReducePlan};
 use ferrolite_kernels::quant::QuantElem;
@@ -10,7 +10,7 @@ use crate::error::Result;
 
 pub(super) fn prepare_mean(ctx: &PrepareCtx<'_>, r: Reduction) -> Result<Prepared> {
     let (input, output) = (ctx.input(0)?, ctx.output(0)?);
-    if input.dtype != output.dtype || !matches!(input.dtype, DType::I8 | DType::U8) {
+    if input.dtype != output.dtype || !matches!(input.dtype, DType::I8 | DType::U8 | DType::I16) {
         return Err(ctx.unsupported_dtypes());
     }
     let axes: Vec<i64> = r
@@ -30,14 +30,15 @@ pub(super) fn prepare_mean(ctx: &PrepareCtx<'_>, r: Reduction) -> Result<Prepare
     Ok(Prepared::Kernel(Box::new(QMean {
         q,
         plan,
-        signed: input.dtype == DType::I8,
+        elem: input.dtype,
     })))
 }
 
 struct QMean {
     q: MeanQuant,
     plan: ReducePlan,
-    signed: bool,
+    /// Element type: int8, uint8 or int16.
+    elem: DType,
 }
 
 impl QMean {
@@ -49,10 +50,10 @@ impl QMean {
 
 impl Kernel for QMean {
     fn eval(&self, e: Eval<'_>) -> Result<()> {
-        if self.signed {
-            self.run::<i8>(e)
-        } else {
-            self.run::<u8>(e)
+        match self.elem {
+            DType::I8 => self.run::<i8>(e),
+            DType::I16 => self.run::<i16>(e),
+            _ => self.run::<u8>(e),
         }
     }
 }

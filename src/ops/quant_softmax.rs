@@ -1,6 +1,7 @@
-//! Quantized SOFTMAX (int8 or uint8 input and output).
+//! Quantized SOFTMAX (int8, uint8 or int16 input and output).
 
 use ferrolite_kernels::quant::softmax::{self, SoftmaxQuant};
+use ferrolite_kernels::quant::softmax16::{self, Softmax16};
 use ferrolite_kernels::quant::QuantElem;
 
 use super::{cast_mut, kernel_err, Eval, Kernel, PrepareCtx, Prepared};
@@ -23,6 +24,10 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>, depth: usize, beta: f32) -> Result<P
                     ctx.invalid("uint8 softmax output must have scale 1/256 and zero point 0")
                 );
             }
+        }
+        (DType::I16, DType::I16) => {
+            let q = Softmax16::new(beta, qi, qo).map_err(|e| ctx.quant_err(e))?;
+            return Ok(Prepared::Kernel(Box::new(QSoftmax16 { q, depth })));
         }
         _ => return Err(ctx.unsupported_dtypes()),
     }
@@ -55,5 +60,23 @@ impl Kernel for QSoftmax {
         } else {
             self.run::<u8>(e)
         }
+    }
+}
+
+/// int16 SOFTMAX (interpolated exp and reciprocal tables).
+struct QSoftmax16 {
+    q: Softmax16,
+    depth: usize,
+}
+
+impl Kernel for QSoftmax16 {
+    fn eval(&self, e: Eval<'_>) -> Result<()> {
+        let x = e.inputs.get::<i16>(0)?;
+        softmax16::softmax_i16(&self.q, self.depth, x, cast_mut::<i16>(e.output)?)
+            .map_err(kernel_err)
+    }
+
+    fn persistent_bytes(&self) -> usize {
+        self.q.byte_size()
     }
 }

@@ -186,7 +186,7 @@ impl Kernel for Dequantize {
 }
 
 /// QUANTIZE: float to int8/uint8/int16 with the output's parameters, or a requantization
-/// between int8 and uint8 (or to new parameters of the same type).
+/// between int8 and uint8, from int16 to int8, or to new parameters of the same type.
 pub(super) fn prepare_quantize(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     ctx.expect_arity(1, 1, 1)?;
     let (input, output) = (ctx.input(0)?, ctx.output(0)?);
@@ -194,8 +194,12 @@ pub(super) fn prepare_quantize(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     let qo = ctx.per_tensor(output, "output")?;
     let kind = match (input.dtype, output.dtype) {
         (DType::F32, DType::I8 | DType::U8 | DType::I16) => QuantizeKind::FromFloat(qo),
-        (DType::I8 | DType::U8, DType::I8 | DType::U8) => {
+        // The reference requantizes int16 to int8 or int16, but not int8 to int16.
+        (DType::I8 | DType::U8, DType::I8 | DType::U8) | (DType::I16, DType::I8 | DType::I16) => {
             let qi = ctx.per_tensor(input, "input")?;
+            if output.dtype == DType::I16 && (qi.zero_point != 0 || qo.zero_point != 0) {
+                return Err(ctx.unsupported("int16 to int16 QUANTIZE with non-zero zero points"));
+            }
             QuantizeKind::Requant(Requant::new(qi, qo).map_err(|e| ctx.quant_err(e))?)
         }
         _ => return Err(ctx.unsupported_dtypes()),
@@ -229,6 +233,12 @@ impl Kernel for Quantize {
             }
             (QuantizeKind::FromFloat(q), _, _) => {
                 quant::quantize_f32::<i16>(*q, e.inputs.get(0)?, cast_mut(e.output)?)
+            }
+            (QuantizeKind::Requant(q), DType::I16, DType::I16) => {
+                quant::requantize::<i16, i16>(q, e.inputs.get(0)?, cast_mut(e.output)?)
+            }
+            (QuantizeKind::Requant(q), DType::I16, _) => {
+                quant::requantize::<i16, i8>(q, e.inputs.get(0)?, cast_mut(e.output)?)
             }
             (QuantizeKind::Requant(q), DType::I8, DType::I8) => {
                 quant::requantize::<i8, i8>(q, e.inputs.get(0)?, cast_mut(e.output)?)

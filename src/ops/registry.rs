@@ -27,33 +27,41 @@ pub(super) const fn s(op: B, dtypes: &'static [&'static str], notes: &'static st
 pub(super) const CORE: &[OpSupport] = &[
     s(
         B::CONV_2D,
-        &["float32", "int8", "uint8", "hybrid"],
+        &["float32", "int8", "uint8", "int16", "hybrid"],
         "int8 per-channel or per-tensor weights",
     ),
     s(
         B::DEPTHWISE_CONV_2D,
-        &["float32", "int8", "uint8", "hybrid"],
+        &["float32", "int8", "uint8", "int16", "hybrid"],
         "any depth multiplier",
     ),
     s(
         B::FULLY_CONNECTED,
-        &["float32", "int8", "uint8", "hybrid"],
+        &["float32", "int8", "uint8", "int16", "hybrid"],
         "keep_num_dims, optional bias",
     ),
     s(
         B::ADD,
-        &["float32", "int8", "uint8", "int32", "int64"],
+        &["float32", "int8", "uint8", "int16", "int32", "int64"],
         "broadcasting up to rank 6; int32/int64 wrap on overflow",
     ),
     s(
         B::MUL,
-        &["float32", "int8", "uint8", "int32", "int64"],
+        &["float32", "int8", "uint8", "int16", "int32", "int64"],
         "broadcasting up to rank 6; int32/int64 wrap on overflow",
     ),
-    s(B::AVERAGE_POOL_2D, &["float32", "int8", "uint8"], ""),
-    s(B::MAX_POOL_2D, &["float32", "int8", "uint8"], ""),
-    s(B::MEAN, &["float32", "int8", "uint8"], "rank up to 6"),
-    s(B::SOFTMAX, &["float32", "int8", "uint8"], "beta"),
+    s(
+        B::AVERAGE_POOL_2D,
+        &["float32", "int8", "uint8", "int16"],
+        "",
+    ),
+    s(B::MAX_POOL_2D, &["float32", "int8", "uint8", "int16"], ""),
+    s(
+        B::MEAN,
+        &["float32", "int8", "uint8", "int16"],
+        "rank up to 6",
+    ),
+    s(B::SOFTMAX, &["float32", "int8", "uint8", "int16"], "beta"),
     s(
         B::RESHAPE,
         &[
@@ -77,8 +85,8 @@ pub(super) const CORE: &[OpSupport] = &[
     ),
     s(
         B::QUANTIZE,
-        &["float32", "int8", "uint8"],
-        "float to int8/uint8/int16; int8/uint8 requantize",
+        &["float32", "int8", "uint8", "int16"],
+        "float to int8/uint8/int16; int8/uint8 requantize; int16 to int8/int16",
     ),
     s(
         B::DEQUANTIZE,

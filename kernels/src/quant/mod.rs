@@ -9,6 +9,8 @@
 //! per-tensor) and legacy uint8 (asymmetric weights and activations, per-tensor). The
 //! dynamic-range ("hybrid") CONV_2D and FULLY_CONNECTED kernels take `f32` activations and
 //! int8 weights.
+//! The int16x8 kernels (`conv16`, `add16`, `activation16`, `softmax16`) take int16
+//! activations with zero point 0 and int8 weights.
 //!
 //! Kernels check buffer lengths against their geometry and return an error rather than
 //! panic; arithmetic that TFLite lets wrap is done with wrapping operations, and
@@ -23,9 +25,12 @@
 //! double-precision requantization, MEAN's single code path, the hybrid quantizers'
 //! x86 rounding).
 
+pub mod activation16;
 pub mod add;
+pub mod add16;
 pub mod broadcast;
 pub mod conv;
+pub mod conv16;
 pub mod conv_packed;
 pub mod depthwise;
 pub mod depthwise_packed;
@@ -42,6 +47,7 @@ pub mod params;
 pub mod pool;
 pub mod quantize;
 pub mod softmax;
+pub mod softmax16;
 
 pub use error::QuantError;
 pub use geometry::{ConvGeometry, PoolGeometry};
