@@ -64,7 +64,9 @@ fn is_shared(name: &str) -> bool {
 
 #[test]
 fn fixtures() {
-    let cases = Golden::all(|n| !is_shared(n));
+    // FERROLITE_GOLDEN_FILTER=substring runs only the fixtures whose name contains it.
+    let filter = std::env::var("FERROLITE_GOLDEN_FILTER").unwrap_or_default();
+    let cases = Golden::all(|n| !is_shared(n) && n.contains(filter.as_str()));
     assert!(!cases.is_empty(), "no golden fixtures found");
     run_cases(cases, 0);
 }

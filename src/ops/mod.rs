@@ -27,6 +27,7 @@ mod geometry;
 mod indexing;
 mod layers;
 mod layout;
+mod lstm;
 mod pool;
 mod quant_binary;
 mod quant_conv;
@@ -112,7 +113,8 @@ pub(crate) struct Eval<'a> {
     pub inputs: Inputs<'a>,
     /// Output 0.
     pub output: &'a mut [u8],
-    /// Outputs 1.. of nodes with several outputs.
+    /// Outputs 1.. of nodes with several outputs, then the inputs the kernel updates in place
+    /// ([`Kernel::updates_inputs`]).
     #[allow(dead_code)]
     pub more_outputs: &'a mut [&'a mut [u8]],
     pub scratch: &'a mut [u8],
@@ -134,6 +136,13 @@ pub(crate) trait Kernel: Send + Sync {
     /// preparation say no, so that the interpreter can drop its folded source.
     fn reads_input(&self, _k: usize) -> bool {
         true
+    }
+    /// Inputs that `eval` updates in place: variable tensors holding recurrent state, which
+    /// TFLite kernels overwrite and which persist between invokes. Each is handed to `eval`
+    /// writable, after the node's own outputs in `more_outputs`, in the order listed here,
+    /// and is not readable through `inputs`.
+    fn updates_inputs(&self) -> &[usize] {
+        &[]
     }
 }
 
@@ -416,6 +425,7 @@ const FAMILY_PREPARE: &[FamilyPrepare] = &[
     resize::prepare,
     reductions::prepare,
     layers::prepare,
+    lstm::prepare,
 ];
 
 /// Every family's support declaration, for the support matrix.
@@ -429,4 +439,5 @@ pub(crate) const FAMILIES: &[&[registry::OpSupport]] = &[
     resize::SUPPORT,
     reductions::SUPPORT,
     layers::SUPPORT,
+    lstm::SUPPORT,
 ];
