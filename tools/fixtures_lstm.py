@@ -279,3 +279,40 @@ def fixtures(g):
     for suffix, mode in (("f32", g.F32), ("fp16", g.FP16), ("dynamic", g.DYNAMIC)):
         add(f"zoo_text_lstm_{suffix}", text_lstm, [[1, 16]], mode, keras=True, dtypes=("int32",))
     return fx
+
+
+# ---------------------------------------------------------------- second-invoke goldens
+
+# Fixtures whose state persistence is checked: the reference's output after a second
+# invoke on the same inputs goes to tests/golden/<name>/ref_invoke2_output_0.npy.
+SECOND_INVOKE = ["lstm_basic_f32", "lstm_timemajor_f32", "lstm_basic_dynamic", "zoo_text_lstm_fp16"]
+
+
+def write_second_invoke_goldens():
+    import sys
+    from pathlib import Path
+
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    repo = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(repo / "tools"))
+    import ferrolite_inputs
+
+    for name in SECOND_INVOKE:
+        it = Interpreter(
+            model_path=str(repo / "tests" / "models" / f"{name}.tflite"),
+            num_threads=1,
+            experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+        )
+        it.allocate_tensors()
+        for k, d in enumerate(it.get_input_details()):
+            it.set_tensor(d["index"], ferrolite_inputs.generate_input(d["shape"], d["dtype"], k, 0))
+        it.invoke()
+        it.invoke()
+        out = it.get_tensor(it.get_output_details()[0]["index"])
+        np.save(repo / "tests" / "golden" / name / "ref_invoke2_output_0.npy", out)
+        print(name, out.shape)
+
+
+if __name__ == "__main__":
+    write_second_invoke_goldens()
