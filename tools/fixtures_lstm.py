@@ -48,7 +48,10 @@ def _lstm_fn(tf, time_major):
     return lstm
 
 
-def lstm_model(g, n_in, units, batch, time_major=False, return_sequences=True):
+def lstm_model(g, n_in, units, batch, time_major=False, return_sequences=True, mask=None):
+    """With `mask` (0/1 per input row, shaped like the input without its last axis), the
+    input is multiplied by it first, so that chosen rows are exactly zero."""
+
     def build(rng):
         tf = g._import_tf()
         k = tf.constant(g.weights(rng, [n_in, 4 * units], n_in, gain=1.0))
@@ -57,6 +60,8 @@ def lstm_model(g, n_in, units, batch, time_major=False, return_sequences=True):
         lstm = _lstm_fn(tf, time_major)
 
         def fn(x):
+            if mask is not None:
+                x = x * tf.constant(np.array(mask, dtype=np.float32)[..., None])
             z = tf.zeros([batch, units])
             last, seq, _, _, _ = lstm(x, z, z, k, r, b)
             return seq if return_sequences else last
@@ -258,6 +263,15 @@ def fixtures(g):
     ]
     for tag, patch in variants:
         add(f"lstm_{tag}_f32", base, [seq], patch=patch, note=f"LSTM edited: {tag}")
+
+    # Activation NONE with exactly-zero input rows, where REF's float step has quirks
+    # (whole steps count when time-major, single rows when batch-major).
+    none = options(fusedActivationFunction=schema.ActivationFunctionType.NONE)
+    zero_rows = [[1, 0, 1, 0, 1], [0, 0, 1, 1, 1]]  # [B, T]
+    add("lstm_noact_zerorows_f32", lstm_model(g, I, H, B, mask=zero_rows), [seq], patch=none, note="LSTM edited: noact")
+    zero_steps = [[1, 1], [0, 0], [0, 1], [1, 0], [0, 0]]  # [T, B]
+    tm_zero = lstm_model(g, I, H, B, time_major=True, mask=zero_steps)
+    add("lstm_noact_zerosteps_timemajor_f32", tm_zero, [[T, B, I]], patch=none, note="LSTM edited: noact")
 
     # Dynamic range: the quantizer leaves weights under 1024 elements in float, so the
     # gates are 32x32. It emits per-tensor int8 weights and asymmetric_quantize_inputs.

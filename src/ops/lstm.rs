@@ -72,6 +72,13 @@ fn prepare_lstm(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     if ctx.output(0)?.dtype != DType::F32 {
         return Err(ctx.unsupported_dtypes());
     }
+    // REF: 0 disables a clip, a positive value enables it, a negative one is an error.
+    if !(o.cell_clip >= 0.0 && o.proj_clip >= 0.0) {
+        return Err(ctx.invalid(format!(
+            "negative clip (cell_clip {}, proj_clip {})",
+            o.cell_clip, o.proj_clip
+        )));
+    }
     if o.diagonal_recurrent_tensors {
         return Err(ctx.unsupported("diagonal recurrent weights"));
     }
@@ -361,7 +368,13 @@ impl Kernel for LstmKernel {
     fn persistent_bytes(&self) -> usize {
         let s = &self.lstm.shape;
         // Weights, row sums and vectors, counted as 4-byte elements (an upper bound).
+        let owned = |st: &State, n: usize| match st {
+            State::Owned(_) => 4 * n,
+            State::InPlace => 0,
+        };
         4 * (4 * s.n_cell * (s.n_input + s.n_output + 4) + 2 * s.n_output * (s.n_cell + 1))
+            + owned(&self.h_state, s.n_batch * s.n_output)
+            + owned(&self.c_state, s.n_batch * s.n_cell)
     }
 
     fn reads_input(&self, k: usize) -> bool {

@@ -328,3 +328,39 @@ fn quantized_matvec_by_hand() {
     assert_eq!(quantize_symmetric(&[0.5, -1.0], &mut q), 1.0 / 127.0);
     assert_eq!(q, [64, -127]);
 }
+
+/// Activation NONE with an all-zero input step: REF leaves the cell gate at its bias and
+/// multiplies the output gate with the cell gate instead of the cell state (see
+/// `zero_input_identity_quirk`). Expected values follow those rules by hand.
+#[test]
+fn identity_activation_zero_input_follows_reference() {
+    let s = LstmShape {
+        n_batch: 1,
+        n_time: 2,
+        n_input: 2,
+        n_cell: 2,
+        n_output: 2,
+        time_major: true,
+    };
+    let (mut lstm, n) = build(PLAIN, s, 3);
+    lstm.activation = CellActivation::None;
+    let out = run(&lstm, &[0.0; 4]);
+    let sig = |x: f32| 1.0 / (1.0 + (-x).exp());
+    let (mut h, mut c) = ([0.0f32; 2], [0.0f32; 2]);
+    let mut want = Vec::new();
+    for _ in 0..2 {
+        let pre =
+            |k: usize, j: usize| n.bias[k][j] + n.w_h[k][j * 2] * h[0] + n.w_h[k][j * 2 + 1] * h[1];
+        let mut next = [0.0f32; 2];
+        for j in 0..2 {
+            let g = n.bias[2][j];
+            c[j] = sig(pre(1, j)) * c[j] + g * sig(pre(0, j));
+            next[j] = sig(pre(3, j)) * g;
+        }
+        h = next;
+        want.extend_from_slice(&h);
+    }
+    for (a, b) in out.iter().zip(&want) {
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    }
+}
