@@ -123,8 +123,8 @@ def _tensor(model, k):
     return model.subgraphs[0].tensors[k]
 
 
-def _add(model, name, arr, scale=None):
-    """Appends a constant tensor (float32, or int8 with a per-tensor scale)."""
+def _add(model, name, arr, scale=None, dtype=np.int8):
+    """Appends a constant tensor (float32, or `dtype` with a per-tensor scale)."""
     t = schema.TensorT()
     t.name = name.encode()
     t.shape = np.array(arr.shape, dtype=np.int32)
@@ -132,8 +132,8 @@ def _add(model, name, arr, scale=None):
         t.type = schema.TensorType.FLOAT32
         data = arr.astype(np.float32)
     else:
-        t.type = schema.TensorType.INT8
-        data = arr.astype(np.int8)
+        t.type = {np.int8: schema.TensorType.INT8, np.int16: schema.TensorType.INT16, np.int32: schema.TensorType.INT32}[dtype]
+        data = arr.astype(dtype)
         q = schema.QuantizationParametersT()
         q.scale = np.array([scale], dtype=np.float32)
         q.zeroPoint = np.array([0], dtype=np.int64)
@@ -147,7 +147,20 @@ def _add(model, name, arr, scale=None):
 
 
 def _hybrid(model, op):
+    """Int8 weights (hybrid or full integer)."""
     return _tensor(model, op.inputs[I2F]).type == schema.TensorType.INT8
+
+
+def _integer(model, op):
+    return _tensor(model, op.inputs[0]).type == schema.TensorType.INT8
+
+
+def _vector(model, op, name, arr):
+    """A peephole vector: float, int8 (hybrid) or int16 (full integer)."""
+    if _integer(model, op):
+        scale = float(np.abs(arr).max()) / 32767.0
+        return _add(model, name, np.round(arr / scale), scale, np.int16)
+    return _weights(model, op, name, arr)
 
 
 def _weights(model, op, name, arr):
@@ -174,7 +187,7 @@ def peephole(g, model):
     n_cell, _ = _sizes(model, op)
     rng = _rng("peephole")
     for k in (C2I, C2F, C2O):
-        op.inputs[k] = _weights(model, op, f"peephole_{k}", rng.uniform(-1, 1, n_cell))
+        op.inputs[k] = _vector(model, op, f"peephole_{k}", rng.uniform(-1, 1, n_cell))
 
 
 def cifg(g, model):
@@ -200,7 +213,9 @@ def projection(n_proj, with_bias):
         n_cell, _ = _sizes(model, op)
         rng = _rng(f"projection_{n_proj}_{with_bias}")
         op.inputs[PROJ_W] = _weights(model, op, "projection", rng.normal(0, 1 / np.sqrt(n_cell), (n_proj, n_cell)))
-        if with_bias:
+        if with_bias and _integer(model, op):
+            op.inputs[PROJ_B] = _add(model, "projection_bias", rng.integers(-3000, 3000, n_proj), 1e-4, np.int32)
+        elif with_bias:
             op.inputs[PROJ_B] = _add(model, "projection_bias", rng.uniform(-0.3, 0.3, n_proj))
         for k in (R2I, R2F, R2C, R2O):
             if op.inputs[k] >= 0:
@@ -289,8 +304,22 @@ def fixtures(g):
     for tag, patch in dyn_variants:
         add(f"lstm_{tag}_dynamic", dyn, [dseq], g.DYNAMIC, patch=patch, note=f"LSTM edited: {tag}")
 
+    # Full integer (int8 activations, int16 cell state).
+    add("lstm_basic_int8", base, [seq], g.INT8)
+    add("lstm_timemajor_int8", lstm_model(g, I, H, B, time_major=True), [[T, B, I]], g.INT8)
+    add("lstm_last_int8", lstm_model(g, I, H, B, return_sequences=False), [seq], g.INT8)
+    int8_variants = [
+        ("cifg", cifg),
+        ("peephole", peephole),
+        ("cifg_peephole", chain(peephole, cifg)),
+        ("cellclip", options(cellClip=0.3)),
+    ]
+    # Projection is refused for full-integer LSTMs (see src/ops/lstm/integer.rs).
+    for tag, patch in int8_variants:
+        add(f"lstm_{tag}_int8", base, [seq], g.INT8, patch=patch, note=f"LSTM edited: {tag}")
+
     # The zoo text classifier.
-    for suffix, mode in (("f32", g.F32), ("fp16", g.FP16), ("dynamic", g.DYNAMIC)):
+    for suffix, mode in (("f32", g.F32), ("fp16", g.FP16), ("dynamic", g.DYNAMIC), ("int8", g.INT8)):
         add(f"zoo_text_lstm_{suffix}", text_lstm, [[1, 16]], mode, keras=True, dtypes=("int32",))
     return fx
 

@@ -15,6 +15,8 @@
 //! [`quantize_asymmetric`]; a gate receives `(f32)(Σ w·q − zp·Σ w) · (s_w · s_row)`.
 //! Peephole weights are dequantized (`s · w`) once.
 
+mod fixed16;
+pub mod integer;
 mod math;
 
 pub use math::CellActivation;

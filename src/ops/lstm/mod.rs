@@ -7,7 +7,10 @@
 //! run and is zeroed when the interpreter is built.
 //!
 //! Every constant (weights, biases, peephole and layer-norm coefficients) is copied at
-//! preparation. Full-integer (int8 activations, int16 cell state) LSTMs are refused.
+//! preparation. Full-integer LSTMs (int8 activations, int16 cell state) are prepared in
+//! [`integer`].
+
+mod integer;
 
 use std::sync::Mutex;
 
@@ -25,9 +28,10 @@ use crate::schema::BuiltinOperator as B;
 
 pub(super) const SUPPORT: &[OpSupport] = &[s(
     B::UNIDIRECTIONAL_SEQUENCE_LSTM,
-    &["float32", "hybrid"],
-    "peephole, CIFG, layer norm, projection, clipping, time_major; int8 weights per-tensor; \
-     state persists between invokes",
+    &["float32", "int8", "hybrid"],
+    "peephole, CIFG, layer norm, projection, clipping, time_major; hybrid int8 weights \
+     per-tensor; int8 is the 8x8_16 form without layer norm or projection; state persists \
+     between invokes",
 )];
 
 /// Prepares `code` if this family implements it.
@@ -58,20 +62,13 @@ fn prepare_lstm(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     };
     let input = ctx.input(INPUT)?;
     let weights = ctx.input(INPUT_TO[3])?;
-    let hybrid = match (input.dtype, weights.dtype) {
-        (DType::F32, DType::F32) => false,
-        (DType::F32, DType::I8) => true,
-        (DType::I8 | DType::I16, _) => {
-            return Err(ctx.unsupported(format!(
-                "full-integer LSTM ({} input, {} weights)",
-                input.dtype, weights.dtype
-            )))
-        }
+    let out_dtype = ctx.output(0)?.dtype;
+    let (hybrid, integer) = match (input.dtype, weights.dtype, out_dtype) {
+        (DType::F32, DType::F32, DType::F32) => (false, false),
+        (DType::F32, DType::I8, DType::F32) => (true, false),
+        (DType::I8, DType::I8, DType::I8) => (false, true),
         _ => return Err(ctx.unsupported_dtypes()),
     };
-    if ctx.output(0)?.dtype != DType::F32 {
-        return Err(ctx.unsupported_dtypes());
-    }
     // REF: 0 disables a clip, a positive value enables it, a negative one is an error.
     if !(o.cell_clip >= 0.0 && o.proj_clip >= 0.0) {
         return Err(ctx.invalid(format!(
@@ -143,6 +140,15 @@ fn prepare_lstm(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
         }
     }
 
+    if integer {
+        let layout = integer::Layout {
+            shape,
+            cifg,
+            peephole,
+            layer_norm,
+        };
+        return integer::prepare(ctx, o, layout);
+    }
     let gate = |k: usize| -> Result<Gate> {
         Ok(Gate {
             input: matrix(ctx, INPUT_TO[k], n_cell, n_input, hybrid)?,
@@ -187,11 +193,7 @@ fn prepare_lstm(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
 
     let h_state = state(ctx, OUTPUT_STATE, n_batch * n_output)?;
     let c_state = state(ctx, CELL_STATE, n_batch * n_cell)?;
-    let updated = [(OUTPUT_STATE, &h_state), (CELL_STATE, &c_state)]
-        .iter()
-        .filter(|(_, s)| matches!(s, State::InPlace))
-        .map(|&(k, _)| k)
-        .collect();
+    let updated = in_place(&h_state, &c_state);
     let out_t = ctx.op.outputs[0];
     let (h_t, c_t) = (ctx.input_index(OUTPUT_STATE)?, ctx.input_index(CELL_STATE)?);
     if h_t == c_t || out_t == h_t || out_t == c_t {
@@ -279,16 +281,38 @@ fn constant<T: bytemuck::Pod>(ctx: &PrepareCtx<'_>, k: usize) -> Result<Vec<T>> 
 }
 
 /// Where a state lives between invokes.
-enum State {
+enum State<T> {
     /// In its variable tensor, updated in place.
     InPlace,
     /// In the kernel: the variable has constant initial data (in fp16 models it is the
-    /// folded DEQUANTIZE of zeros), which REF dequantizes once and then overwrites.
-    Owned(Mutex<Vec<f32>>),
+    /// folded DEQUANTIZE of zeros), which REF dequantizes once and then overwrites; or
+    /// (int8) it must start at its zero point, where the arena starts at 0.
+    Owned(Mutex<Vec<T>>),
+}
+
+impl<T: bytemuck::Pod> State<T> {
+    fn owned_bytes(&self) -> usize {
+        match self {
+            State::Owned(m) => m.lock().map_or(0, |v| std::mem::size_of_val(&v[..])),
+            State::InPlace => 0,
+        }
+    }
+}
+
+/// The in-place states among `(input slot, state)`, in slot order.
+fn in_place<A, B>(h: &State<A>, c: &State<B>) -> Vec<usize> {
+    let mut v = Vec::new();
+    if matches!(h, State::InPlace) {
+        v.push(OUTPUT_STATE);
+    }
+    if matches!(c, State::InPlace) {
+        v.push(CELL_STATE);
+    }
+    v
 }
 
 /// Checks a state input: a float32 variable of `numel` elements.
-fn state(ctx: &PrepareCtx<'_>, k: usize, numel: usize) -> Result<State> {
+fn state(ctx: &PrepareCtx<'_>, k: usize, numel: usize) -> Result<State<f32>> {
     let t = ctx.input(k)?;
     if !t.is_variable {
         return Err(ctx.invalid(format!("state input {k} is not a variable tensor")));
@@ -308,8 +332,8 @@ fn state(ctx: &PrepareCtx<'_>, k: usize, numel: usize) -> Result<State> {
 
 struct LstmKernel {
     lstm: Lstm,
-    h_state: State,
-    c_state: State,
+    h_state: State<f32>,
+    c_state: State<f32>,
     /// The states updated in place, in slot order.
     updated: Vec<usize>,
 }
@@ -368,13 +392,9 @@ impl Kernel for LstmKernel {
     fn persistent_bytes(&self) -> usize {
         let s = &self.lstm.shape;
         // Weights, row sums and vectors, counted as 4-byte elements (an upper bound).
-        let owned = |st: &State, n: usize| match st {
-            State::Owned(_) => 4 * n,
-            State::InPlace => 0,
-        };
         4 * (4 * s.n_cell * (s.n_input + s.n_output + 4) + 2 * s.n_output * (s.n_cell + 1))
-            + owned(&self.h_state, s.n_batch * s.n_output)
-            + owned(&self.c_state, s.n_batch * s.n_cell)
+            + self.h_state.owned_bytes()
+            + self.c_state.owned_bytes()
     }
 
     fn reads_input(&self, k: usize) -> bool {
@@ -386,11 +406,11 @@ impl Kernel for LstmKernel {
     }
 }
 
-fn no_slot() -> Error {
+pub(super) fn no_slot() -> Error {
     Error::Internal("LSTM state is not writable".into())
 }
 
-fn poisoned() -> Error {
+pub(super) fn poisoned() -> Error {
     Error::Internal("LSTM state lock poisoned".into())
 }
 
