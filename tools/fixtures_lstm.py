@@ -328,7 +328,7 @@ def fixtures(g):
 
 # Fixtures whose state persistence is checked: the reference's output after a second
 # invoke on the same inputs goes to tests/golden/<name>/ref_invoke2_output_0.npy.
-SECOND_INVOKE = ["lstm_basic_f32", "lstm_timemajor_f32", "lstm_basic_dynamic", "zoo_text_lstm_fp16"]
+SECOND_INVOKE = ["lstm_basic_f32", "lstm_timemajor_f32", "lstm_basic_dynamic", "zoo_text_lstm_fp16", "lstm_basic_int8"]
 
 
 def write_second_invoke_goldens():

@@ -420,31 +420,45 @@ mod tests {
 
     /// The state carries over: a second invoke on the same inputs matches the reference
     /// interpreter's second invoke (`tools/fixtures_lstm.py` writes those outputs).
+    fn read_npy<T: npyz::Deserialize>(path: std::path::PathBuf) -> Vec<T> {
+        let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+        npyz::NpyFile::new(file).unwrap().into_vec().unwrap()
+    }
+
+    fn run_twice<T: crate::Element + Clone>(name: &str) -> (Vec<T>, Vec<T>) {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let model = Model::from_file(root.join(format!("tests/models/{name}.tflite"))).unwrap();
+        let mut it = Interpreter::new(model, Options::default()).unwrap();
+        // Inputs are set before each invoke: their memory may be reused once read.
+        let mut run = || {
+            for k in 0..it.inputs().len() {
+                let dtype = it.inputs()[k].dtype;
+                crate::inputs::fill(it.input_bytes_mut(k).unwrap(), dtype, 0, k);
+            }
+            it.invoke().unwrap();
+            it.output::<T>(0).unwrap().to_vec()
+        };
+        let first = run();
+        (first, run())
+    }
+
+    fn golden(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/golden/{name}/ref_invoke2_output_0.npy"))
+    }
+
+    /// The state carries over: a second invoke on the same inputs matches the reference
+    /// interpreter's second invoke (`tools/fixtures_lstm.py` writes those outputs).
     #[test]
     fn state_persists_between_invokes() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         for name in [
             "lstm_basic_f32",
             "lstm_timemajor_f32",
             "lstm_basic_dynamic",
             "zoo_text_lstm_fp16",
         ] {
-            let model = Model::from_file(root.join(format!("tests/models/{name}.tflite"))).unwrap();
-            let mut it = Interpreter::new(model, Options::default()).unwrap();
-            // Inputs are set before each invoke: their memory may be reused once read.
-            let mut run = || {
-                for k in 0..it.inputs().len() {
-                    let dtype = it.inputs()[k].dtype;
-                    crate::inputs::fill(it.input_bytes_mut(k).unwrap(), dtype, 0, k);
-                }
-                it.invoke().unwrap();
-                it.output::<f32>(0).unwrap().to_vec()
-            };
-            let first = run();
-            let second = run();
-            let path = root.join(format!("tests/golden/{name}/ref_invoke2_output_0.npy"));
-            let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
-            let want: Vec<f32> = npyz::NpyFile::new(file).unwrap().into_vec().unwrap();
+            let (first, second) = run_twice::<f32>(name);
+            let want: Vec<f32> = read_npy(golden(name));
             assert_eq!(second.len(), want.len(), "{name}");
             let tol = 1e-5 * want.iter().fold(1.0f32, |m, x| m.max(x.abs()));
             for (a, b) in second.iter().zip(&want) {
@@ -455,5 +469,8 @@ mod tests {
                 "{name}: the second invoke starts from the first's state"
             );
         }
+        let (first, second) = run_twice::<i8>("lstm_basic_int8");
+        assert_eq!(second, read_npy::<i8>(golden("lstm_basic_int8")));
+        assert_ne!(first, second);
     }
 }
