@@ -201,16 +201,31 @@ impl SubgraphRun {
                 inputs: node_inputs,
                 outputs: node_outputs,
             } = node;
+            let updated = kernel.updates_inputs();
             let inputs = node_inputs
                 .iter()
                 .enumerate()
                 .map(|(k, t)| match t {
-                    Some(t) if kernel.reads_input(k) => locs[*t].clone(),
+                    Some(t) if kernel.reads_input(k) && !updated.contains(&k) => locs[*t].clone(),
                     _ => Loc::None,
                 })
                 .collect();
-            let mut outputs = Vec::with_capacity(node_outputs.len());
-            for &t in &node_outputs {
+            // Inputs updated in place are written like outputs, after the real ones.
+            let in_place = updated
+                .iter()
+                .map(|&k| node_inputs.get(k).copied().flatten());
+            let written: Vec<Option<usize>> = node_outputs
+                .iter()
+                .map(|&t| Some(t))
+                .chain(in_place)
+                .collect();
+            let mut outputs = Vec::with_capacity(written.len());
+            for t in written {
+                let Some(t) = t else {
+                    return Err(Error::Internal(format!(
+                        "node {index} updates an absent input in place"
+                    )));
+                };
                 match &locs[t] {
                     Loc::Arena(r) => outputs.push(r.clone()),
                     _ => {

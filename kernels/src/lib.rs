@@ -20,6 +20,7 @@ pub mod gemm;
 pub mod isa;
 pub mod layers;
 pub mod layout;
+pub mod lstm;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 pub mod parallel;

@@ -29,6 +29,7 @@ mod indexing;
 mod layers;
 pub(crate) use layers::densify_tensor;
 mod layout;
+mod lstm;
 mod pool;
 mod quant_binary;
 mod quant_conv;
@@ -114,7 +115,8 @@ pub(crate) struct Eval<'a> {
     pub inputs: Inputs<'a>,
     /// Output 0.
     pub output: &'a mut [u8],
-    /// Outputs 1.. of nodes with several outputs.
+    /// Outputs 1.. of nodes with several outputs, then the inputs the kernel updates in place
+    /// ([`Kernel::updates_inputs`]).
     #[allow(dead_code)]
     pub more_outputs: &'a mut [&'a mut [u8]],
     pub scratch: &'a mut [u8],
@@ -136,6 +138,13 @@ pub(crate) trait Kernel: Send + Sync {
     /// preparation say no, so that the interpreter can drop its folded source.
     fn reads_input(&self, _k: usize) -> bool {
         true
+    }
+    /// Inputs that `eval` updates in place: variable tensors holding recurrent state, which
+    /// TFLite kernels overwrite and which persist between invokes. Each is handed to `eval`
+    /// writable, after the node's own outputs in `more_outputs`, in the order listed here,
+    /// and is not readable through `inputs`.
+    fn updates_inputs(&self) -> &[usize] {
+        &[]
     }
 }
 
@@ -421,6 +430,7 @@ const FAMILY_PREPARE: &[FamilyPrepare] = &[
     resize::prepare,
     reductions::prepare,
     layers::prepare,
+    lstm::prepare,
 ];
 
 /// Every family's support declaration, for the support matrix.
@@ -434,4 +444,5 @@ pub(crate) const FAMILIES: &[&[registry::OpSupport]] = &[
     resize::SUPPORT,
     reductions::SUPPORT,
     layers::SUPPORT,
+    lstm::SUPPORT,
 ];
