@@ -56,6 +56,8 @@ pub struct Conv2D {
     pub dilation_w: i32,
     pub dilation_h: i32,
     pub activation: Activation,
+    /// `quantized_bias_type` as a raw `TensorType`; 0 (FLOAT32, the default) means unset.
+    pub quantized_bias_type: i8,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +78,8 @@ pub struct FullyConnected {
     pub shuffled_weights: bool,
     pub keep_num_dims: bool,
     pub asymmetric_quantize_inputs: bool,
+    /// `quantized_bias_type` as a raw `TensorType`; 0 (FLOAT32, the default) means unset.
+    pub quantized_bias_type: i8,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -270,6 +274,7 @@ fn parse_inner(op: &fb::Operator<'_>) -> Result<OpOptions, String> {
                 dilation_w: o.dilation_w_factor(),
                 dilation_h: o.dilation_h_factor(),
                 activation: activation(o.fused_activation_function())?,
+                quantized_bias_type: o.quantized_bias_type().0,
             })
         }
         B::DepthwiseConv2DOptions => {
@@ -296,6 +301,7 @@ fn parse_inner(op: &fb::Operator<'_>) -> Result<OpOptions, String> {
                     != fb::FullyConnectedOptionsWeightsFormat::DEFAULT,
                 keep_num_dims: o.keep_num_dims(),
                 asymmetric_quantize_inputs: o.asymmetric_quantize_inputs(),
+                quantized_bias_type: o.quantized_bias_type().0,
             })
         }
         B::Pool2DOptions => {

@@ -81,11 +81,30 @@ fn int_bias(ctx: &PrepareCtx<'_>, n: usize) -> Result<(Option<Vec<i32>>, Option<
     Ok((Some(bias), scale))
 }
 
-/// The constant bias of an int16x8 layer. int32 biases are legal for CONV_2D and
-/// FULLY_CONNECTED (`allow_i32`); DEPTHWISE_CONV_2D reads int64 only.
-pub(super) fn bias16(ctx: &PrepareCtx<'_>, n: usize, allow_i32: bool) -> Result<Bias16> {
+/// The constant bias of an int16x8 layer and the accumulator it implies. CONV_2D and
+/// FULLY_CONNECTED pass their `quantized_bias_type` option (`Some`): INT32 selects the
+/// reference's 32-bit accumulator (and an int32 bias), unset or INT64 the 64-bit one (and an
+/// int64 bias). DEPTHWISE_CONV_2D (`None`) always accumulates in 64 bits. An int32 bias
+/// without the INT32 option is refused: the reference would read it as int64.
+pub(super) fn bias16(ctx: &PrepareCtx<'_>, n: usize, bias_type: Option<i8>) -> Result<Bias16> {
+    const INT32: i8 = 2;
+    const INT64: i8 = 4;
+    let acc32 = match bias_type {
+        None | Some(0 | INT64) => false,
+        Some(INT32) => true,
+        Some(t) => {
+            return Err(ctx.invalid(format!(
+                "quantized_bias_type {t} (only INT32 or INT64 are allowed)"
+            )))
+        }
+    };
     let Some(t) = ctx.input_opt(2) else {
-        return Ok(Bias16::None);
+        // A zero int32 bias adds nothing but keeps the 32-bit accumulator.
+        return Ok(if acc32 {
+            Bias16::I32(vec![0; n])
+        } else {
+            Bias16::None
+        });
     };
     if t.numel != n {
         return Err(ctx.invalid(format!(
@@ -94,13 +113,12 @@ pub(super) fn bias16(ctx: &PrepareCtx<'_>, n: usize, allow_i32: bool) -> Result<
         )));
     }
     let missing = || ctx.unsupported("a non-constant bias");
-    match t.dtype {
-        DType::I64 => Ok(Bias16::I64(ctx.const_vec::<i64>(2)?.ok_or_else(missing)?)),
-        DType::I32 if allow_i32 => Ok(Bias16::I32(ctx.const_vec::<i32>(2)?.ok_or_else(missing)?)),
-        _ => Err(ctx.unsupported(format!(
-            "{} bias on an int16 layer (int64{} expected)",
-            t.dtype,
-            if allow_i32 { " or int32" } else { "" }
+    match (t.dtype, acc32) {
+        (DType::I64, false) => Ok(Bias16::I64(ctx.const_vec::<i64>(2)?.ok_or_else(missing)?)),
+        (DType::I32, true) => Ok(Bias16::I32(ctx.const_vec::<i32>(2)?.ok_or_else(missing)?)),
+        (d, _) => Err(ctx.unsupported(format!(
+            "{d} bias on an int16 layer whose quantized_bias_type asks for {}",
+            if acc32 { "int32" } else { "int64" }
         ))),
     }
 }
@@ -228,7 +246,7 @@ pub(super) fn prepare_conv(ctx: &PrepareCtx<'_>, g: &Geometry, o: &Conv2D) -> Re
                 g: kg,
                 q,
                 weights: const_weights(ctx)?,
-                bias: bias16(ctx, g.out_c, true)?,
+                bias: bias16(ctx, g.out_c, Some(o.quantized_bias_type))?,
                 depthwise: false,
             })))
         }
@@ -397,7 +415,7 @@ pub(super) fn prepare_depthwise(
                 g: kg,
                 q,
                 weights: const_weights(ctx)?,
-                bias: bias16(ctx, g.out_c, false)?,
+                bias: bias16(ctx, g.out_c, None)?,
                 depthwise: true,
             })));
         }

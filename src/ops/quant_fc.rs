@@ -72,7 +72,7 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>, s: &Shape, o: &FullyConnected) -> Re
                 shape,
                 q,
                 w: ctx.const_vec::<i8>(1)?.ok_or_else(const_w)?,
-                bias: super::quant_conv::bias16(ctx, s.units, true)?,
+                bias: super::quant_conv::bias16(ctx, s.units, Some(o.quantized_bias_type))?,
             })))
         }
         (DType::U8, DType::U8, DType::U8) => {
