@@ -118,6 +118,10 @@ def fixtures(g):
     add("not_equal_bcast_int64", two(tf.not_equal), [A4, B4], dtypes=i64)
     add("greater_same_int32", two(tf.greater), [SMALL, SMALL], dtypes=i32)
     add("less_equal_same_int64", two(tf.less_equal), [SMALL, SMALL], dtypes=i64)
+    # 16x8: MAXIMUM / MINIMUM compare the raw int16 values, ABS.
+    add("maximum_same_int16", two(tf.maximum), [SMALL, SMALL], g.INT16X8, rep_scales=TWO)
+    add("minimum_bcast_int16", two(tf.minimum), [A4, B4], g.INT16X8, rep_scales=TWO)
+    add("abs_plain_int16", lambda rng: tf.abs, [SMALL], g.INT16X8)
     # ADD and MUL on plain integers (shape arithmetic, counters), one with a fused RELU after a
     # subtraction that goes negative.
     add("add_bcast_int32", two(tf.add), [A4, B4], dtypes=i32)

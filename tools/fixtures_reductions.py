@@ -33,6 +33,10 @@ def fixtures(g):
         add(f"{op}_mid_int32", lambda x, f=f: f(x, axis=[1]), [X3], dtypes=("int32",))
         add(f"{op}_neg_int64", lambda x, f=f: f(x, axis=[-1, 0]), [X3], dtypes=("int64",))
 
+    # 16x8 REDUCE_MAX / REDUCE_MIN (raw int16 values, equal input/output quantization).
+    add("reduce_max_hw_keep_int16", lambda x: tf.reduce_max(x, axis=[1, 2], keepdims=True), [X4], g.INT16X8)
+    add("reduce_min_last_int16", lambda x: tf.reduce_min(x, axis=-1), [X4], g.INT16X8)
+
     for name, f in (("arg_max", tf.math.argmax), ("arg_min", tf.math.argmin)):
         add(f"{name}_last_f32", lambda x, f=f: f(x, axis=-1, output_type=tf.int32), [X4])
         add(f"{name}_axis1_i64out_f32", lambda x, f=f: f(x, axis=1, output_type=tf.int64), [X4])

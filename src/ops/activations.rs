@@ -75,7 +75,7 @@ pub(super) const SUPPORT: &[OpSupport] = &[
         "int8: inputs below the zero point fail at run time",
     ),
     s(B::SQUARE, F, ""),
-    s(B::ABS, &["float32", "int8", "int32"], ""),
+    s(B::ABS, &["float32", "int8", "int16", "int32"], ""),
     s(B::NEG, &["float32", "int32", "int64"], ""),
     s(B::FLOOR, F, ""),
     s(B::CEIL, F, ""),
@@ -183,7 +183,7 @@ fn unary(ctx: &PrepareCtx<'_>, op: UnaryF32, quantized: Quantized) -> Result<Pre
     Ok(Prepared::Kernel(kernel))
 }
 
-/// int16 RELU, RELU6, LEAKY_RELU (the 8-bit formulas on the int16 range), LOGISTIC and
+/// int16 ABS, RELU, RELU6, LEAKY_RELU (the 8-bit formulas on the int16 range), LOGISTIC and
 /// TANH (the reference's interpolated sigmoid table), computed per element.
 fn unary_i16(
     ctx: &PrepareCtx<'_>,
@@ -207,12 +207,14 @@ fn unary_i16(
         }
         (UnaryF32::Logistic, _) => Unary16::Sigmoid(Sigmoid16::new(qi, qo, false).map_err(err)?),
         (UnaryF32::Tanh, _) => Unary16::Sigmoid(Sigmoid16::new(qi, qo, true).map_err(err)?),
+        (_, Quantized::Abs) => Unary16::Abs(AbsQuant::new(qi, qo).map_err(err)?),
         _ => return Err(ctx.unsupported_dtypes()),
     };
     Ok(Box::new(f))
 }
 
 enum Unary16 {
+    Abs(AbsQuant),
     Relu(ReluQuant),
     Leaky(LeakyReluQuant),
     Sigmoid(Sigmoid16),
@@ -227,6 +229,11 @@ impl Kernel for Unary16 {
         }
         let narrow = |v: i32| v.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
         match self {
+            Unary16::Abs(a) => {
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = narrow(a.apply(i32::from(v)));
+                }
+            }
             Unary16::Relu(r) => {
                 for (o, &v) in out.iter_mut().zip(x) {
                     *o = narrow(r.apply(i32::from(v)));

@@ -47,12 +47,12 @@ pub(super) const SUPPORT: &[OpSupport] = &[
     s(B::SQUARED_DIFFERENCE, &["float32", "int8", "int32"], ""),
     s(
         B::MAXIMUM,
-        &["float32", "int8", "uint8", "int32", "int64"],
+        &["float32", "int8", "uint8", "int16", "int32", "int64"],
         "quantized: raw values",
     ),
     s(
         B::MINIMUM,
-        &["float32", "int8", "uint8", "int32", "int64"],
+        &["float32", "int8", "uint8", "int16", "int32", "int64"],
         "quantized: raw values",
     ),
     s(
@@ -189,6 +189,10 @@ fn arithmetic(ctx: &PrepareCtx<'_>, op: Arith) -> Result<Prepared> {
                 wide: a.dtype == DType::I64,
             })
         }
+        (DType::I16, Arith::Maximum | Arith::Minimum) => Box::new(MinMax16 {
+            max: op == Arith::Maximum,
+            plan,
+        }),
         (DType::I8 | DType::U8, Arith::Maximum | Arith::Minimum) => Box::new(RawMinMax {
             max: op == Arith::Maximum,
             plan,
@@ -374,6 +378,25 @@ struct RawMinMax {
     max: bool,
     plan: QPlan,
     signed: bool,
+}
+
+/// MAXIMUM / MINIMUM of int16 tensors, on the stored values like the 8-bit ones.
+struct MinMax16 {
+    max: bool,
+    plan: QPlan,
+}
+
+impl Kernel for MinMax16 {
+    fn eval(&self, e: Eval<'_>) -> Result<()> {
+        let (a, b) = (e.inputs.get::<i16>(0)?, e.inputs.get::<i16>(1)?);
+        let out = cast_mut::<i16>(e.output)?;
+        if self.max {
+            broadcast_map(&self.plan, a, b, out, maximum)
+        } else {
+            broadcast_map(&self.plan, a, b, out, minimum)
+        }
+        .map_err(kernel_err)
+    }
 }
 
 impl Kernel for RawMinMax {

@@ -22,6 +22,7 @@ use crate::options::OpOptions;
 use crate::schema::BuiltinOperator as B;
 
 const NUM: &[&str] = &["float32", "int8", "int32", "int64"];
+const NUM_I16: &[&str] = &["float32", "int8", "int16", "int32", "int64"];
 
 pub(super) const SUPPORT: &[OpSupport] = &[
     registry::s(
@@ -31,13 +32,13 @@ pub(super) const SUPPORT: &[OpSupport] = &[
     ),
     registry::s(
         B::REDUCE_MAX,
-        NUM,
-        "int8 needs equal input/output quantization",
+        NUM_I16,
+        "int8/int16 need equal input/output quantization",
     ),
     registry::s(
         B::REDUCE_MIN,
-        NUM,
-        "int8 needs equal input/output quantization",
+        NUM_I16,
+        "int8/int16 need equal input/output quantization",
     ),
     registry::s(B::REDUCE_PROD, NUM, "int8: per-step rescaled product"),
     registry::s(
@@ -169,7 +170,7 @@ fn prepare_reduce(ctx: &PrepareCtx<'_>, op: Red) -> Result<Prepared> {
         }
         (DType::I8, Red::Prod) if quantized => return prepare_quant_prod(ctx, r),
         (DType::I8, Red::Prod) => {}
-        (DType::I8, Red::Max | Red::Min) => {
+        (DType::I8 | DType::I16, Red::Max | Red::Min) => {
             // The reference reduces the raw values, so both sides must share one scale.
             if quantized || output.quantization.is_some() {
                 let (a, b) = (
@@ -227,6 +228,7 @@ impl Kernel for Generic {
             DType::I32 => self.run::<i32>(e),
             DType::I64 => self.run::<i64>(e),
             DType::I8 => self.run::<i8>(e),
+            DType::I16 => self.run::<i16>(e),
             d => Err(Error::Internal(format!("reduction prepared for {d}"))),
         }
     }
