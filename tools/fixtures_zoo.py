@@ -132,7 +132,8 @@ def fixtures(g):
     def while_cond(rng):
         # Iterative refinement: a data-dependent number of steps of a small dense update, then a
         # branch on the result's sign.
-        w = tf.constant(g.weights(rng, [8, 8], 8, gain=0.5))
+        # 32x32: large enough for the dynamic-range quantizer (1,024 values).
+        w = tf.constant(g.weights(rng, [32, 32], 32, gain=0.5))
 
         def f(x0):
             def body(i, y):
@@ -150,9 +151,9 @@ def fixtures(g):
         # A streaming model: an exponential moving average of its inputs kept in a variable,
         # and a call counter.
         holder = tf.Module()
-        holder.avg = tf.Variable(rng.uniform(-1, 1, size=[1, 6]).astype("float32"))
+        holder.avg = tf.Variable(rng.uniform(-1, 1, size=[1, 32]).astype("float32"))
         holder.steps = tf.Variable(tf.zeros([1], tf.float32))
-        w = tf.constant(g.weights(rng, [6, 3], 6))
+        w = tf.constant(g.weights(rng, [32, 32], 32))
 
         def f(x0):
             holder.steps.assign_add(tf.ones([1]))
@@ -184,7 +185,9 @@ def fixtures(g):
     # No 16x8 variant: the converter leaves NEG in float but emits an int16 SQUARED_DIFFERENCE,
     # which the reference interpreter refuses to run.
     family("transformer_block", transformer, [[1, 16, 32]], modes=ZOO_MODES[:4], rep_scales=(2.0,))
-    for m in ("f32", "int8"):
-        out.append(g.Fixture(f"zoo_while_cond_{m}", while_cond, [[1, 8]], mode_of[m]))
-    out.append(g.Fixture("zoo_stateful_ema_f32", stateful, [[1, 6]], resource_variables=True))
+    # No 16x8 variants: the converter cannot calibrate the loop's carried tensor, and its 16x8
+    # output for the variables model is not a valid file (an operator without inputs).
+    for m in ZOO_MODES[:4]:
+        out.append(g.Fixture(f"zoo_while_cond_{m}", while_cond, [[1, 32]], mode_of[m]))
+        out.append(g.Fixture(f"zoo_stateful_ema_{m}", stateful, [[1, 32]], mode_of[m], resource_variables=True))
     return out
