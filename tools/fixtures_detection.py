@@ -275,4 +275,6 @@ def fixtures(g):
     ssd = base_options(max_detections=10, num_classes=3, nms_score_threshold=0.5, nms_iou_threshold=0.45)
     add("zoo_ssd_head_f32", ssd_head(g, ssd, 3), [[1, 32, 32, 3]])
     add("zoo_ssd_head_int8", ssd_head(g, ssd, 3), [[1, 32, 32, 3]], g.INT8_FLOATIO)
+    add("zoo_ssd_head_fp16", ssd_head(g, ssd, 3), [[1, 32, 32, 3]], g.FP16)
+    add("zoo_ssd_head_dynamic", ssd_head(g, ssd, 3), [[1, 32, 32, 3]], g.DYNAMIC)
     return fx
