@@ -237,3 +237,65 @@ fn gpu_backend_without_the_feature_says_so() {
         Interpreter::new(model, Options::default().backend(ferrolite::Backend::Gpu)).unwrap_err();
     assert!(err.to_string().contains("gpu"), "{err}");
 }
+
+/// t2 = in + c and t3 = in * c (one partition); t4 = logistic(t3) on the CPU; t5 = t4 * t2
+/// (a second partition). t2 passes from one partition to the other without any CPU step
+/// reading it, so the first partition must still hand it back.
+fn partition_to_partition_model() -> Vec<u8> {
+    let op = |opcode_index, inputs: Vec<i32>, out: i32| OpSpec {
+        opcode_index,
+        inputs,
+        outputs: vec![out],
+        options: OptionsSpec::None,
+    };
+    ModelSpec {
+        version: 3,
+        opcodes: vec![
+            BuiltinOperator::ADD.0,
+            BuiltinOperator::LOGISTIC.0,
+            BuiltinOperator::MUL.0,
+        ],
+        buffers: vec![vec![], f32_bytes(&[1.0, -2.0, 0.5, 0.0])],
+        tensors: vec![
+            TensorSpec::f32("in", &[1, 4], 0),
+            TensorSpec::f32("c", &[1, 4], 1),
+            TensorSpec::f32("t2", &[1, 4], 0),
+            TensorSpec::f32("t3", &[1, 4], 0),
+            TensorSpec::f32("t4", &[1, 4], 0),
+            TensorSpec::f32("t5", &[1, 4], 0),
+        ],
+        inputs: vec![0],
+        outputs: vec![5],
+        ops: vec![
+            op(0, vec![0, 1], 2),
+            op(2, vec![0, 1], 3),
+            op(1, vec![3], 4),
+            op(2, vec![4, 2], 5),
+        ],
+        custom_names: Vec::new(),
+        custom_options: Vec::new(),
+    }
+    .build()
+}
+
+#[test]
+fn a_tensor_passed_between_partitions_is_handed_back() {
+    let input = [0.25f32, 1.0, -3.0, 2.0];
+    let c = [1.0f32, -2.0, 0.5, 0.0];
+    let model = Arc::new(Model::from_vec(partition_to_partition_model()).unwrap());
+    let toy = Arc::new(Toy::default());
+    let mut del = Interpreter::new(model, Options::default().delegate(toy.clone())).unwrap();
+    let plan = del.delegation().expect("a delegation plan").clone();
+    assert_eq!(plan.partitions, vec![vec![0, 1], vec![3]]);
+    del.input_mut::<f32>(0).unwrap().copy_from_slice(&input);
+    del.invoke().unwrap();
+    assert_eq!(toy.invoked.load(Ordering::SeqCst), 2);
+    for i in 0..4 {
+        let t5 = (1.0 / (1.0 + (-(input[i] * c[i])).exp())) * (input[i] + c[i]);
+        let got = del.output::<f32>(0).unwrap()[i];
+        assert!(
+            (got - t5).abs() <= 1e-6 * t5.abs().max(1.0),
+            "{i}: {got} vs {t5}"
+        );
+    }
+}

@@ -313,17 +313,25 @@ pub(crate) fn apply(
     }
     let is_const = |t: usize| matches!(d.locs[t], Loc::Model(_) | Loc::Persistent(_));
 
-    // Roots read by the CPU side (steps that stay and graph outputs): what partitions
-    // must hand back.
+    // Roots read outside the group that computes them (by CPU steps, by another partition,
+    // or as graph outputs): what partitions must hand back.
     let mut needed = vec![false; d.tensors.len()];
     for &t in &d.graph.outputs {
         needed[d.root[t]] = true;
     }
-    for g in groups.iter().filter(|g| !g.delegated) {
+    for g in &groups {
+        let mut inside = vec![false; d.tensors.len()];
+        for &li in &g.nodes {
+            for &t in &d.graph.operators[live[li]].outputs {
+                inside[d.root[t]] = true;
+            }
+        }
         for &li in &g.nodes {
             let op = &d.graph.operators[live[li]];
             for &t in op.inputs.iter().flatten() {
-                needed[d.root[t]] = true;
+                if !inside[d.root[t]] {
+                    needed[d.root[t]] = true;
+                }
             }
         }
     }
