@@ -73,6 +73,13 @@ impl CustomNode<'_> {
         if self.options_bytes.is_empty() {
             return Ok(None);
         }
+        // The crate's reader panics on out-of-range offsets: check them all first.
+        crate::flexcheck::check(self.options_bytes).map_err(|e| {
+            Error::Input(format!(
+                "custom options of '{}' are not a flexbuffer: {e}",
+                self.name
+            ))
+        })?;
         flexbuffers::Reader::get_root(self.options_bytes)
             .map(Some)
             .map_err(|e| {

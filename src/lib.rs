@@ -28,6 +28,7 @@ pub mod custom;
 pub mod delegate;
 pub mod dtype;
 pub mod error;
+mod flexcheck;
 pub mod float_io;
 #[cfg(feature = "gpu")]
 pub mod gpu;

@@ -510,3 +510,42 @@ fn shared_weights_are_counted_while_preparing() {
     let mut interp = Interpreter::new(model, Options::default()).unwrap();
     interp.invoke().unwrap();
 }
+
+/// Model bytes of a committed fuzz seed: `invoke` seeds are `[u32 LE length][model][input]`.
+fn seed_model(path: &str, framed: bool) -> Vec<u8> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(root.join(path)).unwrap();
+    if !framed {
+        return bytes;
+    }
+    let n = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
+    bytes[4..4 + n.min(bytes.len() - 4)].to_vec()
+}
+
+/// invoke target: a TFLite_Detection_PostProcess node whose flexbuffer options hold an offset
+/// past their end made the `flexbuffers` reader panic; the options are now bounds-checked first.
+#[test]
+fn detection_options_with_a_bad_flexbuffer_offset_are_refused() {
+    let bytes = seed_model(
+        "fuzz/corpus/seed/invoke/regress-detection-flexbuffer.bin",
+        true,
+    );
+    let model = Model::from_vec(bytes).expect("the model itself parses");
+    let Err(err) = Interpreter::new(model, Options::default()) else {
+        panic!("refused")
+    };
+    assert!(err.to_string().contains("flexbuffer"), "{err}");
+}
+
+/// prepare target: a slice-like layout op whose outer axis has hundreds of millions of
+/// positions asked for a 4 GB index table before any memory check; the table is now
+/// measured against the memory limit first.
+#[test]
+fn huge_layout_index_tables_are_refused_before_allocation() {
+    let bytes = seed_model("fuzz/corpus/seed/models/regress-layout-table.tflite", false);
+    let (r, peak) = peak_bytes(|| {
+        Model::from_vec(bytes).and_then(|m| Interpreter::new(m, Options::default()).map(|_| ()))
+    });
+    assert!(r.is_err(), "expected a refusal");
+    assert!(peak < 256 << 20, "peak {peak} bytes");
+}

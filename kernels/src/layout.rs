@@ -189,6 +189,13 @@ pub struct GatherPlan {
 impl GatherPlan {
     /// Builds a plan from the output axes, outermost first.
     pub fn new(axes: &[AxisMap]) -> Result<Self, LayoutError> {
+        Self::new_within(axes, usize::MAX)
+    }
+
+    /// Like [`new`](Self::new), but refuses a plan whose per-position tables would take more
+    /// than `max_table_bytes` (checked before they are allocated: a hostile shape can ask for
+    /// an outer axis of hundreds of millions of positions).
+    pub fn new_within(axes: &[AxisMap], max_table_bytes: usize) -> Result<Self, LayoutError> {
         if axes.len() > MAX_RANK {
             return Err(LayoutError::BadGeometry("too many axes"));
         }
@@ -243,6 +250,16 @@ impl GatherPlan {
             merged.push(a);
         }
         let inner_axis = merged.pop().unwrap_or_else(|| AxisMap::copy(1, 0, 0));
+        let table_bytes = merged
+            .iter()
+            .try_fold(0usize, |n, a| n.checked_add(a.len()))
+            .and_then(|n| n.checked_mul(std::mem::size_of::<Option<usize>>()))
+            .ok_or(LayoutError::BadGeometry("index tables overflow"))?;
+        if table_bytes > max_table_bytes {
+            return Err(LayoutError::BadGeometry(
+                "index tables would exceed the memory limit",
+            ));
+        }
         let mut src_needed = base;
         let mut any_read = inner_axis.max_offset()?.is_some();
         src_needed = src_needed

@@ -107,6 +107,7 @@ fn parse_options(bytes: &[u8]) -> std::result::Result<Options, String> {
     if bytes.is_empty() {
         return Err("the node has no options".into());
     }
+    crate::flexcheck::check(bytes).map_err(|e| format!("options are not a flexbuffer: {e}"))?;
     let root = flexbuffers::Reader::get_root(bytes)
         .map_err(|e| format!("options are not a flexbuffer: {e}"))?;
     let map = root

@@ -258,7 +258,8 @@ fn block_geometry(ctx: &PrepareCtx<'_>) -> Result<(usize, [usize; 4], usize)> {
 }
 
 fn finish_plan(ctx: &PrepareCtx<'_>, axes: &[AxisMap], esize: usize) -> Result<Prepared> {
-    let plan = GatherPlan::new(axes).map_err(|e| plan_err(ctx, e))?;
+    let plan =
+        GatherPlan::new_within(axes, ctx.env.max_memory_bytes).map_err(|e| plan_err(ctx, e))?;
     kernel_or_fold(
         ctx,
         Box::new(GatherCopy::new(ctx, plan, esize, Fill::Bytes([0; 8]))),

@@ -123,7 +123,8 @@ pub(crate) fn prepare_pad(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
             a
         })
         .collect();
-    let plan = GatherPlan::new(&axes).map_err(|e| plan_err(ctx, e))?;
+    let plan =
+        GatherPlan::new_within(&axes, ctx.env.max_memory_bytes).map_err(|e| plan_err(ctx, e))?;
     kernel_or_fold(ctx, Box::new(GatherCopy::new(ctx, plan, esize, fill)))
 }
 
@@ -173,7 +174,8 @@ pub(crate) fn prepare_mirror_pad(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
         }
         axes.push(a);
     }
-    let plan = GatherPlan::new(&axes).map_err(|e| plan_err(ctx, e))?;
+    let plan =
+        GatherPlan::new_within(&axes, ctx.env.max_memory_bytes).map_err(|e| plan_err(ctx, e))?;
     kernel_or_fold(
         ctx,
         Box::new(GatherCopy::new(ctx, plan, esize, Fill::Bytes([0; 8]))),

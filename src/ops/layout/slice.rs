@@ -293,7 +293,8 @@ pub(crate) fn prepare_strided_slice(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
         });
     }
     ctx.set_output_shape(0, &out_shape)?;
-    let plan = GatherPlan::new(&axes).map_err(|e| plan_err(ctx, e))?;
+    let plan =
+        GatherPlan::new_within(&axes, ctx.env.max_memory_bytes).map_err(|e| plan_err(ctx, e))?;
     if dynamic {
         let k = DynamicBegin::new(ctx, plan, esize, dyn_axes, true)?;
         return Ok(Prepared::Kernel(Box::new(k)));
@@ -357,7 +358,8 @@ pub(crate) fn prepare_slice(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
         });
     }
     ctx.set_output_shape(0, &out_shape)?;
-    let plan = GatherPlan::new(&axes).map_err(|e| plan_err(ctx, e))?;
+    let plan =
+        GatherPlan::new_within(&axes, ctx.env.max_memory_bytes).map_err(|e| plan_err(ctx, e))?;
     if dynamic {
         let k = DynamicBegin::new(ctx, plan, esize, dyn_axes, false)?;
         return Ok(Prepared::Kernel(Box::new(k)));

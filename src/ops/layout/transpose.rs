@@ -13,7 +13,8 @@ use crate::error::Result;
 const MAX_RANK: usize = 8;
 
 fn finish(ctx: &PrepareCtx<'_>, axes: &[AxisMap], esize: usize) -> Result<Prepared> {
-    let plan = GatherPlan::new(axes).map_err(|e| plan_err(ctx, e))?;
+    let plan =
+        GatherPlan::new_within(axes, ctx.env.max_memory_bytes).map_err(|e| plan_err(ctx, e))?;
     kernel_or_fold(
         ctx,
         Box::new(GatherCopy::new(ctx, plan, esize, Fill::Bytes([0; 8]))),
