@@ -329,6 +329,22 @@ pub fn transpose_conv_i8(
     output: &mut [i8],
     threads: usize,
 ) -> Result<(), QuantError> {
+    acc32(g, q, input, filter, bias, output, threads, |v| v as i8)
+}
+
+/// The 32-bit accumulator path shared by int8 and by int16 with an int32 bias: wrapping i32
+/// sums, the 32-bit `MultiplyByQuantizedMultiplier`, `+ out_zp`, clamp, then `narrow`.
+#[allow(clippy::too_many_arguments)]
+fn acc32<T: Copy + Into<i32> + Sync, O: Send>(
+    g: &TransposeConvGeometry,
+    q: &TransposeConvQuant,
+    input: &[T],
+    filter: &[i8],
+    bias: Option<&[i32]>,
+    output: &mut [O],
+    threads: usize,
+    narrow: impl Fn(i32) -> O + Sync,
+) -> Result<(), QuantError> {
     g.check(input.len(), filter.len(), output.len())?;
     q.check(g.out_c)?;
     check_bias(bias, g.out_c)?;
@@ -345,11 +361,11 @@ pub fn transpose_conv_i8(
                     let x = &input[in_off..in_off + g.in_c];
                     let w = &filter[oc * oc_stride + w_off..][..g.in_c];
                     for (&a, &b) in x.iter().zip(w) {
-                        acc = acc.wrapping_add(
-                            i32::from(a)
-                                .wrapping_add(q.input_offset)
-                                .wrapping_mul(i32::from(b)),
-                        );
+                        let term = a
+                            .into()
+                            .wrapping_add(q.input_offset)
+                            .wrapping_mul(i32::from(b));
+                        acc = acc.wrapping_add(term);
                     }
                 });
                 if let Some(b) = bias {
@@ -357,7 +373,7 @@ pub fn transpose_conv_i8(
                 }
                 let v = multiply_by_quantized_multiplier(acc, q.multipliers[oc], q.shifts[oc])
                     .wrapping_add(q.output_offset);
-                *o = clamp_i32(v, q.act_min, q.act_max) as i8;
+                *o = narrow(clamp_i32(v, q.act_min, q.act_max));
             }
         }
     });
@@ -420,38 +436,7 @@ pub fn transpose_conv_i16_acc32(
     output: &mut [i16],
     threads: usize,
 ) -> Result<(), QuantError> {
-    g.check(input.len(), filter.len(), output.len())?;
-    q.check(g.out_c)?;
-    check_bias(bias, g.out_c)?;
-    let out = &mut output[..g.output_len()];
-    if g.out_c == 0 || out.is_empty() {
-        return Ok(());
-    }
-    let oc_stride = g.filter_h * g.filter_w * g.in_c;
-    parallel::for_each_part(out, g.out_c, 1, threads, |first, part| {
-        for (r, row) in part.chunks_exact_mut(g.out_c).enumerate() {
-            for (oc, o) in row.iter_mut().enumerate() {
-                let mut acc = 0i32;
-                g.for_each_tap(first + r, |i_off, w_off| {
-                    let x = &input[i_off..i_off + g.in_c];
-                    let w = &filter[oc * oc_stride + w_off..][..g.in_c];
-                    for (&a, &b) in x.iter().zip(w) {
-                        let term = i32::from(a)
-                            .wrapping_add(q.input_offset)
-                            .wrapping_mul(i32::from(b));
-                        acc = acc.wrapping_add(term);
-                    }
-                });
-                if let Some(b) = bias {
-                    acc = acc.wrapping_add(b[oc]);
-                }
-                let v = multiply_by_quantized_multiplier(acc, q.multipliers[oc], q.shifts[oc])
-                    .wrapping_add(q.output_offset);
-                *o = clamp_i32(v, q.act_min, q.act_max) as i16;
-            }
-        }
-    });
-    Ok(())
+    acc32(g, q, input, filter, bias, output, threads, |v| v as i16)
 }
 
 #[cfg(test)]
