@@ -289,9 +289,11 @@ pub fn conv2d_f32(
     };
     let (taps, tap_len) = p.taps_and_len();
     let per_part = (MB.min(m) + 1) * taps;
-    let max_parts = offsets.len() / per_part;
-    assert!(max_parts >= 1, "offset scratch shorter than one table");
-    let grid = Grid::new(m, packed, k, threads, max_parts);
+    assert!(
+        offsets.len() >= per_part,
+        "offset scratch shorter than one table"
+    );
+    let grid = Grid::new(m, packed, k, threads);
     let out = SharedOut::new(&mut output[..m * n]);
     parallel::for_each_index_with_scratch(grid.parts(), threads, offsets, per_part, |i, piece| {
         let (rows, panels) = grid.part(i);

@@ -228,7 +228,7 @@ pub fn gemm_f32(
     if m == 0 || n == 0 {
         return;
     }
-    let grid = Grid::new(m, b, k, threads, usize::MAX);
+    let grid = Grid::new(m, b, k, threads);
     let out = SharedOut::new(&mut c[..m * n]);
     parallel::for_each_index(grid.parts(), threads, |part| {
         let (rows, panels) = grid.part(part);
@@ -287,13 +287,16 @@ pub(crate) struct Grid {
 }
 
 impl Grid {
-    /// Plans the parts for `threads` threads, at most `max_parts` of them (a scratch limit).
-    /// Small images with many channels (the last layers of a CNN) split their panels, which
-    /// gives each thread its own share of the weights to stream; everything else splits rows.
-    pub(crate) fn new(m: usize, b: &PackedB, k: usize, threads: usize, max_parts: usize) -> Grid {
+    /// Plans the parts for `threads` threads ([`parallel::target_parts`] of them when the
+    /// work is large enough). Small images with many channels (the last layers of a CNN)
+    /// split their panels, which gives each part its own share of the weights to stream;
+    /// everything else splits rows.
+    pub(crate) fn new(m: usize, b: &PackedB, k: usize, threads: usize) -> Grid {
         let panels = b.panels();
         let macs = m.saturating_mul(b.n).saturating_mul(k.max(1));
-        let want = threads.min(max_parts).min(macs / MIN_MACS_PER_PART).max(1);
+        let want = parallel::target_parts(threads)
+            .min(macs / MIN_MACS_PER_PART)
+            .max(1);
         let mut g = Grid {
             m,
             panels,
@@ -301,8 +304,8 @@ impl Grid {
             col_parts: 1,
         };
         if want > 1 {
-            if m <= 2 * MB && panels >= want {
-                g.col_parts = want;
+            if m <= 2 * MB && panels >= threads {
+                g.col_parts = want.min(panels);
             } else {
                 g.row_parts = want.min(m.max(1));
             }
@@ -938,7 +941,7 @@ pub(crate) mod tests {
     fn grid_parts_tile_the_output() {
         for (m, n, threads) in [(49, 512, 2), (12544, 64, 2), (1, 1000, 3), (100, 20, 4)] {
             let packed = PackedB::from_transposed(&vec![0.0; n], n, 1, Isa::Generic);
-            let g = Grid::new(m, &packed, 1, threads, usize::MAX);
+            let g = Grid::new(m, &packed, 1, threads);
             let mut seen = vec![0u8; m * packed.panels()];
             for i in 0..g.parts() {
                 let (rows, panels) = g.part(i);
@@ -949,7 +952,7 @@ pub(crate) mod tests {
                 }
             }
             assert!(seen.iter().all(|&s| s == 1), "m={m} n={n}");
-            assert!(g.parts() <= threads);
+            assert!(g.parts() <= parallel::target_parts(threads));
         }
     }
 

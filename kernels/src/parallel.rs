@@ -5,12 +5,33 @@
 //! element is computed by the same sequence of operations whatever the thread count: results
 //! are bit-identical for 1 thread and for N threads.
 //!
-//! Parts are static (at most `threads` of them), so a kernel that needs working memory gets
-//! one fixed piece of a caller-provided scratch slice per part and never allocates. The
+//! With threads, a large kernel is cut into a few parts per thread ([`PARTS_PER_THREAD`]),
+//! which one worker per thread takes from a queue as it becomes free: the work balances itself
+//! when one thread starts late or runs slower, yet how the output is cut never depends on
+//! timing. A kernel that needs working memory gets one fixed piece of a caller-provided
+//! scratch slice per worker (reused by that worker's parts in turn) and never allocates. The
 //! interpreter runs kernels inside its own rayon pool (`pool.install`), so the rayon calls
 //! here use that pool. With `threads <= 1` no rayon function is called at all.
 
+use std::sync::{Mutex, PoisonError};
+
 use rayon::prelude::*;
+
+/// Parts per thread that a large enough kernel is cut into. Parts are handed out from a
+/// queue to one worker per thread as the workers become free, so a thread that starts late
+/// (a worker waking up, a core shared with another process) or runs slower simply takes fewer
+/// parts, instead of the whole kernel waiting for its one static share.
+pub const PARTS_PER_THREAD: usize = 4;
+
+/// Parts a kernel with enough work is cut into for `threads` threads: one without threads,
+/// [`PARTS_PER_THREAD`] per thread with them.
+pub fn target_parts(threads: usize) -> usize {
+    if threads <= 1 {
+        1
+    } else {
+        threads * PARTS_PER_THREAD
+    }
+}
 
 /// How `rows` rows are divided: `parts` contiguous parts of `rows_per_part` rows each (the
 /// last part may be shorter).
@@ -20,13 +41,14 @@ pub struct Split {
     pub rows_per_part: usize,
 }
 
-/// Divides `rows` rows into at most `threads` parts whose sizes are multiples of `grain`
-/// rows (except the last). `grain` lets a kernel keep its register tiles whole and avoid
-/// parts too small to be worth a thread. Zero values of `grain`/`threads` count as 1.
+/// Divides `rows` rows into at most [`target_parts`]`(threads)` parts whose sizes are
+/// multiples of `grain` rows (except the last). `grain` lets a kernel keep its register tiles
+/// whole and avoid parts too small to be worth handing out. Zero values of `grain`/`threads`
+/// count as 1.
 pub fn split(rows: usize, grain: usize, threads: usize) -> Split {
     let grain = grain.max(1);
     let grains = rows.div_ceil(grain);
-    let parts = threads.max(1).min(grains).max(1);
+    let parts = target_parts(threads).min(grains).max(1);
     let rows_per_part = grains.div_ceil(parts) * grain;
     // Rounding up can leave trailing parts empty; recount so every part has rows.
     let parts = if rows_per_part == 0 {
@@ -40,10 +62,37 @@ pub fn split(rows: usize, grain: usize, threads: usize) -> Split {
     }
 }
 
-/// Upper bound on the number of parts [`split`] produces, for sizing scratch memory:
-/// `scratch_len = max_parts(..) * per_part`.
+/// Pieces of scratch memory [`for_each_part_with_scratch`] can use, for sizing it:
+/// `scratch_len = max_parts(..) * per_part`. One piece per worker, i.e. per thread that has
+/// a part to run (parts themselves may be more).
 pub fn max_parts(rows: usize, grain: usize, threads: usize) -> usize {
-    split(rows, grain, threads).parts
+    split(rows, grain, threads).parts.min(threads.max(1))
+}
+
+/// Runs `f(item, piece)` for every item, on `workers` rayon jobs that each own one
+/// `per`-long piece of `scratch` (an empty slice when `per` is 0) and take items from a
+/// shared queue until it is empty. Preconditions: `workers >= 1`, and
+/// `scratch.len() >= workers · per`.
+fn run_queue<I, S, F>(items: I, workers: usize, scratch: &mut [S], per: usize, f: F)
+where
+    I: Iterator + Send,
+    S: Send,
+    F: Fn(I::Item, &mut [S]) + Sync,
+{
+    let queue = Mutex::new(items);
+    // The lock is never held while `f` runs, so a panicking part cannot poison it; the
+    // poison is ignored anyway rather than turned into a second panic.
+    let next = || queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+    let work = |piece: &mut [S]| {
+        while let Some(item) = next() {
+            f(item, piece);
+        }
+    };
+    if per == 0 {
+        (0..workers).into_par_iter().for_each(|_| work(&mut []));
+    } else {
+        scratch[..workers * per].par_chunks_mut(per).for_each(work);
+    }
 }
 
 /// Runs `f(first_row, part)` over contiguous parts of `out`, in parallel when `threads > 1`.
@@ -54,27 +103,20 @@ where
     T: Send,
     F: Fn(usize, &mut [T]) + Sync,
 {
-    debug_assert!(row_len > 0 && out.len() % row_len == 0);
-    let row_len = row_len.max(1);
-    let s = split(out.len() / row_len, grain, threads);
-    if threads <= 1 || s.parts <= 1 {
-        f(0, out);
-        return;
-    }
-    let rpp = s.rows_per_part;
-    out.par_chunks_mut(rpp * row_len)
-        .enumerate()
-        .for_each(|(i, part)| f(i * rpp, part));
+    for_each_part_with_scratch::<T, u8, _>(out, row_len, grain, threads, &mut [], 0, |r0, p, _| {
+        f(r0, p)
+    });
 }
 
-/// Like [`for_each_part`], but each part also receives its own disjoint
-/// `scratch_per_part`-long piece of `scratch`: `f(first_row, part, scratch_piece)`.
+/// Like [`for_each_part`], but each part also receives a disjoint `scratch_per_part`-long
+/// piece of `scratch` (the piece of the worker running it; a piece is reused by the parts
+/// its worker runs one after another): `f(first_row, part, scratch_piece)`.
 ///
 /// Preconditions: as for [`for_each_part`]. Full parallelism needs
 /// `scratch.len() >= max_parts(rows, grain, threads) * scratch_per_part`; with less, fewer
-/// (larger) parts are used so every row is still computed, with the same results. If the
-/// scratch cannot hold even one piece, `f` gets all of it and must cope (the kernels here
-/// then panic on slicing: a caller bug, never a model-file condition).
+/// workers run the same parts, with the same results. If the scratch cannot hold even one
+/// piece, `f` gets all of it and must cope (the kernels here then panic on slicing: a caller
+/// bug, never a model-file condition).
 pub fn for_each_part_with_scratch<T, S, F>(
     out: &mut [T],
     row_len: usize,
@@ -91,33 +133,29 @@ pub fn for_each_part_with_scratch<T, S, F>(
     debug_assert!(row_len > 0 && out.len() % row_len == 0);
     let row_len = row_len.max(1);
     let rows = out.len() / row_len;
-    // Only as many parts as there are scratch pieces (no limit when no scratch is needed).
-    let threads = scratch
+    let s = split(rows, grain, threads);
+    let pieces = scratch
         .len()
         .checked_div(scratch_per_part)
-        .map_or(threads, |pieces| threads.min(pieces));
-    let s = split(rows, grain, threads);
-    if threads <= 1 || s.parts <= 1 {
+        .unwrap_or(usize::MAX);
+    let workers = threads.min(s.parts).min(pieces);
+    let rpp = s.rows_per_part;
+    if workers <= 1 {
         let end = scratch_per_part.min(scratch.len());
-        let piece = if scratch_per_part == 0 {
-            &mut scratch[..0]
-        } else {
-            &mut scratch[..end]
-        };
-        f(0, out, piece);
+        let piece = &mut scratch[..end];
+        for (i, part) in out.chunks_mut(rpp * row_len).enumerate() {
+            f(i * rpp, part, &mut *piece);
+        }
         return;
     }
-    let rpp = s.rows_per_part;
-    if scratch_per_part == 0 {
-        out.par_chunks_mut(rpp * row_len)
-            .enumerate()
-            .for_each(|(i, part)| f(i * rpp, part, &mut []));
-    } else {
-        out.par_chunks_mut(rpp * row_len)
-            .zip(scratch.par_chunks_mut(scratch_per_part))
-            .enumerate()
-            .for_each(|(i, (part, piece))| f(i * rpp, part, piece));
-    }
+    let parts = out.chunks_mut(rpp * row_len).enumerate();
+    run_queue(
+        parts,
+        workers,
+        scratch,
+        scratch_per_part,
+        |(i, part), piece| f(i * rpp, part, piece),
+    );
 }
 
 /// Runs `f(i)` for every part `i` in `0..parts`, in parallel when `threads > 1`. For kernels
@@ -127,17 +165,14 @@ pub fn for_each_index<F>(parts: usize, threads: usize, f: F)
 where
     F: Fn(usize) + Sync,
 {
-    if threads <= 1 || parts <= 1 {
-        (0..parts).for_each(f);
-        return;
-    }
-    (0..parts).into_par_iter().for_each(&f);
+    for_each_index_with_scratch::<u8, _>(parts, threads, &mut [], 0, |i, _| f(i));
 }
 
-/// Like [`for_each_index`], but part `i` also receives the `i`-th disjoint
-/// `scratch_per_part`-long piece of `scratch`: `f(i, piece)`.
+/// Like [`for_each_index`], but part `i` also receives a disjoint `scratch_per_part`-long
+/// piece of `scratch` (its worker's; reused by the parts that worker runs in turn):
+/// `f(i, piece)`. There are at most `threads` workers, and no more than whole pieces fit.
 ///
-/// Precondition: `scratch.len() >= parts · scratch_per_part` (else panics).
+/// Precondition: `scratch` holds at least one piece when `scratch_per_part > 0` (else panics).
 pub fn for_each_index_with_scratch<S, F>(
     parts: usize,
     threads: usize,
@@ -148,19 +183,20 @@ pub fn for_each_index_with_scratch<S, F>(
     S: Send,
     F: Fn(usize, &mut [S]) + Sync,
 {
-    let scratch = &mut scratch[..parts * scratch_per_part];
-    if scratch_per_part == 0 {
-        for_each_index(parts, threads, |i| f(i, &mut []));
-    } else if threads <= 1 || parts <= 1 {
-        for (i, piece) in scratch.chunks_mut(scratch_per_part).enumerate() {
-            f(i, piece);
+    let pieces = scratch
+        .len()
+        .checked_div(scratch_per_part)
+        .unwrap_or(usize::MAX);
+    assert!(pieces >= 1, "scratch shorter than one piece");
+    let workers = threads.min(parts).min(pieces);
+    if workers <= 1 {
+        let piece = &mut scratch[..scratch_per_part];
+        for i in 0..parts {
+            f(i, &mut *piece);
         }
-    } else {
-        scratch
-            .par_chunks_mut(scratch_per_part)
-            .enumerate()
-            .for_each(|(i, piece)| f(i, piece));
+        return;
     }
+    run_queue(0..parts, workers, scratch, scratch_per_part, f);
 }
 
 #[cfg(test)]
@@ -173,7 +209,7 @@ mod tests {
             for grain in 1..8 {
                 for threads in 0..6 {
                     let s = split(rows, grain, threads);
-                    assert!(s.parts >= 1 && s.parts <= threads.max(1));
+                    assert!(s.parts >= 1 && s.parts <= target_parts(threads));
                     assert!(s.parts * s.rows_per_part >= rows);
                     if rows > 0 {
                         // No empty trailing part.
@@ -194,7 +230,9 @@ mod tests {
             let rows = 17;
             let mut out = vec![0u32; rows * row_len];
             let per = 2;
-            let mut scratch = vec![0u32; max_parts(rows, 2, threads) * per];
+            let pieces = max_parts(rows, 2, threads);
+            assert!(pieces <= threads);
+            let mut scratch = vec![0u32; pieces * per];
             for_each_part_with_scratch(
                 &mut out,
                 row_len,
@@ -215,8 +253,9 @@ mod tests {
             for (r, row) in out.chunks(row_len).enumerate() {
                 assert!(row.iter().all(|&v| v == r as u32 + 1));
             }
-            // Each piece of scratch was used by exactly one part.
-            assert!(scratch.chunks(per).all(|p| p[0] == 1));
+            // Every part ran with one of the pieces (a worker reuses its piece).
+            let uses: u32 = scratch.chunks(per).map(|p| p[0]).sum();
+            assert_eq!(uses as usize, split(rows, 2, threads).parts);
         }
     }
 
@@ -225,19 +264,27 @@ mod tests {
         use std::sync::atomic::{AtomicUsize, Ordering};
         for threads in 1..4 {
             for per in [0, 3] {
-                let hits: Vec<AtomicUsize> = (0..5).map(|_| AtomicUsize::new(0)).collect();
-                let mut scratch = vec![0u8; 5 * per];
-                for_each_index_with_scratch(5, threads, &mut scratch, per, |i, s| {
+                let parts = 11;
+                let hits: Vec<AtomicUsize> = (0..parts).map(|_| AtomicUsize::new(0)).collect();
+                let mut scratch = vec![0u8; threads * per];
+                for_each_index_with_scratch(parts, threads, &mut scratch, per, |i, s| {
                     assert_eq!(s.len(), per);
+                    // The piece is this worker's alone while the part runs.
                     s.fill(i as u8 + 1);
+                    std::thread::yield_now();
+                    assert!(s.iter().all(|&v| v == i as u8 + 1));
                     hits[i].fetch_add(1, Ordering::Relaxed);
                 });
                 assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
-                for (i, piece) in scratch.chunks(per.max(1)).enumerate() {
-                    assert!(piece.iter().all(|&v| v == i as u8 + 1));
-                }
             }
         }
+    }
+
+    #[test]
+    fn threads_get_several_parts_each() {
+        assert_eq!(split(1000, 1, 1).parts, 1);
+        assert_eq!(split(1000, 1, 2).parts, 2 * PARTS_PER_THREAD);
+        assert_eq!(max_parts(1000, 1, 2), 2);
     }
 
     #[test]

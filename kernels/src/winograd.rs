@@ -152,11 +152,9 @@ pub(crate) fn run(
     assert!(filter.zeros.len() >= icp.max(oc));
     let (_, _, total) = tiles(p);
     let per_part = part_floats(p);
-    let max_parts = scratch.len() / per_part;
-    assert!(max_parts >= 1, "scratch shorter than one block");
+    assert!(scratch.len() >= per_part, "scratch shorter than one block");
     let macs = total * POS * ic * oc;
-    let parts = threads
-        .min(max_parts)
+    let parts = parallel::target_parts(threads)
         .min(macs / MIN_MACS_PER_PART)
         .clamp(1, total.max(1));
     let bias = bias.unwrap_or(&filter.zeros);
