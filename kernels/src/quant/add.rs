@@ -135,7 +135,15 @@ pub fn add_i8(
 ) -> Result<(), QuantError> {
     let (l1, l2, lo) = plan.lens();
     #[cfg(target_arch = "x86_64")]
-    if isa.or_generic() == crate::isa::Isa::Avx2 && l1 == lo && l2 == lo {
+    if isa.or_generic() == crate::isa::Isa::Avx2
+        && l1 == lo
+        && l2 == lo
+        && super::fixedpoint::multipliers_fit(&[
+            q.input1_multiplier,
+            q.input2_multiplier,
+            q.output_multiplier,
+        ])
+    {
         check_len("input1", l1, input1.len())?;
         check_len("input2", l2, input2.len())?;
         check_len("output", lo, output.len())?;

@@ -19,6 +19,7 @@
 
 use super::conv::{conv2d_i8, filter_row_sums, ConvQuant};
 use super::error::{check_len, QuantError};
+use super::fixedpoint::multipliers_fit;
 use super::geometry::ConvGeometry;
 use crate::isa::Isa;
 use crate::parallel;
@@ -234,10 +235,15 @@ impl PackedConvI8 {
         });
     }
 
-    /// Parts the Winograd tiles are split into.
+    /// Workers (scratch pieces) of the Winograd path.
     fn wino_parts(&self) -> usize {
+        self.threads.min(self.wino_chunks()).max(1)
+    }
+
+    /// Chunks of [`WINO_TC`] tiles.
+    fn wino_chunks(&self) -> usize {
         let tiles = self.g.batches * self.g.out_h.div_ceil(2) * self.g.out_w.div_ceil(2);
-        self.threads.min(tiles.div_ceil(WINO_TC)).max(1)
+        tiles.div_ceil(WINO_TC)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -275,7 +281,9 @@ impl PackedConvI8 {
             act_max: self.q.act_max,
             xw,
         };
-        let parts = self.wino_parts().min(threads.max(1));
+        // One part per chunk of tiles (all chunks in one part without threads); the scratch
+        // holds one piece per worker (`wino_parts`).
+        let parts = if threads > 1 { self.wino_chunks() } else { 1 };
         let per = wino_chunk_scratch(w.cw, w.ocp);
         let out = OutPtr(output.as_mut_ptr());
         parallel::for_each_index_with_scratch(parts, threads, rest, per, |pi, piece| {
@@ -297,11 +305,15 @@ impl PackedConvI8 {
     }
 }
 
-/// Whether the SIMD kernel can run a layer in tier `isa`: AVX2 present, and the shifted
-/// input `x + input_offset` representable in int16 for every int8 `x`.
+/// Whether the SIMD kernel can run a layer in tier `isa`: AVX2 present, the shifted
+/// input `x + input_offset` representable in int16 for every int8 `x`, and multipliers the
+/// vector requantization takes.
 fn simd_suits(isa: Isa, q: &ConvQuant) -> bool {
     let offset_fits = (-32_639..=32_639).contains(&q.input_offset);
-    cfg!(target_arch = "x86_64") && isa.or_generic() == Isa::Avx2 && offset_fits
+    cfg!(target_arch = "x86_64")
+        && isa.or_generic() == Isa::Avx2
+        && offset_fits
+        && multipliers_fit(&q.multipliers)
 }
 
 /// The output tensor's base pointer, shared by Winograd parts that write disjoint pixels.
@@ -513,6 +525,30 @@ mod tests {
             let out_c = r.range(1, 40) as usize;
             let g = random_geometry(&mut r, in_c, out_c);
             check(&mut r, &g, case);
+        }
+    }
+
+    #[test]
+    fn minimum_multiplier_runs_the_scalar_kernel() {
+        // i32::MIN (reachable only from a negative scale) saturates in the doubling high
+        // multiply, which the vector requantization does not do: such layers stay scalar.
+        let mut r = Lcg(17);
+        let g = random_geometry(&mut r, 4, 5);
+        let p = QuantParams::new(0.05, 3);
+        let mut q = ConvQuant::new_i8(p, &[0.01; 5], p, FusedActivation::None, 5).unwrap();
+        q.multipliers[2] = i32::MIN;
+        let input = r.vec_i8(g.input_len(), -128, 127);
+        let filter = r.vec_i8(5 * g.filter_h * g.filter_w * 4, -128, 127);
+        let sums = filter_row_sums(&filter, 5, g.filter_h * g.filter_w * 4);
+        let mut want = vec![0_i8; g.output_len()];
+        conv2d_i8(&g, 1, &q, &input, &filter, &sums, None, &mut want).unwrap();
+        for isa in Isa::available() {
+            let packed = PackedConvI8::new(&g, q.clone(), &filter, None, isa, 1).unwrap();
+            assert!(!packed.is_simd());
+            let mut scratch = vec![0_i16; packed.scratch_len()];
+            let mut out = vec![0_i8; g.output_len()];
+            packed.run(&input, &mut out, &mut scratch, 1).unwrap();
+            assert_eq!(out, want, "{isa}");
         }
     }
 

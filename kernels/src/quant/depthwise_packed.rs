@@ -2,11 +2,16 @@
 //! bit-exact with [`depthwise_conv2d`] (and so with TFLite's reference kernel) in every tier.
 //!
 //! [`Isa::Generic`] (and layers the SIMD kernel does not take: channel multiplier ≠ 1, more
-//! than 64 taps) runs the scalar [`depthwise_conv2d`]. [`Isa::Avx2`] widens the input to
-//! int16 with its zero point subtracted (channels padded to a multiple of 16, then one row
-//! of zeros for padding taps) and runs `x86::qdepthwise`, whose weights are int16, taps in
-//! pairs, channels in the lane order of its interleaved accumulators. Output rows are split
-//! over threads; each element is computed the same way whatever the split.
+//! than 64 taps) runs the scalar [`depthwise_conv2d`]. [`Isa::Avx2`] runs
+//! `x86::qdepthwise`, whose weights are int16, taps in pairs, channels in the lane order of
+//! its interleaved accumulators. When the channels are a multiple of 16 it reads the int8
+//! input directly: `Σ w·(x − zp) + bias = Σ w·x + (bias − zp·Σ w)`, so the zero point's
+//! share moves into the bias once at preparation, and a padding tap reads a row of `zp`
+//! (its `w·(zp − zp)` is 0, as in the reference). The int32 sums are the same numbers, so
+//! the results are bit-identical. Other channel counts first widen the input to int16 with
+//! the zero point subtracted (channels padded to a multiple of 16; padding taps read
+//! zeros). Output rows are split over threads; each element is computed the same way
+//! whatever the split.
 
 // The SIMD layouts only run on x86-64; elsewhere they compile but stay unused.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
@@ -15,6 +20,7 @@ use super::conv::ConvQuant;
 use super::conv_packed::shift_amounts;
 use super::depthwise::depthwise_conv2d;
 use super::error::{check_len, QuantError};
+use super::fixedpoint::multipliers_fit;
 use super::geometry::ConvGeometry;
 use crate::isa::Isa;
 use crate::parallel;
@@ -54,6 +60,17 @@ struct SimdWeights {
     mult: Vec<i32>,
     left: Vec<i32>,
     right: Vec<i32>,
+    /// Set when the kernel reads the int8 input directly (see the module docs).
+    direct: Option<Direct>,
+}
+
+/// The direct int8 path's constants.
+#[derive(Debug, Clone)]
+struct Direct {
+    /// `bias − zp·Σ w` per lane, in the order of `SimdWeights::bias`.
+    bias: Vec<i32>,
+    /// `cp` copies of the zero point, read by padding taps.
+    pad: Vec<i8>,
 }
 
 impl PackedDepthwiseI8 {
@@ -81,7 +98,8 @@ impl PackedDepthwiseI8 {
             && isa.or_generic() == Isa::Avx2
             && offset_fits
             && g.in_c == g.out_c
-            && taps <= MAX_TAPS;
+            && taps <= MAX_TAPS
+            && multipliers_fit(&q.multipliers);
         let imp = if simd {
             Impl::Simd(SimdWeights::new(g, &q, filter, bias))
         } else {
@@ -107,6 +125,9 @@ impl PackedDepthwiseI8 {
             Impl::Simd(s) => {
                 s.weights.len() * 2
                     + (s.bias.len() + s.mult.len() + s.left.len() + s.right.len()) * 4
+                    + s.direct
+                        .as_ref()
+                        .map_or(0, |d| d.bias.len() * 4 + d.pad.len())
             }
         };
         imp + self.bias.as_ref().map_or(0, |b| b.len() * 4)
@@ -117,6 +138,7 @@ impl PackedDepthwiseI8 {
     pub fn scratch_len(&self) -> usize {
         match &self.imp {
             Impl::Generic(_) => 0,
+            Impl::Simd(s) if s.direct.is_some() => 0,
             Impl::Simd(s) => (self.g.batches * self.g.in_h * self.g.in_w + 1) * s.cp,
         }
     }
@@ -166,6 +188,21 @@ impl PackedDepthwiseI8 {
         if output.is_empty() {
             return;
         }
+        let threads = if output.len() < MIN_PARALLEL_OUTPUTS {
+            1
+        } else {
+            threads
+        };
+        if let Some(d) = &s.direct {
+            let job = self.job(s, input, &d.pad, &d.bias);
+            parallel::for_each_part(output, g.out_w * g.out_c, 1, threads, |row0, part| {
+                // SAFETY: AVX2 confirmed at preparation; the job matches the geometry (the
+                // direct path is only built when `cp` is the channel count, so `input` is
+                // `pixels·cp` long); `part` is whole output rows starting at `row0`.
+                unsafe { qdepthwise::depthwise_part(&job, row0, part) }
+            });
+            return;
+        }
         let xw = &mut scratch[..self.scratch_len()];
         let (body, zero) = xw.split_at_mut(xw.len() - s.cp);
         zero.fill(0);
@@ -173,30 +210,37 @@ impl PackedDepthwiseI8 {
         // holds `pixels·cp` values for `pixels·in_c` inputs (in_c ≥ 1 by validation of a
         // non-empty output).
         unsafe { qconv::widen(input, g.in_c, body, s.cp, self.q.input_offset) };
-        let job = qdepthwise::DwJob {
-            g,
+        let job = self.job(s, &*body, &*zero, &s.bias);
+        parallel::for_each_part(output, g.out_w * g.out_c, 1, threads, |row0, part| {
+            // SAFETY: AVX2 confirmed at preparation; the job matches the geometry; `part`
+            // is whole output rows starting at `row0`.
+            unsafe { qdepthwise::depthwise_part(&job, row0, part) }
+        });
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn job<'a, T>(
+        &'a self,
+        s: &'a SimdWeights,
+        x: &'a [T],
+        pad: &'a [T],
+        bias: &'a [i32],
+    ) -> crate::x86::qdepthwise::DwJob<'a, T> {
+        crate::x86::qdepthwise::DwJob {
+            g: &self.g,
             cp: s.cp,
             pairs: s.pairs,
             weights: &s.weights,
-            bias: &s.bias,
+            bias,
             mult: &s.mult,
             left: &s.left,
             right: &s.right,
             out_offset: self.q.output_offset,
             act_min: self.q.act_min,
             act_max: self.q.act_max,
-            xw,
-        };
-        let threads = if output.len() < MIN_PARALLEL_OUTPUTS {
-            1
-        } else {
-            threads
-        };
-        parallel::for_each_part(output, g.out_w * g.out_c, 1, threads, |row0, part| {
-            // SAFETY: AVX2 confirmed at preparation; the job matches the geometry; `part`
-            // is whole output rows starting at `row0`.
-            unsafe { qdepthwise::depthwise_part(&job, row0, part) }
-        });
+            x,
+            pad,
+        }
     }
 
     #[cfg(not(target_arch = "x86_64"))]
@@ -231,10 +275,34 @@ impl SimdWeights {
                 }
             }
         }
+        // The direct path needs whole 16-channel steps (so no load runs past a pixel) and a
+        // zero point that is an int8 value.
+        let zp = q
+            .input_offset
+            .checked_neg()
+            .and_then(|z| i8::try_from(z).ok());
+        let direct = zp.filter(|_| cp == c).map(|zp| {
+            let bias = (0..cp)
+                .map(|at| {
+                    let (nb, lane) = (at / CB, at % CB);
+                    let w_sum = (0..taps).fold(0_i32, |acc, t| {
+                        acc + i32::from(weights[(nb * pairs + t / 2) * 2 * CB + lane * 2 + t % 2])
+                    });
+                    // bias + input_offset·Σw: the input offset is −zp. Wrapping, like the
+                    // reference's int32 sums (the same value modulo 2^32).
+                    b[at].wrapping_add(q.input_offset.wrapping_mul(w_sum))
+                })
+                .collect();
+            Direct {
+                bias,
+                pad: vec![zp; cp],
+            }
+        });
         SimdWeights {
             cp,
             pairs,
             weights,
+            direct,
             bias: b,
             mult,
             left,
@@ -274,6 +342,30 @@ mod tests {
                 let mut out = vec![0_i8; g.output_len()];
                 p.run(&input, &mut out, &mut scratch, threads).unwrap();
                 assert_eq!(out, want, "case {case} {isa} threads {threads} {g:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn whole_channel_steps_read_int8_directly() {
+        let mut r = Lcg(21);
+        for case in 0..24 {
+            let c = 16 * r.range(1, 4) as usize;
+            let g = random_geometry(&mut r, c, c);
+            check(&mut r, &g, case);
+            let q = ConvQuant::new_i8(
+                QuantParams::new(0.03, 5),
+                &vec![0.01; c],
+                QuantParams::new(0.1, -3),
+                FusedActivation::None,
+                c,
+            )
+            .unwrap();
+            let filter = vec![1_i8; g.filter_h * g.filter_w * c];
+            // So `check` above ran the direct path (which needs no scratch) in the AVX2 tier.
+            if Isa::Avx2.is_available() {
+                let p = PackedDepthwiseI8::new(&g, q, &filter, None, Isa::Avx2).unwrap();
+                assert!(p.is_simd() && p.scratch_len() == 0);
             }
         }
     }

@@ -57,6 +57,14 @@ pub fn quantize_multiplier(real: f64) -> Result<QuantizedMultiplier, QuantError>
     Ok((q_fixed as i32, shift))
 }
 
+/// Whether the AVX2 requantization may take these multipliers: none is `i32::MIN`, the one
+/// multiplier for which the doubling high multiply can saturate (real multipliers lie in
+/// `[2^30, 2^31)`; only a negative scale could produce it). Layers with such a multiplier
+/// run the scalar kernels.
+pub(crate) fn multipliers_fit(multipliers: &[i32]) -> bool {
+    !multipliers.contains(&i32::MIN)
+}
+
 /// `QuantizeMultiplierSmallerThanOneExp`: requires `0 < real < 1`; the shift is ≤ 0.
 pub fn quantize_multiplier_smaller_than_one_exp(
     real: f64,

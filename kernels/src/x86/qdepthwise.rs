@@ -1,13 +1,16 @@
 //! The AVX2 int8 depthwise convolution kernel (multiplier 1; see
 //! [`crate::quant::depthwise_packed`] for the layouts).
 //!
-//! Vectorised over channels, 16 per step. The input was widened to int16 with its zero
-//! point subtracted; taps are taken in pairs: interleaving the 16 values of tap `t` and of
-//! tap `t+1` (`vpunpck{l,h}wd`) gives int16 pairs that `vpmaddwd` multiplies by the
-//! interleaved weights and sums into int32, so one instruction does two taps of 8
-//! channels. The interleave works within 128-bit lanes, so the two accumulators hold
-//! channels `[0–3, 8–11]` and `[4–7, 12–15]`; the per-channel constants are stored in that
-//! order, and packing the two back to int16 restores channel order.
+//! Vectorised over channels, 16 per step. The input is read either as int16 widened with its
+//! zero point subtracted, or, when the channels fill whole steps, straight as int8 (each
+//! 16-byte load sign-extended to int16), with the zero point's share of every sum folded
+//! into the bias and padding taps reading a row of zero-point values. Taps are taken in
+//! pairs: interleaving the 16 values of tap `t` and of tap `t+1` (`vpunpck{l,h}wd`) gives
+//! int16 pairs that `vpmaddwd` multiplies by the interleaved weights and sums into int32, so
+//! one instruction does two taps of 8 channels. The interleave works within 128-bit lanes,
+//! so the two accumulators hold channels `[0–3, 8–11]` and `[4–7, 12–15]`; the per-channel
+//! constants are stored in that order, and packing the two back to int16 restores channel
+//! order.
 
 use std::arch::x86_64::*;
 
@@ -22,8 +25,33 @@ const CHUNK: usize = 8;
 /// Most filter taps (rounded up to even) the kernel takes.
 pub(crate) const MAX_TAPS: usize = 64;
 
+/// An input element type the kernel reads 16 channels of at a time, as int16.
+pub(crate) trait Src: Copy {
+    /// The 16 values at `p`, as int16.
+    ///
+    /// # Safety
+    /// AVX2 must be available; `p` readable for 16 elements.
+    unsafe fn load16(p: *const Self) -> __m256i;
+}
+
+impl Src for i16 {
+    #[inline(always)]
+    unsafe fn load16(p: *const i16) -> __m256i {
+        // SAFETY: 16 readable values (caller).
+        unsafe { _mm256_loadu_si256(p as *const __m256i) }
+    }
+}
+
+impl Src for i8 {
+    #[inline(always)]
+    unsafe fn load16(p: *const i8) -> __m256i {
+        // SAFETY: 16 readable bytes (caller); AVX2 is the caller's contract.
+        unsafe { _mm256_cvtepi8_epi16(_mm_loadu_si128(p as *const __m128i)) }
+    }
+}
+
 /// Everything one depthwise part reads.
-pub(crate) struct DwJob<'a> {
+pub(crate) struct DwJob<'a, T> {
     pub g: &'a ConvGeometry,
     /// Channels rounded up to a multiple of 16 (the widened input's pixel stride).
     pub cp: usize,
@@ -39,8 +67,11 @@ pub(crate) struct DwJob<'a> {
     pub out_offset: i32,
     pub act_min: i32,
     pub act_max: i32,
-    /// Widened input `[N·H·W][cp]` followed by one row of `cp` zeros.
-    pub xw: &'a [i16],
+    /// The input `[N·H·W][cp]`: widened to int16 with the zero point subtracted, or the
+    /// int8 input itself when `cp` is its channel count.
+    pub x: &'a [T],
+    /// What a padding tap reads, `cp` values: zeros (int16), or the zero point (int8).
+    pub pad: &'a [T],
 }
 
 /// Computes output rows `row0 .. row0 + out.len()/(out_w·out_c)` (rows of all images
@@ -48,19 +79,18 @@ pub(crate) struct DwJob<'a> {
 ///
 /// # Safety
 /// AVX2 must be available; the job's slices consistent with its geometry (`weights`
-/// `blocks·pairs·32`, per-channel arrays `blocks·16`, `xw` `(N·H·W + 1)·cp` values, with
-/// `in_c == out_c`); `out` whole output rows inside the output.
+/// `blocks·pairs·32`, per-channel arrays `blocks·16`, `x` `N·H·W·cp` values, `pad` `cp`
+/// values, with `in_c == out_c`); `out` whole output rows inside the output.
 #[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn depthwise_part(job: &DwJob<'_>, row0: usize, out: &mut [i8]) {
+pub(crate) unsafe fn depthwise_part<T: Src>(job: &DwJob<'_, T>, row0: usize, out: &mut [i8]) {
     let g = job.g;
     let c = g.out_c;
     let row_len = g.out_w * c;
     let rows = out.len() / row_len;
     let taps = g.filter_h * g.filter_w;
     let blocks = c.div_ceil(CB);
-    let xw = job.xw.as_ptr();
-    // SAFETY: `xw` ends with a zero row of `cp` values (caller's contract).
-    let zero_row = unsafe { xw.add(job.xw.len() - job.cp) };
+    let xw = job.x.as_ptr();
+    let zero_row = job.pad.as_ptr();
     let out_offset = _mm256_set1_epi32(job.out_offset);
     let lo = _mm256_set1_epi32(job.act_min);
     let hi = _mm256_set1_epi32(job.act_max);
@@ -87,7 +117,7 @@ pub(crate) unsafe fn depthwise_part(job: &DwJob<'_>, row0: usize, out: &mut [i8]
                             && (ix as usize) < g.in_w
                         {
                             let pixel = (b * g.in_h + iy as usize) * g.in_w + ix as usize;
-                            // SAFETY: the pixel is inside the input, so its row is in `xw`.
+                            // SAFETY: the pixel is inside the input, so its row is in `x`.
                             unsafe { xw.add(pixel * job.cp) }
                         } else {
                             zero_row
@@ -116,8 +146,8 @@ pub(crate) unsafe fn depthwise_part(job: &DwJob<'_>, row0: usize, out: &mut [i8]
                         let mut acc0 = b0;
                         let mut acc1 = b1;
                         for p in 0..job.pairs {
-                            let x0 = _mm256_loadu_si256(px[2 * p].add(c0) as *const __m256i);
-                            let x1 = _mm256_loadu_si256(px[2 * p + 1].add(c0) as *const __m256i);
+                            let x0 = T::load16(px[2 * p].add(c0));
+                            let x1 = T::load16(px[2 * p + 1].add(c0));
                             let w0 = _mm256_loadu_si256(w as *const __m256i);
                             let w1 = _mm256_loadu_si256(w.add(16) as *const __m256i);
                             w = w.add(2 * CB);

@@ -7,21 +7,31 @@
 //! blended back. Its rounding ("nudge" then truncating division by 2^31) equals
 //! `floor((a·b + 2^30) / 2^31)` for both signs of the product, so a plain 64-bit shift of
 //! `a·b + 2^30` gives the quotient's low 32 bits, which are the whole result except when
-//! `a = b = i32::MIN` (the one saturating case, patched with a mask).
+//! `a = b = i32::MIN` (the one case the scalar code saturates). That case needs a multiplier
+//! of `i32::MIN`, which [`multipliers_fit`] rules out when a layer is prepared (real
+//! multipliers lie in `[2^30, 2^31)`; only a negative scale could produce it), so the
+//! vector code has no saturation step.
 
 use std::arch::x86_64::*;
+
+#[cfg(doc)]
+use crate::quant::fixedpoint::multipliers_fit;
 
 /// Per-lane requantization constants for 8 channels, derived once from `(multiplier,
 /// shift)` pairs so the run-time code needs no clamping of shift amounts.
 #[derive(Clone, Copy)]
 pub(crate) struct Requant8 {
     pub mult: __m256i,
+    /// The odd lanes' multipliers moved to the even lanes (`vpmuldq` reads those).
+    pub mult_odd: __m256i,
     /// Left shift, `max(shift, 0) mod 32` (the scalar code's wrapping `x·2^left`).
     pub left: __m256i,
     /// Right shift of the rounding division, `clamp(−shift, 0, 31)`.
     pub right: __m256i,
     /// `2^right − 1`.
     pub mask: __m256i,
+    /// `mask / 2`, the rounding threshold of a non-negative value.
+    pub half: __m256i,
 }
 
 impl Requant8 {
@@ -30,19 +40,17 @@ impl Requant8 {
     /// [`shift_amounts`](crate::quant::conv_packed::shift_amounts)).
     ///
     /// # Safety
-    /// AVX2 must be available; each pointer readable for 8 `i32`.
+    /// AVX2 must be available; each pointer readable for 8 `i32`; no multiplier is
+    /// `i32::MIN` ([`multipliers_fit`]).
     #[inline(always)]
     pub(crate) unsafe fn load(mult: *const i32, left: *const i32, right: *const i32) -> Self {
         // SAFETY: the caller guarantees 8 readable lanes behind each pointer.
         unsafe {
-            let right = _mm256_loadu_si256(right as *const __m256i);
-            let one = _mm256_set1_epi32(1);
-            Requant8 {
-                mult: _mm256_loadu_si256(mult as *const __m256i),
-                left: _mm256_loadu_si256(left as *const __m256i),
-                right,
-                mask: _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one),
-            }
+            Self::new(
+                _mm256_loadu_si256(mult as *const __m256i),
+                _mm256_loadu_si256(left as *const __m256i),
+                _mm256_loadu_si256(right as *const __m256i),
+            )
         }
     }
 
@@ -50,18 +58,32 @@ impl Requant8 {
     /// 0..32, right in 0..=31).
     ///
     /// # Safety
-    /// AVX2 must be available.
+    /// AVX2 must be available; `mult != i32::MIN`.
     #[inline(always)]
     pub(crate) unsafe fn splat(mult: i32, left: i32, right: i32) -> Self {
         // SAFETY: register-only AVX2 intrinsics.
         unsafe {
+            Self::new(
+                _mm256_set1_epi32(mult),
+                _mm256_set1_epi32(left),
+                _mm256_set1_epi32(right),
+            )
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn new(mult: __m256i, left: __m256i, right: __m256i) -> Self {
+        // SAFETY: register-only AVX2 intrinsics.
+        unsafe {
             let one = _mm256_set1_epi32(1);
-            let right = _mm256_set1_epi32(right);
+            let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
             Requant8 {
-                mult: _mm256_set1_epi32(mult),
-                left: _mm256_set1_epi32(left),
+                mult,
+                mult_odd: _mm256_srli_epi64::<32>(mult),
+                left,
                 right,
-                mask: _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one),
+                mask,
+                half: _mm256_srai_epi32::<1>(mask),
             }
         }
     }
@@ -75,43 +97,40 @@ impl Requant8 {
         // SAFETY: register-only AVX2 intrinsics; availability is the caller's contract.
         unsafe {
             let a = _mm256_sllv_epi32(x, self.left);
-            let high = srdhm(a, self.mult);
-            rounding_divide(high, self.right, self.mask)
+            let high = srdhm(a, self.mult, self.mult_odd);
+            rounding_divide(high, self.right, self.mask, self.half)
         }
     }
 }
 
-/// SaturatingRoundingDoublingHighMul on 8 lanes.
+/// SaturatingRoundingDoublingHighMul on 8 lanes, for multipliers other than `i32::MIN`
+/// (`b_odd` is `b` with its odd lanes moved down).
 #[inline(always)]
-unsafe fn srdhm(a: __m256i, b: __m256i) -> __m256i {
+unsafe fn srdhm(a: __m256i, b: __m256i, b_odd: __m256i) -> __m256i {
     // SAFETY: register-only AVX2 intrinsics.
     unsafe {
         let nudge = _mm256_set1_epi64x(1 << 30);
         let even = _mm256_add_epi64(_mm256_mul_epi32(a, b), nudge);
         // Bits 31..62 of the even products land in the low halves.
         let even = _mm256_srli_epi64::<31>(even);
-        let odd = _mm256_mul_epi32(_mm256_srli_epi64::<32>(a), _mm256_srli_epi64::<32>(b));
+        let odd = _mm256_mul_epi32(_mm256_srli_epi64::<32>(a), b_odd);
         let odd = _mm256_add_epi64(odd, nudge);
         // Bits 31..62 of the odd products land in the high halves.
         let odd = _mm256_slli_epi64::<1>(odd);
-        let r = _mm256_blend_epi32::<0b1010_1010>(even, odd);
-        // a = b = MIN gives 2^31, read as MIN; the reference saturates to MAX = !MIN.
-        let min = _mm256_set1_epi32(i32::MIN);
-        let sat = _mm256_and_si256(_mm256_cmpeq_epi32(a, min), _mm256_cmpeq_epi32(b, min));
-        _mm256_xor_si256(r, sat)
+        _mm256_blend_epi32::<0b1010_1010>(even, odd)
     }
 }
 
 /// RoundingDivideByPOT on 8 lanes: `x >> e`, plus one when the remainder exceeds half
-/// (ties away from zero).
+/// (ties away from zero). `mask = 2^e − 1`, `half = mask / 2`.
 #[inline(always)]
-unsafe fn rounding_divide(x: __m256i, e: __m256i, mask: __m256i) -> __m256i {
+unsafe fn rounding_divide(x: __m256i, e: __m256i, mask: __m256i, half: __m256i) -> __m256i {
     // SAFETY: register-only AVX2 intrinsics.
     unsafe {
         let remainder = _mm256_and_si256(x, mask);
         let negative = _mm256_cmpgt_epi32(_mm256_setzero_si256(), x);
         // threshold = mask/2 + (x < 0); `negative` is −1 where x < 0.
-        let threshold = _mm256_sub_epi32(_mm256_srai_epi32::<1>(mask), negative);
+        let threshold = _mm256_sub_epi32(half, negative);
         let up = _mm256_cmpgt_epi32(remainder, threshold);
         _mm256_sub_epi32(_mm256_srav_epi32(x, e), up)
     }
@@ -159,6 +178,7 @@ mod tests {
     use crate::isa::Isa;
     use crate::quant::conv::tests::Lcg;
     use crate::quant::conv_packed::shift_amounts;
+    use crate::quant::fixedpoint::multipliers_fit;
     use crate::quant::fixedpoint::multiply_by_quantized_multiplier as mbqm;
 
     #[target_feature(enable = "avx2")]
@@ -214,7 +234,7 @@ mod tests {
                 for i in 0..8 {
                     x[i] = pick(&mut r, &special);
                     m[i] = match r.range(0, 2) {
-                        0 => pick(&mut r, &special),
+                        0 => pick(&mut r, &special).max(i32::MIN + 1),
                         // Realistic multipliers lie in [2^30, 2^31).
                         _ => (1 << 30) + r.range(0, (1 << 30) - 1) as i32,
                     };
@@ -240,9 +260,10 @@ mod tests {
                 }
             }
         }
-        // Every special accumulator against every special multiplier and each shift.
+        // Every special accumulator against every special multiplier (but `i32::MIN`, which
+        // `multipliers_fit` refuses) and each shift.
         for &a in &special {
-            for &b in &special {
+            for &b in special.iter().filter(|&&b| b != i32::MIN) {
                 for s in -33..=33 {
                     // SAFETY: AVX2 was detected above.
                     let got = unsafe { apply8(&[a; 8], &[b; 8], &[s; 8]) };
@@ -251,6 +272,12 @@ mod tests {
             }
         }
         assert!(checked > 1_000_000);
+    }
+
+    #[test]
+    fn only_the_minimum_multiplier_is_refused() {
+        assert!(multipliers_fit(&[1 << 30, i32::MAX, 0, -5, i32::MIN + 1]));
+        assert!(!multipliers_fit(&[1 << 30, i32::MIN]));
     }
 
     #[test]
