@@ -74,6 +74,8 @@ pub(crate) unsafe fn conv_part(job: &ConvJob<'_>, pix0: usize, out: &mut [i8]) {
             out_offset,
             lo,
             hi,
+            reach_h: (g.filter_h - 1) * g.dilation_h,
+            reach_w: (g.filter_w - 1) * g.dilation_w,
         };
         // SAFETY: forwarded contract; the block's channels and weights exist.
         unsafe {
@@ -92,6 +94,9 @@ struct Consts {
     out_offset: __m256i,
     lo: __m256i,
     hi: __m256i,
+    /// Rows and columns a window spans beyond its first pixel.
+    reach_h: usize,
+    reach_w: usize,
 }
 
 /// All tiles of one channel block `W·8` channels wide (`nc` of them real).
@@ -160,12 +165,33 @@ unsafe fn block<const W: usize>(
                 }
             }
         }
+        // Pixels whose whole window lies inside the input read each tap at a fixed offset
+        // from the window's first pixel; the others check every tap.
+        let mut first = [xw; MR];
+        let mut inside = [false; MR];
+        for r in 0..MR {
+            inside[r] = y0[r] >= 0
+                && x0[r] >= 0
+                && y0[r] as usize + k.reach_h < g.in_h
+                && x0[r] as usize + k.reach_w < g.in_w;
+            if inside[r] {
+                let pixel = (img[r] + y0[r] as usize) * g.in_w + x0[r] as usize;
+                // SAFETY: the window's first pixel is inside the input.
+                first[r] = unsafe { xw.add(pixel * job.icp) };
+            }
+        }
         let mut acc = [[_mm256_setzero_si256(); W]; MR];
         let mut w = w_block;
         for ky in 0..g.filter_h {
             for kx in 0..g.filter_w {
                 let mut ptrs = [k.zero_row; MR];
+                let toff = (ky * g.dilation_h * g.in_w + kx * g.dilation_w) * job.icp;
                 for r in 0..MR {
+                    if inside[r] {
+                        // SAFETY: this tap's pixel is inside the input (the whole window is).
+                        ptrs[r] = unsafe { first[r].add(toff) };
+                        continue;
+                    }
                     let iy = y0[r] + (ky * g.dilation_h) as isize;
                     let ix = x0[r] + (kx * g.dilation_w) as isize;
                     if iy >= 0 && ix >= 0 && (iy as usize) < g.in_h && (ix as usize) < g.in_w {
@@ -303,12 +329,31 @@ pub(crate) unsafe fn tap(
 pub(crate) unsafe fn store_i8(p: *mut i8, v: __m128i, n: usize) {
     // SAFETY: writes exactly `n` bytes at `p` (caller's contract).
     unsafe {
-        if n == 16 {
+        if n >= 16 {
             _mm_storeu_si128(p as *mut __m128i, v);
-        } else {
-            let mut tmp = [0_i8; 16];
-            _mm_storeu_si128(tmp.as_mut_ptr() as *mut __m128i, v);
-            std::ptr::copy_nonoverlapping(tmp.as_ptr(), p, n);
+            return;
+        }
+        // Pieces of 8, 4, 2 and 1 bytes from registers: a copy through memory became a
+        // `memcpy` call, which made the kernels spill every vector register around it.
+        let (mut p, mut v) = (p, v);
+        if n & 8 != 0 {
+            _mm_storel_epi64(p as *mut __m128i, v);
+            v = _mm_srli_si128::<8>(v);
+            p = p.add(8);
+        }
+        let mut rest = _mm_cvtsi128_si32(v) as u32;
+        if n & 4 != 0 {
+            (p as *mut u32).write_unaligned(rest);
+            rest = _mm_cvtsi128_si32(_mm_srli_si128::<4>(v)) as u32;
+            p = p.add(4);
+        }
+        if n & 2 != 0 {
+            (p as *mut u16).write_unaligned(rest as u16);
+            rest >>= 16;
+            p = p.add(2);
+        }
+        if n & 1 != 0 {
+            *p = rest as u8 as i8;
         }
     }
 }
@@ -332,5 +377,30 @@ pub(crate) unsafe fn widen(src: &[i8], c: usize, dst: &mut [i16], cp: usize, off
             *dv = i16::from(sv).wrapping_add(off);
         }
         d[c..].fill(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isa::Isa;
+
+    #[test]
+    fn partial_stores_write_exactly_n_bytes() {
+        if !Isa::Avx2.is_available() {
+            return;
+        }
+        let src: [i8; 16] = std::array::from_fn(|i| i as i8 * 7 - 50);
+        for n in 0..=16 {
+            let mut dst = [99_i8; 20];
+            // SAFETY: AVX2 detected above; `dst` has room for 16 bytes at offset 1.
+            unsafe {
+                let v = _mm_loadu_si128(src.as_ptr() as *const __m128i);
+                store_i8(dst.as_mut_ptr().add(1), v, n);
+            }
+            assert_eq!(dst[0], 99);
+            assert_eq!(&dst[1..1 + n], &src[..n], "n={n}");
+            assert!(dst[1 + n..].iter().all(|&b| b == 99), "n={n}");
+        }
     }
 }

@@ -98,19 +98,40 @@ pub(crate) unsafe fn depthwise_part<T: Src>(job: &DwJob<'_, T>, row0: usize, out
     // row (weight 0). The per-channel constants are then loaded once per chunk and block.
     let mut ptrs = [[zero_row; MAX_TAPS]; CHUNK];
     debug_assert!(taps <= 2 * job.pairs && 2 * job.pairs <= MAX_TAPS);
+    // Offsets of the taps from the window's top-left pixel, for windows inside the input.
+    let mut toff = [0_usize; MAX_TAPS];
+    for ky in 0..g.filter_h {
+        for kx in 0..g.filter_w {
+            toff[ky * g.filter_w + kx] = (ky * g.dilation_h * g.in_w + kx * g.dilation_w) * job.cp;
+        }
+    }
+    let reach_h = (g.filter_h - 1) * g.dilation_h;
+    let reach_w = (g.filter_w - 1) * g.dilation_w;
     for r in 0..rows {
         let row = row0 + r;
         let (b, oy) = (row / g.out_h, row % g.out_h);
+        let iy0 = (oy * g.stride_h) as isize - g.pad_top as isize;
+        let rows_inside = iy0 >= 0 && iy0 as usize + reach_h < g.in_h;
         for ox0 in (0..g.out_w).step_by(CHUNK) {
             let n = (g.out_w - ox0).min(CHUNK);
             for (j, px) in ptrs.iter_mut().enumerate().take(n) {
                 let ox = ox0 + j;
+                let ix0 = (ox * g.stride_w) as isize - g.pad_left as isize;
+                if rows_inside && ix0 >= 0 && ix0 as usize + reach_w < g.in_w {
+                    // The whole window is inside: fixed offsets from its first pixel.
+                    let first = (b * g.in_h + iy0 as usize) * g.in_w + ix0 as usize;
+                    // SAFETY: every tap of the window is a pixel inside the input.
+                    let base = unsafe { xw.add(first * job.cp) };
+                    for (p, &o) in px.iter_mut().zip(&toff[..taps]) {
+                        // SAFETY: as above.
+                        *p = unsafe { base.add(o) };
+                    }
+                    continue;
+                }
                 for ky in 0..g.filter_h {
                     for kx in 0..g.filter_w {
-                        let iy =
-                            (oy * g.stride_h + ky * g.dilation_h) as isize - g.pad_top as isize;
-                        let ix =
-                            (ox * g.stride_w + kx * g.dilation_w) as isize - g.pad_left as isize;
+                        let iy = iy0 + (ky * g.dilation_h) as isize;
+                        let ix = ix0 + (kx * g.dilation_w) as isize;
                         px[ky * g.filter_w + kx] = if iy >= 0
                             && ix >= 0
                             && (iy as usize) < g.in_h

@@ -22,7 +22,7 @@ use crate::quant::fixedpoint::multipliers_fit;
 #[derive(Clone, Copy)]
 pub(crate) struct Requant8 {
     pub mult: __m256i,
-    /// The odd lanes' multipliers moved to the even lanes (`vpmuldq` reads those).
+    /// The odd lanes' multipliers copied to the even lanes (`vpmuldq` reads those).
     pub mult_odd: __m256i,
     /// Left shift, `max(shift, 0) mod 32` (the scalar code's wrapping `x·2^left`).
     pub left: __m256i,
@@ -79,7 +79,7 @@ impl Requant8 {
             let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
             Requant8 {
                 mult,
-                mult_odd: _mm256_srli_epi64::<32>(mult),
+                mult_odd: _mm256_shuffle_epi32::<0b11_11_01_01>(mult),
                 left,
                 right,
                 mask,
@@ -113,7 +113,9 @@ unsafe fn srdhm(a: __m256i, b: __m256i, b_odd: __m256i) -> __m256i {
         let even = _mm256_add_epi64(_mm256_mul_epi32(a, b), nudge);
         // Bits 31..62 of the even products land in the low halves.
         let even = _mm256_srli_epi64::<31>(even);
-        let odd = _mm256_mul_epi32(_mm256_srli_epi64::<32>(a), b_odd);
+        // Odd lanes copied down by a shuffle rather than a 64-bit shift: after a shift LLVM
+        // knows the high halves are zero and rewrites `vpmuldq` as several `vpmuludq`.
+        let odd = _mm256_mul_epi32(_mm256_shuffle_epi32::<0b11_11_01_01>(a), b_odd);
         let odd = _mm256_add_epi64(odd, nudge);
         // Bits 31..62 of the odd products land in the high halves.
         let odd = _mm256_slli_epi64::<1>(odd);
