@@ -53,8 +53,11 @@ enum Impl {
 /// Weights and per-channel constants in the SIMD layout (see the module docs).
 #[derive(Debug, Clone)]
 struct SimdWeights {
-    /// Input channels rounded up to even.
+    /// Values one tap reads, rounded up to even: input channels, or in rows mode a filter
+    /// row's `KW·IC`.
     icp: usize,
+    /// Set in rows mode (see [`rows_suits`]).
+    rows: Option<Rows>,
     /// Whether the last block is 8 channels wide.
     narrow_last: bool,
     weights: Vec<i16>,
@@ -88,6 +91,12 @@ impl PackedConvI8 {
         )?;
         let imp = if simd_suits(isa, &q) && winograd_suits(g, &q, filter) {
             Impl::Winograd(WinoWeights::new(g, &q, filter, bias))
+        } else if simd_suits(isa, &q) && rows_suits(g) {
+            // The filter `[OC, KH, KW, IC]` is already `[OC, KH, 1, KW·IC]` in memory.
+            let rows = Rows::new(g);
+            let mut s = SimdWeights::new(&rows.g, &q, filter, bias);
+            s.rows = Some(rows);
+            Impl::Simd(s)
         } else if simd_suits(isa, &q) {
             Impl::Simd(SimdWeights::new(g, &q, filter, bias))
         } else {
@@ -131,7 +140,12 @@ impl PackedConvI8 {
     pub fn scratch_len(&self) -> usize {
         match &self.imp {
             Impl::Generic { .. } => 0,
-            Impl::Simd(s) => (self.g.batches * self.g.in_h * self.g.in_w + 1) * s.icp,
+            Impl::Simd(s) => match &s.rows {
+                // The padded image, then a tail of zeros: the last tap's read runs up to
+                // `icp` values past its pixel, and the kernel's zero row.
+                Some(r) => r.g.batches * r.g.in_h * r.g.in_w * self.g.in_c + s.icp,
+                None => (self.g.batches * self.g.in_h * self.g.in_w + 1) * s.icp,
+            },
             Impl::Winograd(w) => {
                 (self.g.batches * self.g.in_h * self.g.in_w + 1) * w.cw
                     + self.wino_parts() * wino_chunk_scratch(w.cw, w.ocp)
@@ -205,16 +219,26 @@ impl PackedConvI8 {
             return;
         }
         let xw = &mut scratch[..self.scratch_len()];
-        let (body, zero) = xw.split_at_mut(xw.len() - s.icp);
-        zero.fill(0);
-        if g.in_c > 0 {
-            // SAFETY: the SIMD weights exist only when AVX2 was confirmed at preparation;
-            // `body` is `pixels·icp` long for `pixels·in_c` input values.
-            unsafe { qconv::widen(input, g.in_c, body, s.icp, self.q.input_offset) };
-        }
+        let (vg, px_stride) = match &s.rows {
+            Some(r) => {
+                r.fill(g, input, xw, self.q.input_offset);
+                (&r.g, g.in_c)
+            }
+            None => {
+                let (body, zero) = xw.split_at_mut(xw.len() - s.icp);
+                zero.fill(0);
+                if g.in_c > 0 {
+                    // SAFETY: the SIMD weights exist only when AVX2 was confirmed at
+                    // preparation; `body` is `pixels·icp` long for `pixels·in_c` inputs.
+                    unsafe { qconv::widen(input, g.in_c, body, s.icp, self.q.input_offset) };
+                }
+                (g, s.icp)
+            }
+        };
         let job = qconv::ConvJob {
-            g,
+            g: vg,
             icp: s.icp,
+            px_stride,
             weights: &s.weights,
             narrow_last: s.narrow_last,
             bias: &s.bias,
@@ -463,12 +487,72 @@ impl SimdWeights {
         }
         SimdWeights {
             icp,
+            rows: None,
             narrow_last,
             weights,
             bias: b,
             mult,
             left,
             right,
+        }
+    }
+}
+
+/// Whether a layer runs in rows mode: few input channels (a tap of `IC` values would be
+/// mostly pointer set-up and channel padding), a filter wider than one pixel, and no
+/// horizontal dilation (so a filter row reads `KW·IC` contiguous values).
+fn rows_suits(g: &ConvGeometry) -> bool {
+    g.in_c < ROWS_MAX_IC && g.filter_w > 1 && g.dilation_w == 1
+}
+
+/// Below this many input channels a layer may run in rows mode.
+const ROWS_MAX_IC: usize = 8;
+
+/// Rows mode: the input is widened into a copy padded so that every window lies inside it,
+/// and each filter *row* is one tap of `KW·IC` contiguous values. The kernel then runs the
+/// equivalent convolution `g` on that image: filter `KH × 1` over `KW·IC` channels whose
+/// pixels lie `IC` values apart, no padding, no horizontal dilation. A tap's read rounded
+/// up to an even count runs one value into the next pixel, which meets a zero weight.
+#[derive(Debug, Clone)]
+struct Rows {
+    g: ConvGeometry,
+}
+
+impl Rows {
+    fn new(g: &ConvGeometry) -> Rows {
+        let reach = |out: usize, stride: usize, k: usize, d: usize| {
+            out.saturating_sub(1) * stride + (k - 1) * d + 1
+        };
+        let hp = (g.in_h + g.pad_top).max(reach(g.out_h, g.stride_h, g.filter_h, g.dilation_h));
+        let wp = (g.in_w + g.pad_left).max(reach(g.out_w, g.stride_w, g.filter_w, 1));
+        Rows {
+            g: ConvGeometry {
+                in_h: hp,
+                in_w: wp,
+                in_c: g.filter_w * g.in_c,
+                filter_w: 1,
+                dilation_w: 1,
+                pad_top: 0,
+                pad_left: 0,
+                ..*g
+            },
+        }
+    }
+
+    /// Writes the padded image (`x + input_offset`, zeros around) and the zero tail into
+    /// `xw` (`scratch_len` values).
+    fn fill(&self, g: &ConvGeometry, input: &[i8], xw: &mut [i16], input_offset: i32) {
+        let (hp, wp, c) = (self.g.in_h, self.g.in_w, g.in_c);
+        xw.fill(0);
+        let off = input_offset as i16;
+        for b in 0..g.batches {
+            for y in 0..g.in_h {
+                let src = &input[(b * g.in_h + y) * g.in_w * c..][..g.in_w * c];
+                let at = ((b * hp + y + g.pad_top) * wp + g.pad_left) * c;
+                for (d, &x) in xw[at..at + g.in_w * c].iter_mut().zip(src) {
+                    *d = i16::from(x).wrapping_add(off);
+                }
+            }
         }
     }
 }
@@ -524,6 +608,45 @@ mod tests {
             let in_c = r.range(1, 21) as usize;
             let out_c = r.range(1, 40) as usize;
             let g = random_geometry(&mut r, in_c, out_c);
+            check(&mut r, &g, case);
+        }
+    }
+
+    #[test]
+    fn few_input_channels_run_in_rows_mode() {
+        let mut r = Lcg(23);
+        // A ResNet stem (7×7 stride 2, SAME) and a MobileNet one (3×3 stride 2), two images,
+        // 3 input channels; and a dilated-rows case.
+        for (case, (k, s, pad, ic, dh)) in [(7, 2, 3, 3, 1), (3, 2, 1, 3, 1), (3, 1, 2, 5, 2)]
+            .into_iter()
+            .enumerate()
+        {
+            let (h, w, oc) = (23, 21, 24);
+            let out = |n: usize, d: usize| (n + 2 * pad - (k - 1) * d - 1) / s + 1;
+            let g = ConvGeometry {
+                batches: 2,
+                in_h: h,
+                in_w: w,
+                in_c: ic,
+                out_h: out(h, dh),
+                out_w: out(w, 1),
+                out_c: oc,
+                filter_h: k,
+                filter_w: k,
+                stride_h: s,
+                stride_w: s,
+                dilation_h: dh,
+                dilation_w: 1,
+                pad_top: pad,
+                pad_left: pad,
+            };
+            if Isa::Avx2.is_available() {
+                let p = QuantParams::new(0.05, 3);
+                let q = ConvQuant::new_i8(p, &[0.01; 24], p, FusedActivation::None, oc).unwrap();
+                let filter = vec![1_i8; oc * k * k * ic];
+                let packed = PackedConvI8::new(&g, q, &filter, None, Isa::Avx2, 1).unwrap();
+                assert!(matches!(&packed.imp, Impl::Simd(s) if s.rows.is_some()));
+            }
             check(&mut r, &g, case);
         }
     }

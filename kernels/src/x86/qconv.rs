@@ -24,8 +24,12 @@ pub(crate) const NR: usize = 16;
 /// Everything one convolution part reads.
 pub(crate) struct ConvJob<'a> {
     pub g: &'a ConvGeometry,
-    /// Input channels rounded up to even (the widened input's pixel stride).
+    /// Values one tap reads (input channels, or a filter row's in rows mode), rounded up to
+    /// even.
     pub icp: usize,
+    /// Values from one input pixel to the next in `xw` (`icp`, or the input channels in
+    /// rows mode).
+    pub px_stride: usize,
     /// Packed weights, `[block][tap][icp/2][16][2]` int16; with `narrow_last` the last
     /// block is `[tap][icp/2][8][2]` (at most 8 channels left).
     pub weights: &'a [i16],
@@ -47,8 +51,9 @@ pub(crate) struct ConvJob<'a> {
 /// # Safety
 /// AVX2 must be available. The job's slices must be consistent with its geometry: `weights`
 /// holds `blocks·taps·icp·16`, the per-channel arrays `blocks·16`, `xw` holds
-/// `(N·H·W + 1)·icp` values; `out.len()` is a multiple of `out_c` and the pixels lie inside
-/// the output.
+/// `N·H·W·px_stride + icp` values (the last `icp` zeros), where `px_stride` is `icp`, or
+/// less only when every window lies inside the input (rows mode); `out.len()` is a
+/// multiple of `out_c` and the pixels lie inside the output.
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn conv_part(job: &ConvJob<'_>, pix0: usize, out: &mut [i8]) {
     let g = job.g;
@@ -177,7 +182,7 @@ unsafe fn block<const W: usize>(
             if inside[r] {
                 let pixel = (img[r] + y0[r] as usize) * g.in_w + x0[r] as usize;
                 // SAFETY: the window's first pixel is inside the input.
-                first[r] = unsafe { xw.add(pixel * job.icp) };
+                first[r] = unsafe { xw.add(pixel * job.px_stride) };
             }
         }
         let mut acc = [[_mm256_setzero_si256(); W]; MR];
@@ -185,7 +190,7 @@ unsafe fn block<const W: usize>(
         for ky in 0..g.filter_h {
             for kx in 0..g.filter_w {
                 let mut ptrs = [k.zero_row; MR];
-                let toff = (ky * g.dilation_h * g.in_w + kx * g.dilation_w) * job.icp;
+                let toff = (ky * g.dilation_h * g.in_w + kx * g.dilation_w) * job.px_stride;
                 for r in 0..MR {
                     if inside[r] {
                         // SAFETY: this tap's pixel is inside the input (the whole window is).
@@ -197,7 +202,7 @@ unsafe fn block<const W: usize>(
                     if iy >= 0 && ix >= 0 && (iy as usize) < g.in_h && (ix as usize) < g.in_w {
                         let pixel = (img[r] + iy as usize) * g.in_w + ix as usize;
                         // SAFETY: the pixel is inside the input, so its row is in `xw`.
-                        ptrs[r] = unsafe { xw.add(pixel * job.icp) };
+                        ptrs[r] = unsafe { xw.add(pixel * job.px_stride) };
                     }
                 }
                 // SAFETY: `w` walks the block's `taps·kpt` pairs of W·8-channel vectors;
