@@ -74,7 +74,7 @@ impl QPool {
         let out = cast_mut::<T>(e.output)?;
         match self.kind {
             Kind::Average => qpool::average_pool(&self.g, self.lo, self.hi, x, out),
-            Kind::Max => qpool::max_pool(&self.g, self.lo, self.hi, x, out),
+            Kind::Max => qpool::max_pool(&self.g, self.lo, self.hi, x, out, e.threads),
         }
         .map_err(kernel_err)
     }

@@ -123,8 +123,12 @@ pub fn add<T: QuantElem>(
     Ok(())
 }
 
+/// Below this many elements an ADD stays on one thread.
+const MIN_PARALLEL_ADD: usize = 1 << 16;
+
 /// int8 ADD in kernel tier `isa`: same-shape inputs run vectorised in the AVX2 tier
-/// (bit-identical to [`add`]); everything else runs [`add`].
+/// (bit-identical to [`add`]), split over up to `threads` threads when large; everything
+/// else runs [`add`].
 pub fn add_i8(
     q: &AddQuant,
     plan: &BroadcastPlan,
@@ -132,6 +136,7 @@ pub fn add_i8(
     input2: &[i8],
     output: &mut [i8],
     isa: crate::isa::Isa,
+    threads: usize,
 ) -> Result<(), QuantError> {
     let (l1, l2, lo) = plan.lens();
     #[cfg(target_arch = "x86_64")]
@@ -147,11 +152,17 @@ pub fn add_i8(
         check_len("input1", l1, input1.len())?;
         check_len("input2", l2, input2.len())?;
         check_len("output", lo, output.len())?;
-        // SAFETY: AVX2 confirmed just above; both inputs are at least `lo` long.
-        unsafe { crate::x86::qadd::add_i8(q, input1, input2, &mut output[..lo]) };
+        let threads = if lo < MIN_PARALLEL_ADD { 1 } else { threads };
+        // Parts of whole 4096-element runs (the last may be shorter); every element is
+        // computed the same way whatever the split.
+        crate::parallel::for_each_part(&mut output[..lo], 1, 4096, threads, |at, part| {
+            let (a, b) = (&input1[at..at + part.len()], &input2[at..at + part.len()]);
+            // SAFETY: AVX2 confirmed just above; `a` and `b` are as long as `part`.
+            unsafe { crate::x86::qadd::add_i8(q, a, b, part) };
+        });
         return Ok(());
     }
-    let _ = (isa, l1, l2, lo);
+    let _ = (isa, l1, l2, lo, threads);
     add(q, plan, input1, input2, output)
 }
 
@@ -267,7 +278,12 @@ mod tests {
     fn every_tier_matches_scalar_add() {
         let mut r = Lcg(21);
         for case in 0..200 {
-            let n = r.range(0, 100) as usize;
+            // Some large enough to split over threads.
+            let n = if case % 25 == 0 {
+                MIN_PARALLEL_ADD + r.range(0, 9000) as usize
+            } else {
+                r.range(0, 100) as usize
+            };
             let p = |r: &mut Lcg| QuantParams::new(0.01 + r.unit(), r.range(-128, 127));
             let act = [FusedActivation::None, FusedActivation::Relu][case % 2];
             let q = AddQuant::new::<i8>(p(&mut r), p(&mut r), p(&mut r), act).unwrap();
@@ -277,9 +293,11 @@ mod tests {
             let mut want = vec![0_i8; n];
             add(&q, &plan, &a, &b, &mut want).unwrap();
             for isa in crate::isa::Isa::available() {
-                let mut out = vec![0_i8; n];
-                add_i8(&q, &plan, &a, &b, &mut out, isa).unwrap();
-                assert_eq!(out, want, "case {case} {isa}");
+                for threads in [1, 2, 3] {
+                    let mut out = vec![0_i8; n];
+                    add_i8(&q, &plan, &a, &b, &mut out, isa, threads).unwrap();
+                    assert_eq!(out, want, "case {case} {isa} threads {threads}");
+                }
             }
         }
     }

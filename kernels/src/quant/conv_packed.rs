@@ -230,7 +230,9 @@ impl PackedConvI8 {
                 if g.in_c > 0 {
                     // SAFETY: the SIMD weights exist only when AVX2 was confirmed at
                     // preparation; `body` is `pixels·icp` long for `pixels·in_c` inputs.
-                    unsafe { qconv::widen(input, g.in_c, body, s.icp, self.q.input_offset) };
+                    unsafe {
+                        widen_parallel(input, g.in_c, body, s.icp, self.q.input_offset, threads)
+                    };
                 }
                 (g, s.icp)
             }
@@ -252,11 +254,30 @@ impl PackedConvI8 {
         };
         let macs = g.output_len() * g.filter_h * g.filter_w * g.in_c;
         let threads = if macs < MIN_PARALLEL_MACS { 1 } else { threads };
-        parallel::for_each_part(output, g.out_c, qconv::MR, threads, |pix0, part| {
-            // SAFETY: AVX2 was confirmed at preparation; the job's arrays were built for this
-            // geometry, and `part` is whole output pixels starting at `pix0`.
-            unsafe { qconv::conv_part(&job, pix0, part) }
-        });
+        let pixels = g.batches * g.out_h * g.out_w;
+        let blocks = g.out_c.div_ceil(qconv::NR);
+        let out = OutPtr(output.as_mut_ptr());
+        if threads > 1 && pixels <= BLOCK_SPLIT_MAX_PIXELS && blocks >= threads {
+            // Small images with many channels (the deep layers) split the channel blocks,
+            // so that each part streams only its own share of the weights.
+            let parts = parallel::target_parts(threads).min(blocks);
+            parallel::for_each_index(parts, threads, |i| {
+                let mine = i * blocks / parts..(i + 1) * blocks / parts;
+                let out = &out;
+                // SAFETY: AVX2 was confirmed at preparation; the job's arrays were built for
+                // this geometry; parts write disjoint channel blocks of the whole output.
+                unsafe { qconv::conv_part(&job, 0, pixels, mine, out.0) }
+            });
+        } else {
+            let s = parallel::split(pixels, qconv::MR, threads);
+            parallel::for_each_index(s.parts, threads, |i| {
+                let pix0 = i * s.rows_per_part;
+                let n = s.rows_per_part.min(pixels - pix0);
+                let out = &out;
+                // SAFETY: as above; parts write disjoint runs of whole output pixels.
+                unsafe { qconv::conv_part(&job, pix0, n, 0..blocks, out.0) }
+            });
+        }
     }
 
     /// Workers (scratch pieces) of the Winograd path.
@@ -279,7 +300,7 @@ impl PackedConvI8 {
         scratch: &mut [i16],
         threads: usize,
     ) {
-        use crate::x86::{qconv, qwinograd};
+        use crate::x86::qwinograd;
         let g = &self.g;
         if output.is_empty() {
             return;
@@ -290,7 +311,7 @@ impl PackedConvI8 {
         zero.fill(0);
         // SAFETY: Winograd weights exist only when AVX2 was confirmed at preparation;
         // `body` holds `pixels·cw` values for `pixels·in_c` inputs.
-        unsafe { qconv::widen(input, g.in_c, body, w.cw, self.q.input_offset) };
+        unsafe { widen_parallel(input, g.in_c, body, w.cw, self.q.input_offset, threads) };
         let job = qwinograd::WinoJob {
             g,
             cw: w.cw,
@@ -340,10 +361,14 @@ fn simd_suits(isa: Isa, q: &ConvQuant) -> bool {
         && multipliers_fit(&q.multipliers)
 }
 
-/// The output tensor's base pointer, shared by Winograd parts that write disjoint pixels.
+/// The output tensor's base pointer, shared by parts that write disjoint pixels or channel
+/// blocks.
 struct OutPtr(*mut i8);
-// SAFETY: only used by `run_winograd`, whose parts write disjoint output pixels.
+// SAFETY: only used by `run_simd` and `run_winograd`, whose parts write disjoint outputs.
 unsafe impl Sync for OutPtr {}
+
+/// Images of at most this many output pixels split their channel blocks over threads.
+const BLOCK_SPLIT_MAX_PIXELS: usize = 256;
 
 /// Tiles per Winograd chunk (the kernel's own constant where it exists).
 #[cfg(target_arch = "x86_64")]
@@ -556,6 +581,35 @@ impl Rows {
         }
     }
 }
+
+/// [`qconv::widen`](crate::x86::qconv::widen) with the pixels split over `threads` (a
+/// serial copy of every layer's input would cap the speed-up of the parallel kernels).
+///
+/// # Safety
+/// As for `widen`: AVX2 must be available; `dst.len() == src.len() / c · cp`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn widen_parallel(
+    src: &[i8],
+    c: usize,
+    dst: &mut [i16],
+    cp: usize,
+    off: i32,
+    threads: usize,
+) {
+    let threads = if dst.len() < MIN_PARALLEL_WIDEN {
+        1
+    } else {
+        threads
+    };
+    parallel::for_each_part(dst, cp, 1, threads, |pix0, part| {
+        let src = &src[pix0 * c..][..part.len() / cp * c];
+        // SAFETY: AVX2 (caller); `part` holds whole pixels, `src` the same pixels.
+        unsafe { crate::x86::qconv::widen(src, c, part, cp, off) }
+    });
+}
+
+/// Below this many widened values the copy stays on one thread.
+const MIN_PARALLEL_WIDEN: usize = 1 << 16;
 
 /// The left and right shifts the scalar requantization applies for `shift`:
 /// `x·2^left` wraps, so `left` is taken mod 32; the rounding division clamps to 0..=31.

@@ -75,21 +75,48 @@ pub fn average_pool<T: QuantElem>(
     Ok(())
 }
 
-/// MAX_POOL_2D. An empty window yields the element type's minimum before clamping, as in
-/// TFLite.
-pub fn max_pool<T: QuantElem>(
+/// MAX_POOL_2D, output rows split over up to `threads` threads when large. An empty window
+/// yields the element type's minimum before clamping, as in TFLite.
+pub fn max_pool<T: QuantElem + Send + Sync>(
     g: &PoolGeometry,
     act_min: i32,
     act_max: i32,
     input: &[T],
     output: &mut [T],
+    threads: usize,
 ) -> Result<(), QuantError> {
     check_pool(g, input.len(), output.len())?;
     let row_len = g.out_w * g.channels;
     if row_len == 0 {
         return Ok(());
     }
-    for (row, out_row) in output[..g.output_len()].chunks_mut(row_len).enumerate() {
+    let out = &mut output[..g.output_len()];
+    let threads = if out.len() < MIN_PARALLEL_POOL {
+        1
+    } else {
+        threads
+    };
+    crate::parallel::for_each_part(out, row_len, 1, threads, |row0, part| {
+        max_pool_rows(g, act_min, act_max, input, row0, part)
+    });
+    Ok(())
+}
+
+/// Below this many output values a pool runs on one thread.
+const MIN_PARALLEL_POOL: usize = 1 << 15;
+
+/// Output rows `row0 ..` (rows of all images counted together) of [`max_pool`] into `out`.
+fn max_pool_rows<T: QuantElem>(
+    g: &PoolGeometry,
+    act_min: i32,
+    act_max: i32,
+    input: &[T],
+    row0: usize,
+    out: &mut [T],
+) {
+    let row_len = g.out_w * g.channels;
+    for (r, out_row) in out.chunks_mut(row_len).enumerate() {
+        let row = row0 + r;
         let (b, oy) = (row / g.out_h, row % g.out_h);
         let (y0, y1) = PoolGeometry::window(oy, g.stride_h, g.pad_top, g.filter_h, g.in_h);
         for ox in 0..g.out_w {
@@ -110,7 +137,6 @@ pub fn max_pool<T: QuantElem>(
             }
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -175,6 +201,35 @@ mod tests {
     }
 
     #[test]
+    fn large_max_pool_is_thread_independent() {
+        let mut r = Lcg(31);
+        let g = PoolGeometry {
+            batches: 1,
+            in_h: 112,
+            in_w: 113,
+            channels: 24,
+            out_h: 56,
+            out_w: 57,
+            filter_h: 3,
+            filter_w: 3,
+            stride_h: 2,
+            stride_w: 2,
+            pad_top: 0,
+            pad_left: 1,
+        };
+        // Large enough to be split over threads.
+        assert!(g.output_len() >= MIN_PARALLEL_POOL);
+        let input = r.vec_i8(g.in_h * g.in_w * g.channels, -128, 127);
+        let mut want = vec![0_i8; g.output_len()];
+        max_pool_rows(&g, -100, 120, &input, 0, &mut want);
+        for threads in [1, 2, 3] {
+            let mut out = vec![0_i8; g.output_len()];
+            max_pool(&g, -100, 120, &input, &mut out, threads).unwrap();
+            assert_eq!(out, want, "threads {threads}");
+        }
+    }
+
+    #[test]
     fn average_and_max_match_naive() {
         let mut r = Lcg(77);
         for case in 0..60 {
@@ -189,7 +244,7 @@ mod tests {
             let mut avg = vec![0_i8; g.output_len()];
             let mut max = vec![0_i8; g.output_len()];
             average_pool(&g, lo, hi, &input, &mut avg).unwrap();
-            max_pool(&g, lo, hi, &input, &mut max).unwrap();
+            max_pool(&g, lo, hi, &input, &mut max, 1).unwrap();
             let mut k = 0;
             for b in 0..g.batches {
                 for oy in 0..g.out_h {
@@ -245,7 +300,7 @@ mod tests {
             average_pool(&g, 0, 255, &[7_u8], &mut out),
             Err(QuantError::EmptyPoolingWindow)
         );
-        max_pool(&g, 0, 255, &[7_u8], &mut out).unwrap();
+        max_pool(&g, 0, 255, &[7_u8], &mut out, 1).unwrap();
         assert_eq!(out, [7, 0]);
     }
 }

@@ -12,6 +12,7 @@
 //! row of zeros (which after the zero-point shift is exactly what padding contributes).
 
 use std::arch::x86_64::*;
+use std::ops::Range;
 
 use super::qrequant::{finish, pack16_i8, Requant8};
 use crate::quant::geometry::ConvGeometry;
@@ -53,23 +54,30 @@ pub(crate) struct ConvJob<'a> {
 /// holds `blocks·taps·icp·16`, the per-channel arrays `blocks·16`, `xw` holds
 /// `N·H·W·px_stride + icp` values (the last `icp` zeros), where `px_stride` is `icp`, or
 /// less only when every window lies inside the input (rows mode); `out.len()` is a
-/// multiple of `out_c` and the pixels lie inside the output.
+/// multiple of `out_c` and the pixels lie inside the output. `out` is the whole output;
+/// only pixels `pix0 .. pix0 + npix` × the channels of `blocks` are written, and nothing
+/// else may access them during the call.
 #[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn conv_part(job: &ConvJob<'_>, pix0: usize, out: &mut [i8]) {
+pub(crate) unsafe fn conv_part(
+    job: &ConvJob<'_>,
+    pix0: usize,
+    npix: usize,
+    blocks: Range<usize>,
+    out: *mut i8,
+) {
     let g = job.g;
     let oc = g.out_c;
-    let npix = out.len() / oc;
     let taps = g.filter_h * g.filter_w;
     let kpt = job.icp / 2;
     let block_len = taps * job.icp * NR;
-    let blocks = oc.div_ceil(NR);
+    let last = oc.div_ceil(NR) - 1;
     let xw = job.xw.as_ptr();
     // SAFETY: `xw` holds a trailing zero row of `icp` values (caller's contract).
     let zero_row = unsafe { xw.add(job.xw.len() - job.icp) };
     let out_offset = _mm256_set1_epi32(job.out_offset);
     let lo = _mm256_set1_epi32(job.act_min);
     let hi = _mm256_set1_epi32(job.act_max);
-    for nb in 0..blocks {
+    for nb in blocks {
         let c0 = nb * NR;
         let nc = (oc - c0).min(NR);
         // SAFETY: block `nb` lies inside `weights` (a narrow last block is half as long).
@@ -84,7 +92,7 @@ pub(crate) unsafe fn conv_part(job: &ConvJob<'_>, pix0: usize, out: &mut [i8]) {
         };
         // SAFETY: forwarded contract; the block's channels and weights exist.
         unsafe {
-            if job.narrow_last && nb + 1 == blocks {
+            if job.narrow_last && nb == last {
                 block::<1>(job, &k, c0, nc, w_block, kpt, pix0, npix, out);
             } else {
                 block::<2>(job, &k, c0, nc, w_block, kpt, pix0, npix, out);
@@ -119,7 +127,7 @@ unsafe fn block<const W: usize>(
     kpt: usize,
     pix0: usize,
     npix: usize,
-    out: &mut [i8],
+    out: *mut i8,
 ) {
     let g = job.g;
     let oc = g.out_c;
@@ -238,7 +246,7 @@ unsafe fn block<const W: usize>(
                 };
                 let bytes = pack16_i8(v0, v1);
                 if r < rows {
-                    let dst = out.as_mut_ptr().add((p + r) * oc + c0);
+                    let dst = out.add((pix0 + p + r) * oc + c0);
                     store_i8(dst, bytes, nc);
                 }
             }
