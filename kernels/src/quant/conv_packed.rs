@@ -11,8 +11,11 @@
 //!   (`x + input_offset`, exact in int16) into scratch, followed by one row of zeros that
 //!   padding taps read. Since `Σ w·(x − zp)` is the reference sum itself (padding taps add
 //!   `w·0`), no zero-point correction is needed afterwards;
-//! - output pixels are split over threads in whole tiles; each output element is computed by
-//!   the same instructions whatever the split, so the bytes do not depend on the thread count.
+//! - layers with few input channels run in rows mode ([`Rows`]): one tap per filter row,
+//!   read from a padded widened copy of the input;
+//! - output pixels are split over threads in whole tiles, or, in small images with many
+//!   channels, the channel blocks are; each output element is computed by the same
+//!   instructions whatever the split, so the bytes do not depend on the thread count.
 
 // The SIMD layouts only run on x86-64; elsewhere they compile but stay unused.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
@@ -527,7 +530,7 @@ impl SimdWeights {
 /// mostly pointer set-up and channel padding), a filter wider than one pixel, and no
 /// horizontal dilation (so a filter row reads `KW·IC` contiguous values).
 fn rows_suits(g: &ConvGeometry) -> bool {
-    g.in_c < ROWS_MAX_IC && g.filter_w > 1 && g.dilation_w == 1
+    (1..ROWS_MAX_IC).contains(&g.in_c) && g.filter_w > 1 && g.dilation_w == 1
 }
 
 /// Below this many input channels a layer may run in rows mode.
