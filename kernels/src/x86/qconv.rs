@@ -18,7 +18,7 @@ use super::qrequant::{finish, pack16_i8, Requant8};
 use crate::quant::geometry::ConvGeometry;
 
 /// Output pixels per tile.
-pub(crate) const MR: usize = 4;
+pub(crate) const MR: usize = 6;
 /// Output channels per tile (two 8-lane vectors).
 pub(crate) const NR: usize = 16;
 
@@ -216,7 +216,7 @@ unsafe fn block<const W: usize>(
                 // SAFETY: `w` walks the block's `taps·kpt` pairs of W·8-channel vectors;
                 // each pointer row holds `icp = 2·kpt` values.
                 unsafe {
-                    acc = tap_w::<W>(acc, ptrs, w, kpt);
+                    acc = tap::<MR, W>(acc, ptrs, w, kpt);
                     w = w.add(kpt * 2 * 8 * W);
                 }
             }
@@ -255,83 +255,37 @@ unsafe fn block<const W: usize>(
     }
 }
 
-/// [`tap`] for blocks of `W` (1 or 2) vectors of 8 channels.
+/// Adds one tap's products to an `R`-pixel tile of `W` (1 or 2) vectors of 8 channels:
+/// `kpt` pairs of input channels, each one weight vector per `W` at `w` and one int16 pair
+/// per pixel row. The loops over rows and vectors have constant bounds and are unrolled, so
+/// the accumulators stay in registers.
 ///
 /// # Safety
-/// As for [`tap`], with `w` readable for `kpt·W·16` values.
-#[inline(always)]
-unsafe fn tap_w<const W: usize>(
-    acc: [[__m256i; W]; MR],
-    ptrs: [*const i16; MR],
-    w: *const i16,
-    kpt: usize,
-) -> [[__m256i; W]; MR] {
-    if W == 2 {
-        let two: [[__m256i; 2]; MR] = acc.map(|a| [a[0], a[W - 1]]);
-        // SAFETY: forwarded contract.
-        let r = unsafe { tap(two, ptrs, w, kpt) };
-        return r.map(|a| std::array::from_fn(|v| a[v]));
-    }
-    let [[mut a0], [mut a1], [mut a2], [mut a3]] = acc.map(|a| [a[0]]);
-    let [p0, p1, p2, p3] = ptrs;
-    // SAFETY: reads inside the caller's bounds; register arithmetic otherwise.
-    unsafe {
-        let mut w = w;
-        for k in 0..kpt {
-            let b0 = _mm256_loadu_si256(w as *const __m256i);
-            w = w.add(16);
-            let x =
-                |p: *const i16| _mm256_set1_epi32((p.add(2 * k) as *const i32).read_unaligned());
-            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(x(p0), b0));
-            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(x(p1), b0));
-            a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(x(p2), b0));
-            a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(x(p3), b0));
-        }
-    }
-    [a0, a1, a2, a3].map(|a| std::array::from_fn(|_| a))
-}
-
-/// Adds one tap's products to the tile: `kpt` pairs of input channels, each one weight
-/// vector pair at `w` and one int16 pair per pixel row.
-///
-/// # Safety
-/// AVX2 must be available; `w` readable for `kpt·32` values, each row of `ptrs` for
+/// AVX2 must be available; `w` readable for `kpt·W·16` values, each row of `ptrs` for
 /// `2·kpt`.
 #[inline(always)]
-pub(crate) unsafe fn tap(
-    acc: [[__m256i; 2]; MR],
-    ptrs: [*const i16; MR],
+pub(crate) unsafe fn tap<const R: usize, const W: usize>(
+    mut acc: [[__m256i; W]; R],
+    ptrs: [*const i16; R],
     w: *const i16,
     kpt: usize,
-) -> [[__m256i; 2]; MR] {
-    let [[mut a00, mut a01], [mut a10, mut a11], [mut a20, mut a21], [mut a30, mut a31]] = acc;
-    let [p0, p1, p2, p3] = ptrs;
-    let pair = |p: *const i16, k: usize| {
-        // SAFETY: `p` row holds `2·kpt` values (caller's contract).
-        unsafe { _mm256_set1_epi32((p.add(2 * k) as *const i32).read_unaligned()) }
-    };
+) -> [[__m256i; W]; R] {
     // SAFETY: reads inside the caller's bounds; register arithmetic otherwise.
     unsafe {
         let mut w = w;
         for k in 0..kpt {
-            let b0 = _mm256_loadu_si256(w as *const __m256i);
-            let b1 = _mm256_loadu_si256(w.add(16) as *const __m256i);
-            w = w.add(2 * NR);
-            let x = pair(p0, k);
-            a00 = _mm256_add_epi32(a00, _mm256_madd_epi16(x, b0));
-            a01 = _mm256_add_epi32(a01, _mm256_madd_epi16(x, b1));
-            let x = pair(p1, k);
-            a10 = _mm256_add_epi32(a10, _mm256_madd_epi16(x, b0));
-            a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(x, b1));
-            let x = pair(p2, k);
-            a20 = _mm256_add_epi32(a20, _mm256_madd_epi16(x, b0));
-            a21 = _mm256_add_epi32(a21, _mm256_madd_epi16(x, b1));
-            let x = pair(p3, k);
-            a30 = _mm256_add_epi32(a30, _mm256_madd_epi16(x, b0));
-            a31 = _mm256_add_epi32(a31, _mm256_madd_epi16(x, b1));
+            let b: [__m256i; W] =
+                std::array::from_fn(|v| _mm256_loadu_si256(w.add(16 * v) as *const __m256i));
+            w = w.add(16 * W);
+            for (acc_r, p) in acc.iter_mut().zip(&ptrs) {
+                let x = _mm256_set1_epi32((p.add(2 * k) as *const i32).read_unaligned());
+                for (a, bv) in acc_r.iter_mut().zip(&b) {
+                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(x, *bv));
+                }
+            }
         }
     }
-    [[a00, a01], [a10, a11], [a20, a21], [a30, a31]]
+    acc
 }
 
 /// Stores the first `n` (≤ 16) bytes of `v` at `p`.

@@ -122,7 +122,7 @@ pub(crate) unsafe fn run_chunks(
                     for t in (0..n).step_by(4) {
                         let ptrs: [*const i16; 4] =
                             std::array::from_fn(|r| v.add((xi * TC + t + r) * cw) as *const i16);
-                        let acc = tap([[_mm256_setzero_si256(); 2]; 4], ptrs, w, kpt);
+                        let acc = tap::<4, 2>([[_mm256_setzero_si256(); 2]; 4], ptrs, w, kpt);
                         for (r, a) in acc.iter().enumerate() {
                             let dst = m.add((xi * TC + t + r) * ocp + nb * NR);
                             _mm256_storeu_si256(dst as *mut __m256i, a[0]);
