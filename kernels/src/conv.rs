@@ -281,7 +281,7 @@ pub fn conv2d_f32(
         Mode::Rows { padded: true } => {
             let (hp, wp) = p.padded_hw();
             let padded = &mut floats[..p.batch * hp * wp * p.in_c];
-            pad_input(p, input, hp, wp, padded);
+            pad_input(p, input, hp, wp, padded, threads);
             (&*padded, Geo::rows(p, hp, wp))
         }
         Mode::Rows { padded: false } => (input, Geo::rows(p, p.in_h, p.in_w)),
@@ -322,10 +322,33 @@ pub fn conv2d_f32(
 
 /// Copies the input into `dst`, a `[batch, hp, wp, C]` image with `pad_top` rows and
 /// `pad_left` columns of zeros before it and zeros after it.
-fn pad_input(p: &ConvParams, input: &[f32], hp: usize, wp: usize, dst: &mut [f32]) {
+/// Rows are split over `threads` when the copy is large (a serial copy before every parallel
+/// convolution would cap its speed-up).
+fn pad_input(p: &ConvParams, input: &[f32], hp: usize, wp: usize, dst: &mut [f32], threads: usize) {
+    let c = p.in_c;
+    let row_len = wp * c;
+    if row_len == 0 {
+        return;
+    }
+    let threads = if dst.len() < MIN_PARALLEL_PAD {
+        1
+    } else {
+        threads
+    };
+    parallel::for_each_part(dst, row_len, 1, threads, |r0, rows| {
+        pad_rows(p, input, hp, wp, r0, rows)
+    });
+}
+
+/// Below this many floats the padded copy is made on one thread.
+const MIN_PARALLEL_PAD: usize = 1 << 16;
+
+/// Rows `r0 ..` (of all images) of [`pad_input`]'s padded image into `dst`.
+fn pad_rows(p: &ConvParams, input: &[f32], hp: usize, wp: usize, r0: usize, dst: &mut [f32]) {
     let c = p.in_c;
     let line = p.in_w * c;
     for (i, row) in dst.chunks_exact_mut(wp * c).enumerate() {
+        let i = r0 + i;
         let (b, y) = (i / hp, i % hp);
         match y.checked_sub(p.pad_top).filter(|&iy| iy < p.in_h) {
             Some(iy) => {
@@ -610,6 +633,27 @@ mod tests {
         assert_eq!(p.mode(), Mode::Rows { padded: true });
         assert!(direct_scratch_len(&p, 1).floats > 0);
         check(&p, &mut rng, "3x3 same, filter rows");
+        // A stem (7×7 stride 2, 3 channels) whose padded copy is large enough to be made by
+        // several threads.
+        let stem = ConvParams {
+            batch: 1,
+            in_h: 150,
+            in_w: 150,
+            in_c: 3,
+            out_h: 75,
+            out_w: 75,
+            out_c: 8,
+            kernel_h: 7,
+            kernel_w: 7,
+            stride_h: 2,
+            stride_w: 2,
+            pad_top: 3,
+            pad_left: 3,
+            ..p
+        };
+        let (hp, wp) = stem.padded_hw();
+        assert!(hp * wp * stem.in_c >= MIN_PARALLEL_PAD);
+        check(&stem, &mut rng, "stem, threaded padding");
         // The same with many channels: one tap per filter position, K = 630.
         p.in_c = 70;
         assert_eq!(p.mode(), Mode::Taps);
