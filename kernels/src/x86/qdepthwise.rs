@@ -163,20 +163,12 @@ pub(crate) unsafe fn depthwise_part<T: Src>(job: &DwJob<'_, T>, row0: usize, out
                     let b1 = _mm256_loadu_si256(bias.add(8) as *const __m256i);
                     let w_block = job.weights.as_ptr().add(nb * job.pairs * 2 * CB);
                     for (j, px) in ptrs.iter().enumerate().take(n) {
-                        let mut w = w_block;
-                        let mut acc0 = b0;
-                        let mut acc1 = b1;
-                        for p in 0..job.pairs {
-                            let x0 = T::load16(px[2 * p].add(c0));
-                            let x1 = T::load16(px[2 * p + 1].add(c0));
-                            let w0 = _mm256_loadu_si256(w as *const __m256i);
-                            let w1 = _mm256_loadu_si256(w.add(16) as *const __m256i);
-                            w = w.add(2 * CB);
-                            let lo_pairs = _mm256_unpacklo_epi16(x0, x1);
-                            let hi_pairs = _mm256_unpackhi_epi16(x0, x1);
-                            acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(lo_pairs, w0));
-                            acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(hi_pairs, w1));
-                        }
+                        // 3×3 filters (five tap pairs) take a fully unrolled loop.
+                        let (acc0, acc1) = if job.pairs == 5 {
+                            sum_pairs::<T, 5>(&px[..10], c0, w_block, b0, b1)
+                        } else {
+                            sum_pairs::<T, 0>(&px[..2 * job.pairs], c0, w_block, b0, b1)
+                        };
                         let v0 = finish(acc0, &rq0, out_offset, lo, hi);
                         let v1 = finish(acc1, &rq1, out_offset, lo, hi);
                         // Lanes [0–3, 8–11] and [4–7, 12–15] pack to channels 0–7 | 8–15.
@@ -191,4 +183,40 @@ pub(crate) unsafe fn depthwise_part<T: Src>(job: &DwJob<'_, T>, row0: usize, out
             }
         }
     }
+}
+
+/// The sums of one output pixel's 16 channels from `c0`: the tap pairs of `px` (two
+/// pointers per pair) times the block's interleaved weights at `w`, added to `acc0`/`acc1`.
+/// `P` > 0 fixes the number of pairs at compile time (the loop unrolls); 0 takes
+/// `px.len() / 2`.
+///
+/// # Safety
+/// AVX2 must be available; each pointer of `px` readable for `c0 + 16` elements, `w` for
+/// `px.len() / 2 · 32` values.
+#[inline(always)]
+unsafe fn sum_pairs<T: Src, const P: usize>(
+    px: &[*const T],
+    c0: usize,
+    w: *const i16,
+    mut acc0: __m256i,
+    mut acc1: __m256i,
+) -> (__m256i, __m256i) {
+    let pairs = if P > 0 { P } else { px.len() / 2 };
+    debug_assert!(px.len() >= 2 * pairs);
+    // SAFETY: the caller's bounds; register arithmetic otherwise.
+    unsafe {
+        let mut w = w;
+        for pair in px[..2 * pairs].chunks_exact(2) {
+            let x0 = T::load16(pair[0].add(c0));
+            let x1 = T::load16(pair[1].add(c0));
+            let w0 = _mm256_loadu_si256(w as *const __m256i);
+            let w1 = _mm256_loadu_si256(w.add(16) as *const __m256i);
+            w = w.add(2 * CB);
+            let lo_pairs = _mm256_unpacklo_epi16(x0, x1);
+            let hi_pairs = _mm256_unpackhi_epi16(x0, x1);
+            acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(lo_pairs, w0));
+            acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(hi_pairs, w1));
+        }
+    }
+    (acc0, acc1)
 }
