@@ -110,22 +110,9 @@ impl DelegateKernel for ToyKernel {
     }
 }
 
-/// t2 = in + c; t3 = logistic(t2) (CPU); t4 = t2 * t3; t5 = t4 + c. Outputs: t5 and t2.
-fn model() -> Vec<u8> {
-    let add = |inputs: Vec<i32>, out: i32| OpSpec {
-        opcode_index: 0,
-        inputs,
-        outputs: vec![out],
-        options: OptionsSpec::Add {
-            activation: ActivationFunctionType::NONE,
-        },
-    };
-    let plain = |opcode_index, inputs: Vec<i32>, out: i32| OpSpec {
-        opcode_index,
-        inputs,
-        outputs: vec![out],
-        options: OptionsSpec::None,
-    };
+/// The toy models' common frame: opcodes ADD (0), LOGISTIC (1), MUL (2); tensors `in`, the
+/// constant `c` = [1, −2, 0.5, 0] and `t2`..`t5`, all `[1, 4]` float32; input `in`.
+fn toy_model(outputs: Vec<i32>, ops: Vec<OpSpec>) -> Vec<u8> {
     ModelSpec {
         version: 3,
         opcodes: vec![
@@ -143,17 +130,43 @@ fn model() -> Vec<u8> {
             TensorSpec::f32("t5", &[1, 4], 0),
         ],
         inputs: vec![0],
-        outputs: vec![5, 2],
-        ops: vec![
+        outputs,
+        ops,
+        custom_names: Vec::new(),
+        custom_options: Vec::new(),
+    }
+    .build()
+}
+
+/// An operator of the toy models without options.
+fn plain(opcode_index: u32, inputs: Vec<i32>, out: i32) -> OpSpec {
+    OpSpec {
+        opcode_index,
+        inputs,
+        outputs: vec![out],
+        options: OptionsSpec::None,
+    }
+}
+
+/// t2 = in + c; t3 = logistic(t2) (CPU); t4 = t2 * t3; t5 = t4 + c. Outputs: t5 and t2.
+fn model() -> Vec<u8> {
+    let add = |inputs: Vec<i32>, out: i32| OpSpec {
+        opcode_index: 0,
+        inputs,
+        outputs: vec![out],
+        options: OptionsSpec::Add {
+            activation: ActivationFunctionType::NONE,
+        },
+    };
+    toy_model(
+        vec![5, 2],
+        vec![
             add(vec![0, 1], 2),
             plain(1, vec![2], 3),
             plain(2, vec![2, 3], 4),
             add(vec![4, 1], 5),
         ],
-        custom_names: Vec::new(),
-        custom_options: Vec::new(),
-    }
-    .build()
+    )
 }
 
 #[test]
@@ -242,40 +255,15 @@ fn gpu_backend_without_the_feature_says_so() {
 /// (a second partition). t2 passes from one partition to the other without any CPU step
 /// reading it, so the first partition must still hand it back.
 fn partition_to_partition_model() -> Vec<u8> {
-    let op = |opcode_index, inputs: Vec<i32>, out: i32| OpSpec {
-        opcode_index,
-        inputs,
-        outputs: vec![out],
-        options: OptionsSpec::None,
-    };
-    ModelSpec {
-        version: 3,
-        opcodes: vec![
-            BuiltinOperator::ADD.0,
-            BuiltinOperator::LOGISTIC.0,
-            BuiltinOperator::MUL.0,
+    toy_model(
+        vec![5],
+        vec![
+            plain(0, vec![0, 1], 2),
+            plain(2, vec![0, 1], 3),
+            plain(1, vec![3], 4),
+            plain(2, vec![4, 2], 5),
         ],
-        buffers: vec![vec![], f32_bytes(&[1.0, -2.0, 0.5, 0.0])],
-        tensors: vec![
-            TensorSpec::f32("in", &[1, 4], 0),
-            TensorSpec::f32("c", &[1, 4], 1),
-            TensorSpec::f32("t2", &[1, 4], 0),
-            TensorSpec::f32("t3", &[1, 4], 0),
-            TensorSpec::f32("t4", &[1, 4], 0),
-            TensorSpec::f32("t5", &[1, 4], 0),
-        ],
-        inputs: vec![0],
-        outputs: vec![5],
-        ops: vec![
-            op(0, vec![0, 1], 2),
-            op(2, vec![0, 1], 3),
-            op(1, vec![3], 4),
-            op(2, vec![4, 2], 5),
-        ],
-        custom_names: Vec::new(),
-        custom_options: Vec::new(),
-    }
-    .build()
+    )
 }
 
 #[test]
