@@ -19,7 +19,7 @@
 //! outside the float tolerance contract anyway.
 
 use crate::activation::Clamp;
-use crate::gemm::{self, BlockA, Grid, PackedB, SharedOut, MB, PAD};
+use crate::gemm::{self, BlockA, Grid, PackedB, SharedOut, TableBound, MB, PAD};
 use crate::isa::Isa;
 use crate::parallel;
 use crate::winograd;
@@ -96,6 +96,47 @@ pub struct PackedConv {
     weights: Weights,
     /// One tap's worth of zeros, read by padding taps.
     zeros: Vec<f32>,
+    /// The tap table of every output pixel, when small enough to keep (see [`TapTable`]).
+    table: Option<TapTable>,
+}
+
+/// A direct convolution's tap offsets for all its output pixels (`[pixel][tap]`, as
+/// [`Geo::fill`] writes them for a block). They depend only on the shapes, so a layer keeps
+/// them from packing on and no invoke rebuilds or rescans them: with few channels, that
+/// work was a sixth of a small network's time.
+#[derive(Clone, Debug)]
+struct TapTable {
+    offs: Vec<usize>,
+    bound: TableBound,
+}
+
+/// Largest tap table kept, in entries (1 MiB). Larger layers (a big image under a wide
+/// filter) build each block's table as they go; their many multiply-adds per pixel hide it.
+const MAX_TABLE_ENTRIES: usize = 1 << 17;
+
+impl TapTable {
+    fn new(p: &ConvParams) -> Option<TapTable> {
+        let (taps, _) = p.taps_and_len();
+        let len = p.pixels().checked_mul(taps)?;
+        if len > MAX_TABLE_ENTRIES || len == 0 {
+            return None;
+        }
+        let geo = match p.mode() {
+            Mode::Pointwise => return None,
+            Mode::Rows { padded: true } => {
+                let (hp, wp) = p.padded_hw();
+                Geo::rows(p, hp, wp)
+            }
+            Mode::Rows { padded: false } => Geo::rows(p, p.in_h, p.in_w),
+            Mode::Taps => Geo::taps(p),
+        };
+        let mut deltas = vec![0; taps];
+        geo.deltas(&mut deltas);
+        let mut offs = vec![0; len];
+        geo.fill(&deltas, 0, &mut offs);
+        let bound = TableBound::of(&offs);
+        Some(TapTable { offs, bound })
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -118,10 +159,15 @@ impl PackedConv {
         } else {
             Weights::Direct(PackedB::from_transposed(filter, p.out_c, p.k(), isa))
         };
+        let table = match weights {
+            Weights::Direct(_) => TapTable::new(p),
+            Weights::Winograd(_) => None,
+        };
         PackedConv {
             p: *p,
             weights,
             zeros: vec![0.0; p.in_c],
+            table,
         }
     }
 
@@ -132,6 +178,10 @@ impl PackedConv {
             Weights::Winograd(f) => f.byte_size(),
         };
         w + self.zeros.len() * std::mem::size_of::<f32>()
+            + self
+                .table
+                .as_ref()
+                .map_or(0, |t| t.offs.len() * std::mem::size_of::<usize>())
     }
 
     /// Whether this convolution runs by Winograd's method.
@@ -147,7 +197,13 @@ impl PackedConv {
                 floats: winograd::scratch_floats(&self.p, threads),
                 offsets: 0,
             },
-            Weights::Direct(_) => direct_scratch_len(&self.p, threads),
+            Weights::Direct(_) => {
+                let mut s = direct_scratch_len(&self.p, threads);
+                if self.table.is_some() {
+                    s.offsets = 0;
+                }
+                s
+            }
         }
     }
 }
@@ -288,13 +344,37 @@ pub fn conv2d_f32(
         _ => (input, Geo::taps(p)),
     };
     let (taps, tap_len) = p.taps_and_len();
+    let grid = Grid::new(m, packed, k, threads);
+    let out = SharedOut::new(&mut output[..m * n]);
+    if let Some(t) = &filter.table {
+        parallel::for_each_index(grid.parts(), threads, |i| {
+            let (rows, panels) = grid.part(i);
+            let mut r0 = rows.start;
+            while r0 < rows.end {
+                let mb = MB.min(rows.end - r0);
+                let blk = BlockA {
+                    data,
+                    zeros: &filter.zeros,
+                    offs: &t.offs[r0 * taps..(r0 + mb) * taps],
+                    rows: mb,
+                    taps,
+                    tap_len,
+                    bound: Some(t.bound),
+                };
+                // SAFETY: the grid's parts are disjoint rectangles of the output, so this part
+                // is the only writer of rows `r0..r0+mb` × `panels`; the table was built for
+                // this geometry, and bounds are checked inside against its bound.
+                unsafe { out.block(&blk, packed, panels.clone(), bias, p.clamp, r0) };
+                r0 += mb;
+            }
+        });
+        return;
+    }
     let per_part = (MB.min(m) + 1) * taps;
     assert!(
         offsets.len() >= per_part,
         "offset scratch shorter than one table"
     );
-    let grid = Grid::new(m, packed, k, threads);
-    let out = SharedOut::new(&mut output[..m * n]);
     parallel::for_each_index_with_scratch(grid.parts(), threads, offsets, per_part, |i, piece| {
         let (rows, panels) = grid.part(i);
         let (deltas, table) = piece.split_at_mut(taps);
@@ -311,6 +391,7 @@ pub fn conv2d_f32(
                 rows: mb,
                 taps,
                 tap_len,
+                bound: None,
             };
             // SAFETY: the grid's parts are disjoint rectangles of the output, so this part is
             // the only writer of rows `r0..r0+mb` × `panels`; bounds are checked inside.

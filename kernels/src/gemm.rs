@@ -246,6 +246,11 @@ pub fn gemm_f32(
                 rows: mb,
                 taps: 1,
                 tap_len: k,
+                // Increasing offsets: the last is the largest.
+                bound: Some(TableBound {
+                    max: offs[mb - 1],
+                    pads: false,
+                }),
             };
             // SAFETY: rows `r0..r0+mb` and the columns of `panels` lie inside `c` (checked
             // above: `c` holds m·N floats), and the grid's parts cover disjoint rectangles, so
@@ -338,6 +343,29 @@ pub(crate) struct BlockA<'a> {
     pub rows: usize,
     pub taps: usize,
     pub tap_len: usize,
+    /// The largest offset in `offs` (pads aside) and whether any is [`PAD`], when the caller
+    /// computed them once for a table it reuses; `None` makes [`SharedOut::block`] scan.
+    pub bound: Option<TableBound>,
+}
+
+/// What [`BlockA`]'s bounds check needs to know about an offset table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TableBound {
+    pub max: usize,
+    pub pads: bool,
+}
+
+impl TableBound {
+    /// Scans `offs`.
+    pub(crate) fn of(offs: &[usize]) -> TableBound {
+        let (mut max, mut pads) = (0usize, false);
+        for &o in offs {
+            let pad = o == PAD;
+            pads |= pad;
+            max = max.max(if pad { 0 } else { o });
+        }
+        TableBound { max, pads }
+    }
 }
 
 impl BlockA<'_> {
@@ -346,12 +374,7 @@ impl BlockA<'_> {
     /// comparison per row and tap, against `tap_len·N` multiply-adds.
     fn validate(&self) {
         let used = &self.offs[..self.rows * self.taps];
-        let (mut max, mut pads) = (0usize, false);
-        for &o in used {
-            let pad = o == PAD;
-            pads |= pad;
-            max = max.max(if pad { 0 } else { o });
-        }
+        let TableBound { max, pads } = self.bound.unwrap_or_else(|| TableBound::of(used));
         assert!(
             max.checked_add(self.tap_len)
                 .is_some_and(|end| end <= self.data.len()),

@@ -19,7 +19,7 @@
 
 use crate::activation::Clamp;
 use crate::conv::ConvParams;
-use crate::gemm::{BlockA, PackedB, SharedOut, MB};
+use crate::gemm::{BlockA, PackedB, SharedOut, TableBound, MB};
 use crate::isa::Isa;
 use crate::parallel;
 
@@ -185,6 +185,11 @@ pub(crate) fn run(
                     rows: nb,
                     taps: 1,
                     tap_len: ic,
+                    // Increasing offsets: the last is the largest.
+                    bound: Some(TableBound {
+                        max: offs[nb - 1],
+                        pads: false,
+                    }),
                 };
                 let prod = SharedOut::new(&mut m[pos * tb * oc..(pos * tb + nb) * oc]);
                 // SAFETY: `prod` is this part's own scratch, written by this call only.
