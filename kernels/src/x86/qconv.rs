@@ -339,11 +339,42 @@ pub(crate) unsafe fn widen(src: &[i8], c: usize, dst: &mut [i16], cp: usize, off
         }
         return;
     }
-    for (d, s) in dst.chunks_exact_mut(cp).zip(src.chunks_exact(c)) {
-        for (dv, &sv) in d.iter_mut().zip(s) {
-            *dv = i16::from(sv).wrapping_add(off);
+    // Per pixel, 16 channels at a time: a 16-byte load (through a zero-padded copy where it
+    // would run past the input's end), sign extension, the offset, and the lanes past `c`
+    // cleared; the scalar loop this replaces cost as much as a small layer's convolution.
+    let offv = _mm256_set1_epi16(off);
+    let idx = _mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let pixels = dst.len() / cp;
+    let mut lanes = [0_i16; 16];
+    for p in 0..pixels {
+        let s = &src[p * c..p * c + c];
+        let d = &mut dst[p * cp..p * cp + cp];
+        for j in (0..cp).step_by(16) {
+            let n = c.saturating_sub(j).min(16);
+            let bytes = if p * c + j + 16 <= src.len() {
+                // SAFETY: the 16 bytes at `p·c + j` lie inside `src` (checked).
+                unsafe { _mm_loadu_si128(src.as_ptr().add(p * c + j) as *const __m128i) }
+            } else {
+                let mut tmp = [0_i8; 16];
+                if n > 0 {
+                    tmp[..n].copy_from_slice(&s[j..j + n]);
+                }
+                // SAFETY: `tmp` holds 16 bytes.
+                unsafe { _mm_loadu_si128(tmp.as_ptr() as *const __m128i) }
+            };
+            let x = _mm256_add_epi16(_mm256_cvtepi8_epi16(bytes), offv);
+            // Lane i survives when i < n: channels past `c` become 0.
+            let keep = _mm256_cmpgt_epi16(_mm256_set1_epi16(n as i16), idx);
+            let x = _mm256_and_si256(x, keep);
+            if j + 16 <= cp {
+                // SAFETY: lanes `j .. j + 16` lie inside this pixel's `d`.
+                unsafe { _mm256_storeu_si256(d.as_mut_ptr().add(j) as *mut __m256i, x) };
+            } else {
+                // SAFETY: `lanes` holds 16 values.
+                unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, x) };
+                d[j..].copy_from_slice(&lanes[..cp - j]);
+            }
         }
-        d[c..].fill(0);
     }
 }
 
@@ -351,6 +382,41 @@ pub(crate) unsafe fn widen(src: &[i8], c: usize, dst: &mut [i16], cp: usize, off
 mod tests {
     use super::*;
     use crate::isa::Isa;
+
+    #[test]
+    fn widen_pads_every_channel_count() {
+        if !Isa::Avx2.is_available() {
+            return;
+        }
+        for c in 1..40_usize {
+            for cp in [
+                c,
+                c + 1,
+                c.next_multiple_of(2),
+                c.next_multiple_of(16),
+                c + 17,
+            ] {
+                for pixels in [1, 2, 5] {
+                    let src: Vec<i8> = (0..pixels * c)
+                        .map(|i| (i * 37 % 256) as u8 as i8)
+                        .collect();
+                    let mut dst = vec![7_i16; pixels * cp];
+                    // SAFETY: AVX2 detected above; `dst` is `pixels·cp` long.
+                    unsafe { widen(&src, c, &mut dst, cp, 128) };
+                    for p in 0..pixels {
+                        for k in 0..cp {
+                            let want = if k < c {
+                                i16::from(src[p * c + k]) + 128
+                            } else {
+                                0
+                            };
+                            assert_eq!(dst[p * cp + k], want, "c={c} cp={cp} pixel {p} lane {k}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn partial_stores_write_exactly_n_bytes() {
