@@ -673,6 +673,44 @@ mod tests {
     }
 
     #[test]
+    fn pointwise_layers_match_scalar_kernel() {
+        let mut r = Lcg(31);
+        // 1×1 stride-1 unpadded layers take the kernel's pointwise path: odd pixel counts
+        // (partial tiles), two images, narrow and wide channel blocks; a 1×1 stride-2 layer
+        // and a padded 1×1 layer do not.
+        for (case, (n, h, w, ic, oc, s, pad)) in [
+            (1, 7, 5, 16, 24, 1, 0),
+            (2, 3, 3, 9, 40, 1, 0),
+            (1, 1, 13, 32, 8, 1, 0),
+            (1, 8, 8, 15, 20, 2, 0),
+            (1, 4, 5, 6, 17, 1, 1),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let out = |x: usize| (x + 2 * pad - 1) / s + 1;
+            let g = ConvGeometry {
+                batches: n,
+                in_h: h,
+                in_w: w,
+                in_c: ic,
+                out_h: out(h),
+                out_w: out(w),
+                out_c: oc,
+                filter_h: 1,
+                filter_w: 1,
+                stride_h: s,
+                stride_w: s,
+                dilation_h: 1,
+                dilation_w: 1,
+                pad_top: pad,
+                pad_left: pad,
+            };
+            check(&mut r, &g, case);
+        }
+    }
+
+    #[test]
     fn few_input_channels_run_in_rows_mode() {
         let mut r = Lcg(23);
         // A ResNet stem (7×7 stride 2, SAME) and a MobileNet one (3×3 stride 2), two images,
