@@ -164,7 +164,9 @@ impl Kernel for QFcI8 {
         let out = cast_mut::<i8>(e.output)?;
         let n = self.packed.scratch_len();
         let scratch = cast_mut::<i32>(&mut e.scratch[..n * 4])?;
-        self.packed.run(x, out, scratch).map_err(kernel_err)
+        self.packed
+            .run(x, out, scratch, e.threads)
+            .map_err(kernel_err)
     }
 
     fn reads_input(&self, k: usize) -> bool {

@@ -115,12 +115,14 @@ impl PackedFcI8 {
         }
     }
 
-    /// Runs the layer: `input` `[batches, depth]`, `output` `[batches, units]`.
+    /// Runs the layer: `input` `[batches, depth]`, `output` `[batches, units]`; large
+    /// weight matrices split their units over up to `threads` threads.
     pub fn run(
         &self,
         input: &[i8],
         output: &mut [i8],
         scratch: &mut [i32],
+        threads: usize,
     ) -> Result<(), QuantError> {
         match &self.imp {
             Impl::Generic { filter, row_sums } => fully_connected_i8(
@@ -132,7 +134,9 @@ impl PackedFcI8 {
                 self.bias.as_deref(),
                 output,
             ),
-            Impl::Simd { weights, dp } => self.run_simd(weights, *dp, input, output, scratch),
+            Impl::Simd { weights, dp } => {
+                self.run_simd(weights, *dp, input, output, scratch, threads)
+            }
         }
     }
 
@@ -144,6 +148,7 @@ impl PackedFcI8 {
         input: &[i8],
         output: &mut [i8],
         scratch: &mut [i32],
+        threads: usize,
     ) -> Result<(), QuantError> {
         let FcShape {
             batches,
@@ -175,9 +180,20 @@ impl PackedFcI8 {
                 *d = (s.to_i32() + self.q.input_offset) as i16;
             }
             xw[depth..].fill(0);
-            // SAFETY: SIMD weights exist only when AVX2 was confirmed at preparation;
-            // `xw` holds `dp` values and `weights` `units·dp`.
-            unsafe { crate::x86::qfc::dots(xw, weights, dp, sums) };
+            // Each unit's sum is the same whatever the split. The weights are streamed once
+            // per row, so a large matrix is worth a second core's memory bandwidth.
+            let threads = if units * dp < MIN_PARALLEL_WEIGHTS {
+                1
+            } else {
+                threads
+            };
+            let xw = &*xw;
+            crate::parallel::for_each_part(&mut sums[..units], 1, 16, threads, |u0, part| {
+                let w = &weights[u0 * dp..(u0 + part.len()) * dp];
+                // SAFETY: SIMD weights exist only when AVX2 was confirmed at preparation;
+                // `xw` holds `dp` values and `w` `part.len()·dp`.
+                unsafe { crate::x86::qfc::dots(xw, w, dp, part) };
+            });
             for (u, (o, &acc)) in out_row.iter_mut().zip(sums.iter()).enumerate() {
                 let acc = match &self.bias {
                     Some(bias) => acc.wrapping_add(bias[u]),
@@ -197,10 +213,14 @@ impl PackedFcI8 {
         _: &[i8],
         _: &mut [i8],
         _: &mut [i32],
+        _: usize,
     ) -> Result<(), QuantError> {
         unreachable!("SIMD int8 weights are only built on x86-64")
     }
 }
+
+/// Below this many (int16) weights a layer's dot products run on one thread.
+const MIN_PARALLEL_WEIGHTS: usize = if cfg!(test) { 1 } else { 1 << 17 };
 
 /// Views `i32` scratch as twice as many `i16` (same bytes, stricter alignment kept).
 fn i32s_as_i16s(s: &mut [i32]) -> &mut [i16] {
@@ -253,10 +273,12 @@ mod tests {
             for isa in Isa::available() {
                 let p = PackedFcI8::new(q.clone(), shape, &filter, bias, isa).unwrap();
                 assert_eq!(p.is_simd(), isa == Isa::Avx2);
-                let mut scratch = vec![0_i32; p.scratch_len()];
-                let mut out = vec![0_i8; want.len()];
-                p.run(&input, &mut out, &mut scratch).unwrap();
-                assert_eq!(out, want, "case {case} {isa}");
+                for threads in [1, 2, 3] {
+                    let mut scratch = vec![0_i32; p.scratch_len()];
+                    let mut out = vec![0_i8; want.len()];
+                    p.run(&input, &mut out, &mut scratch, threads).unwrap();
+                    assert_eq!(out, want, "case {case} {isa} threads {threads}");
+                }
             }
         }
     }
