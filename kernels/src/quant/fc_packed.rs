@@ -34,11 +34,20 @@ enum Impl {
         filter: Vec<i8>,
         row_sums: Vec<i32>,
     },
-    /// `[units][dp]` int16 weights plus the filter offset, `dp` = depth rounded up to 16.
+    /// `[units][dp]` weights plus the filter offset, `dp` = depth rounded up to 16.
     Simd {
-        weights: Vec<i16>,
+        weights: SimdWeights,
         dp: usize,
     },
+}
+
+/// The SIMD weights: int8 as stored when the filter offset is 0 (int8 models; the kernel
+/// widens them as it loads, and a one-row layer, which streams its weights once, reads half
+/// the bytes), else widened to int16 with the offset added (uint8 models).
+#[derive(Debug, Clone)]
+enum SimdWeights {
+    I8(Vec<i8>),
+    I16(Vec<i16>),
 }
 
 impl PackedFcI8 {
@@ -66,17 +75,14 @@ impl PackedFcI8 {
             && small(q.filter_offset);
         let imp = if simd {
             let dp = shape.depth.next_multiple_of(LANES);
-            let mut weights = vec![0_i16; shape.units * dp];
-            if dp > 0 {
-                for (dst, src) in weights
-                    .chunks_exact_mut(dp)
-                    .zip(filter.chunks_exact(shape.depth.max(1)))
-                {
-                    for (d, &s) in dst.iter_mut().zip(src) {
-                        *d = (s.to_i32() + q.filter_offset) as i16;
-                    }
-                }
-            }
+            let weights = if q.filter_offset == 0 {
+                SimdWeights::I8(pack_rows(filter, shape, dp, |w| w))
+            } else {
+                let off = q.filter_offset;
+                SimdWeights::I16(pack_rows(filter, shape, dp, |w| {
+                    (i32::from(w) + off) as i16
+                }))
+            };
             Impl::Simd { weights, dp }
         } else {
             Impl::Generic {
@@ -101,7 +107,14 @@ impl PackedFcI8 {
     pub fn byte_size(&self) -> usize {
         let imp = match &self.imp {
             Impl::Generic { filter, row_sums } => filter.len() + row_sums.len() * 4,
-            Impl::Simd { weights, .. } => weights.len() * 2,
+            Impl::Simd {
+                weights: SimdWeights::I8(w),
+                ..
+            } => w.len(),
+            Impl::Simd {
+                weights: SimdWeights::I16(w),
+                ..
+            } => w.len() * 2,
         };
         imp + self.bias.as_ref().map_or(0, |b| b.len() * 4) + self.q.effective_scales.len() * 8
     }
@@ -134,16 +147,17 @@ impl PackedFcI8 {
                 self.bias.as_deref(),
                 output,
             ),
-            Impl::Simd { weights, dp } => {
-                self.run_simd(weights, *dp, input, output, scratch, threads)
-            }
+            Impl::Simd { weights, dp } => match weights {
+                SimdWeights::I8(w) => self.run_simd(w, *dp, input, output, scratch, threads),
+                SimdWeights::I16(w) => self.run_simd(w, *dp, input, output, scratch, threads),
+            },
         }
     }
 
     #[cfg(target_arch = "x86_64")]
-    fn run_simd(
+    fn run_simd<T: crate::x86::qdepthwise::Src + Sync>(
         &self,
-        weights: &[i16],
+        weights: &[T],
         dp: usize,
         input: &[i8],
         output: &mut [i8],
@@ -206,9 +220,9 @@ impl PackedFcI8 {
     }
 
     #[cfg(not(target_arch = "x86_64"))]
-    fn run_simd(
+    fn run_simd<T>(
         &self,
-        _: &[i16],
+        _: &[T],
         _: usize,
         _: &[i8],
         _: &mut [i8],
@@ -219,7 +233,28 @@ impl PackedFcI8 {
     }
 }
 
-/// Below this many (int16) weights a layer's dot products run on one thread.
+/// `filter` (`[units][depth]`) as `[units][dp]` rows of `f(w)`, zero-padded.
+fn pack_rows<T: Copy + Default>(
+    filter: &[i8],
+    shape: FcShape,
+    dp: usize,
+    f: impl Fn(i8) -> T,
+) -> Vec<T> {
+    let mut out = vec![T::default(); shape.units * dp];
+    if dp > 0 {
+        for (d, s) in out
+            .chunks_exact_mut(dp)
+            .zip(filter.chunks_exact(shape.depth.max(1)))
+        {
+            for (d, &s) in d.iter_mut().zip(s) {
+                *d = f(s);
+            }
+        }
+    }
+    out
+}
+
+/// Below this many a layer's dot products run on one thread.
 const MIN_PARALLEL_WEIGHTS: usize = if cfg!(test) { 1 } else { 1 << 17 };
 
 /// Views `i32` scratch as twice as many `i16` (same bytes, stricter alignment kept).

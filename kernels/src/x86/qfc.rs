@@ -1,10 +1,13 @@
 //! AVX2 int16 dot products for int8 FULLY_CONNECTED (see
-//! [`crate::quant::fc_packed`]): both operands were widened to int16 with their zero points
-//! subtracted and padded with zeros to a multiple of 16; `vpmaddwd` sums pairs of products
+//! [`crate::quant::fc_packed`]): the input was widened to int16 with its zero point
+//! subtracted, the weights are int8 (widened as they are loaded) or int16 with theirs, both
+//! padded with zeros to a multiple of 16; `vpmaddwd` sums pairs of products
 //! into int32 lanes (no overflow for operands of at most 383 in magnitude), and the int32
 //! sums wrap exactly as the scalar kernel's do.
 
 use std::arch::x86_64::*;
+
+use super::qdepthwise::Src;
 
 /// Horizontal wrapping sum of 8 int32 lanes.
 #[inline(always)]
@@ -25,7 +28,7 @@ unsafe fn hsum(v: __m256i) -> i32 {
 /// AVX2 must be available; `dp` a multiple of 16, `x.len() >= dp`,
 /// `w.len() >= acc.len()·dp`.
 #[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn dots(x: &[i16], w: &[i16], dp: usize, acc: &mut [i32]) {
+pub(crate) unsafe fn dots<T: Src>(x: &[i16], w: &[T], dp: usize, acc: &mut [i32]) {
     let units = acc.len();
     let xp = x.as_ptr();
     let mut u = 0;
@@ -38,7 +41,7 @@ pub(crate) unsafe fn dots(x: &[i16], w: &[i16], dp: usize, acc: &mut [i32]) {
             for k in (0..dp).step_by(16) {
                 let xv = _mm256_loadu_si256(xp.add(k) as *const __m256i);
                 for (r, a) in a.iter_mut().enumerate() {
-                    let wv = _mm256_loadu_si256(w0.add(r * dp + k) as *const __m256i);
+                    let wv = T::load16(w0.add(r * dp + k));
                     *a = _mm256_add_epi32(*a, _mm256_madd_epi16(xv, wv));
                 }
             }
@@ -52,7 +55,7 @@ pub(crate) unsafe fn dots(x: &[i16], w: &[i16], dp: usize, acc: &mut [i32]) {
             let mut a = _mm256_setzero_si256();
             for k in (0..dp).step_by(16) {
                 let xv = _mm256_loadu_si256(xp.add(k) as *const __m256i);
-                let wv = _mm256_loadu_si256(w0.add(k) as *const __m256i);
+                let wv = T::load16(w0.add(k));
                 a = _mm256_add_epi32(a, _mm256_madd_epi16(xv, wv));
             }
             acc[u] = hsum(a);
