@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Times ferrolite and LiteRT (XNNPACK) side by side on the same models.
 
-For every model and thread count the two runtimes are measured in alternating rounds
-(ferrolite, LiteRT, ferrolite, ...), so that a busy or throttling machine slows both alike.
+For every model the two runtimes are measured in alternating rounds (ferrolite, LiteRT, at
+each thread count in turn), so that a busy or throttling machine slows both alike.
 ferrolite runs as `ferrolite bench MODEL --json` (one process per round, whose median over
 `--runs` invokes is one sample); LiteRT runs in this process with its default CPU setup,
 `Interpreter(model_path, num_threads=N)`, which applies the XNNPACK delegate. The table gives
 the median of the per-round medians, the ratio ferrolite / LiteRT (below 1: ferrolite is
-faster), and the cold start of each: ferrolite's `load_us` (file to ready to invoke) against
-LiteRT's `Interpreter(...)` plus `allocate_tensors()`.
+faster) as the median of the rounds' paired ratios, with their quartiles, and the cold start
+of each: ferrolite's `load_us` (file to ready to invoke) against LiteRT's
+`Interpreter(...)` plus `allocate_tensors()`.
 
 Run from the repository root after `cargo build --release`:
 
@@ -110,27 +111,50 @@ def run_litert(it, runs, warmup):
     return statistics.median(times)
 
 
-def measure(exe, model, threads, rounds, runs, warmup):
-    ours, theirs, our_load, their_load = [], [], [], []
+def measure(exe, model, thread_counts, rounds, runs, warmup):
+    """All thread counts of one model; each round runs every count back to back, so that
+    per-round ratios (ferrolite / LiteRT, and one thread / two) compare measurements taken
+    seconds apart."""
+    keys = ("ours", "theirs", "our_load", "their_load")
+    samples = {t: {k: [] for k in keys} for t in thread_counts}
     it = None
     for _ in range(rounds):
-        j = run_ferrolite(exe, model, threads, runs, warmup)
-        ours.append(j["median_us"])
-        our_load.append(j["load_us"])
-        # A fresh LiteRT interpreter each round, so its cold start is sampled as often as
-        # ours; it is dropped first so two copies of the weights never coexist.
-        it = None
-        it, load = litert_interpreter(model, threads)
-        their_load.append(load)
-        theirs.append(run_litert(it, runs, warmup))
-    return {
-        "ferrolite_us": statistics.median(ours),
-        "litert_us": statistics.median(theirs),
-        "ferrolite_min_us": min(ours),
-        "litert_min_us": min(theirs),
-        "ferrolite_load_us": statistics.median(our_load),
-        "litert_load_us": statistics.median(their_load),
-    }
+        for threads in thread_counts:
+            s = samples[threads]
+            j = run_ferrolite(exe, model, threads, runs, warmup)
+            s["ours"].append(j["median_us"])
+            s["our_load"].append(j["load_us"])
+            # A fresh LiteRT interpreter each round, so its cold start is sampled as often
+            # as ours; it is dropped first so two copies of the weights never coexist.
+            it = None
+            it, load = litert_interpreter(model, threads)
+            s["their_load"].append(load)
+            s["theirs"].append(run_litert(it, runs, warmup))
+    results = {}
+    for threads, s in samples.items():
+        # Each round's two measurements are seconds apart, so their ratio cancels most of a
+        # machine whose speed drifts (a shared virtual machine changes speed for seconds at
+        # a time); the median of these paired ratios is the table's ratio.
+        ratios = sorted(o / t for o, t in zip(s["ours"], s["theirs"]))
+        q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+        results[threads] = {
+            "ratio": statistics.median(ratios),
+            "ratio_q1": q1,
+            "ratio_q3": q3,
+            "round_ratios": ratios,
+            "ferrolite_us": statistics.median(s["ours"]),
+            "litert_us": statistics.median(s["theirs"]),
+            "ferrolite_min_us": min(s["ours"]),
+            "litert_min_us": min(s["theirs"]),
+            "ferrolite_load_us": statistics.median(s["our_load"]),
+            "litert_load_us": statistics.median(s["their_load"]),
+        }
+    if 1 in samples and 2 in samples:
+        one, two = samples[1], samples[2]
+        for who, key in (("ferrolite", "ours"), ("litert", "theirs")):
+            results[2][f"{who}_speedup"] = statistics.median(
+                a / b for a, b in zip(one[key], two[key]))
+    return results
 
 
 def main():
@@ -158,7 +182,7 @@ def main():
     print(f"rounds: {args.rounds} alternating, {args.runs} invokes each, {args.warmup} warmup")
     print()
     header = (f"{'model':<28} {'thr':>3} {'ferrolite ms':>12} {'litert ms':>10} {'ratio':>6}"
-              f" {'load ms':>8} {'litert load':>11}")
+              f" {'quartiles':>11} {'load ms':>8} {'litert load':>11}")
     print(header)
     print("-" * len(header))
     results, notes = [], []
@@ -167,26 +191,25 @@ def main():
         if model is None:
             notes.append(f"{name}: model file not found under {args.models_dir}")
             continue
-        for threads in args.threads:
-            try:
-                r = measure(exe, model, threads, args.rounds, args.runs, args.warmup)
-            except RuntimeError as e:
-                notes.append(f"{name}: skipped, ferrolite cannot run it: {e}")
-                break
+        try:
+            per_thread = measure(exe, model, args.threads, args.rounds, args.runs, args.warmup)
+        except RuntimeError as e:
+            notes.append(f"{name}: skipped, ferrolite cannot run it: {e}")
+            continue
+        for threads, r in per_thread.items():
             r.update(model=name, threads=threads)
             results.append(r)
             print(f"{name:<28} {threads:>3} {r['ferrolite_us'] / 1e3:>12.3f}"
                   f" {r['litert_us'] / 1e3:>10.3f}"
-                  f" {r['ferrolite_us'] / r['litert_us']:>6.2f}"
+                  f" {r['ratio']:>6.2f} {r['ratio_q1']:>5.2f}-{r['ratio_q3']:<5.2f}"
                   f" {r['ferrolite_load_us'] / 1e3:>8.1f} {r['litert_load_us'] / 1e3:>11.1f}",
                   flush=True)
-    by = {(r["model"], r["threads"]): r for r in results}
-    scaling = [(m, by[(m, 1)]["ferrolite_us"] / by[(m, 2)]["ferrolite_us"],
-                by[(m, 1)]["litert_us"] / by[(m, 2)]["litert_us"])
-               for (m, t) in by if t == 2 and (m, 1) in by]
+    scaling = [(r["model"], r["ferrolite_speedup"], r["litert_speedup"])
+               for r in results if "ferrolite_speedup" in r]
     if scaling:
         print()
-        print("speed-up from 1 to 2 threads (ferrolite, litert):")
+        print("speed-up from 1 to 2 threads, median of the rounds' paired ratios"
+              " (ferrolite, litert):")
         for m, ours, theirs in scaling:
             print(f"  {m:<28} {ours:.2f}x  {theirs:.2f}x")
     for n in notes:
