@@ -672,6 +672,36 @@ mod tests {
         }
     }
 
+    /// A square `k×k` filter at stride `s` with `pad` on every side (no dilation) over `n`
+    /// images of `h×w×ic`, giving `oc` channels.
+    fn square(
+        n: usize,
+        (h, w, ic): (usize, usize, usize),
+        oc: usize,
+        k: usize,
+        s: usize,
+        pad: usize,
+    ) -> ConvGeometry {
+        let out = |x: usize| (x + 2 * pad - k) / s + 1;
+        ConvGeometry {
+            batches: n,
+            in_h: h,
+            in_w: w,
+            in_c: ic,
+            out_h: out(h),
+            out_w: out(w),
+            out_c: oc,
+            filter_h: k,
+            filter_w: k,
+            stride_h: s,
+            stride_w: s,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: pad,
+            pad_left: pad,
+        }
+    }
+
     #[test]
     fn pointwise_layers_match_scalar_kernel() {
         let mut r = Lcg(31);
@@ -688,24 +718,7 @@ mod tests {
         .into_iter()
         .enumerate()
         {
-            let out = |x: usize| (x + 2 * pad - 1) / s + 1;
-            let g = ConvGeometry {
-                batches: n,
-                in_h: h,
-                in_w: w,
-                in_c: ic,
-                out_h: out(h),
-                out_w: out(w),
-                out_c: oc,
-                filter_h: 1,
-                filter_w: 1,
-                stride_h: s,
-                stride_w: s,
-                dilation_h: 1,
-                dilation_w: 1,
-                pad_top: pad,
-                pad_left: pad,
-            };
+            let g = square(n, (h, w, ic), oc, 1, s, pad);
             check(&mut r, &g, case);
         }
     }
@@ -782,24 +795,7 @@ mod tests {
             .enumerate()
         {
             let (h, w, ic, oc) = (17, 19, 35, 70);
-            let out = |n: usize| (n + 2 * pad - k) / s + 1;
-            let g = ConvGeometry {
-                batches: 1,
-                in_h: h,
-                in_w: w,
-                in_c: ic,
-                out_h: out(h),
-                out_w: out(w),
-                out_c: oc,
-                filter_h: k,
-                filter_w: k,
-                stride_h: s,
-                stride_w: s,
-                dilation_h: 1,
-                dilation_w: 1,
-                pad_top: pad,
-                pad_left: pad,
-            };
+            let g = square(1, (h, w, ic), oc, k, s, pad);
             check(&mut r, &g, case);
         }
     }
@@ -812,23 +808,7 @@ mod tests {
         oc: usize,
         pad: usize,
     ) -> ConvGeometry {
-        ConvGeometry {
-            batches,
-            in_h: h,
-            in_w: w,
-            in_c: ic,
-            out_h: h + 2 * pad - 2,
-            out_w: w + 2 * pad - 2,
-            out_c: oc,
-            filter_h: 3,
-            filter_w: 3,
-            stride_h: 1,
-            stride_w: 1,
-            dilation_h: 1,
-            dilation_w: 1,
-            pad_top: pad,
-            pad_left: pad,
-        }
+        square(batches, (h, w, ic), oc, 3, 1, pad)
     }
 
     #[test]
