@@ -112,7 +112,8 @@ struct TapTable {
 
 /// Largest tap table kept, in entries (1 MiB). Larger layers (a big image under a wide
 /// filter) build each block's table as they go; their many multiply-adds per pixel hide it.
-const MAX_TABLE_ENTRIES: usize = 1 << 17;
+/// Unit tests use a small limit, so that their shapes run both ways.
+const MAX_TABLE_ENTRIES: usize = if cfg!(test) { 1 << 8 } else { 1 << 17 };
 
 impl TapTable {
     fn new(p: &ConvParams) -> Option<TapTable> {
@@ -121,15 +122,10 @@ impl TapTable {
         if len > MAX_TABLE_ENTRIES || len == 0 {
             return None;
         }
-        let geo = match p.mode() {
-            Mode::Pointwise => return None,
-            Mode::Rows { padded: true } => {
-                let (hp, wp) = p.padded_hw();
-                Geo::rows(p, hp, wp)
-            }
-            Mode::Rows { padded: false } => Geo::rows(p, p.in_h, p.in_w),
-            Mode::Taps => Geo::taps(p),
-        };
+        if p.mode() == Mode::Pointwise {
+            return None;
+        }
+        let geo = Geo::of(p);
         let mut deltas = vec![0; taps];
         geo.deltas(&mut deltas);
         let mut offs = vec![0; len];
@@ -333,57 +329,45 @@ pub fn conv2d_f32(
         gemm::gemm_f32(input, p.in_c, m, packed, bias, p.clamp, output, threads);
         return;
     }
-    let (data, geo) = match mode {
-        Mode::Rows { padded: true } => {
-            let (hp, wp) = p.padded_hw();
-            let padded = &mut floats[..p.batch * hp * wp * p.in_c];
-            pad_input(p, input, hp, wp, padded, threads);
-            (&*padded, Geo::rows(p, hp, wp))
-        }
-        Mode::Rows { padded: false } => (input, Geo::rows(p, p.in_h, p.in_w)),
-        _ => (input, Geo::taps(p)),
+    let data = if mode == (Mode::Rows { padded: true }) {
+        let (hp, wp) = p.padded_hw();
+        let padded = &mut floats[..p.batch * hp * wp * p.in_c];
+        pad_input(p, input, hp, wp, padded, threads);
+        &*padded
+    } else {
+        input
     };
+    let geo = Geo::of(p);
     let (taps, tap_len) = p.taps_and_len();
     let grid = Grid::new(m, packed, k, threads);
     let out = SharedOut::new(&mut output[..m * n]);
-    if let Some(t) = &filter.table {
-        parallel::for_each_index(grid.parts(), threads, |i| {
-            let (rows, panels) = grid.part(i);
-            let mut r0 = rows.start;
-            while r0 < rows.end {
-                let mb = MB.min(rows.end - r0);
-                let blk = BlockA {
-                    data,
-                    zeros: &filter.zeros,
-                    offs: &t.offs[r0 * taps..(r0 + mb) * taps],
-                    rows: mb,
-                    taps,
-                    tap_len,
-                    bound: Some(t.bound),
-                };
-                // SAFETY: the grid's parts are disjoint rectangles of the output, so this part
-                // is the only writer of rows `r0..r0+mb` × `panels`; the table was built for
-                // this geometry, and bounds are checked inside against its bound.
-                unsafe { out.block(&blk, packed, panels.clone(), bias, p.clamp, r0) };
-                r0 += mb;
-            }
-        });
-        return;
-    }
-    let per_part = (MB.min(m) + 1) * taps;
+    // With a kept table each block reads its slice of it; otherwise each part fills the
+    // block's table in its scratch piece (the tap deltas first).
+    let per_part = match filter.table {
+        Some(_) => 0,
+        None => (MB.min(m) + 1) * taps,
+    };
     assert!(
         offsets.len() >= per_part,
         "offset scratch shorter than one table"
     );
     parallel::for_each_index_with_scratch(grid.parts(), threads, offsets, per_part, |i, piece| {
         let (rows, panels) = grid.part(i);
-        let (deltas, table) = piece.split_at_mut(taps);
-        geo.deltas(deltas);
+        let (deltas, table) = piece.split_at_mut(taps.min(piece.len()));
+        if filter.table.is_none() {
+            geo.deltas(deltas);
+        }
         let mut r0 = rows.start;
         while r0 < rows.end {
             let mb = MB.min(rows.end - r0);
-            let offs = &mut table[..mb * taps];
-            geo.fill(deltas, r0, offs);
+            let (offs, bound) = match &filter.table {
+                Some(t) => (&t.offs[r0 * taps..(r0 + mb) * taps], Some(t.bound)),
+                None => {
+                    let offs = &mut table[..mb * taps];
+                    geo.fill(deltas, r0, offs);
+                    (&*offs, None)
+                }
+            };
             let blk = BlockA {
                 data,
                 zeros: &filter.zeros,
@@ -391,10 +375,11 @@ pub fn conv2d_f32(
                 rows: mb,
                 taps,
                 tap_len,
-                bound: None,
+                bound,
             };
             // SAFETY: the grid's parts are disjoint rectangles of the output, so this part is
-            // the only writer of rows `r0..r0+mb` × `panels`; bounds are checked inside.
+            // the only writer of rows `r0..r0+mb` × `panels`; bounds are checked inside
+            // (against the kept table's bound, which was built for this geometry).
             unsafe { out.block(&blk, packed, panels.clone(), bias, p.clamp, r0) };
             r0 += mb;
         }
@@ -462,6 +447,19 @@ struct Geo<'p> {
 }
 
 impl<'p> Geo<'p> {
+    /// The geometry of `p`'s indirect mode (not [`Mode::Pointwise`]): filter rows of the
+    /// padded copy, of the input itself, or single taps of the input.
+    fn of(p: &'p ConvParams) -> Self {
+        match p.mode() {
+            Mode::Rows { padded: true } => {
+                let (hp, wp) = p.padded_hw();
+                Geo::rows(p, hp, wp)
+            }
+            Mode::Rows { padded: false } => Geo::rows(p, p.in_h, p.in_w),
+            _ => Geo::taps(p),
+        }
+    }
+
     /// One tap per filter row in an image that holds every window.
     fn rows(p: &'p ConvParams, h: usize, w: usize) -> Self {
         Geo {
