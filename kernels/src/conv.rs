@@ -341,33 +341,47 @@ pub fn conv2d_f32(
     let (taps, tap_len) = p.taps_and_len();
     let grid = Grid::new(m, packed, k, threads);
     let out = SharedOut::new(&mut output[..m * n]);
-    // With a kept table each block reads its slice of it; otherwise each part fills the
-    // block's table in its scratch piece (the tap deltas first).
-    let per_part = match filter.table {
-        Some(_) => 0,
-        None => (MB.min(m) + 1) * taps,
-    };
+    if let Some(t) = &filter.table {
+        // The kept table: each block reads its slice of it. (Kept apart from the loop below,
+        // which fills a table per block: one loop choosing per block ran 1.7% more
+        // instructions on the CIFAR ResNet.)
+        parallel::for_each_index(grid.parts(), threads, |i| {
+            let (rows, panels) = grid.part(i);
+            let mut r0 = rows.start;
+            while r0 < rows.end {
+                let mb = MB.min(rows.end - r0);
+                let blk = BlockA {
+                    data,
+                    zeros: &filter.zeros,
+                    offs: &t.offs[r0 * taps..(r0 + mb) * taps],
+                    rows: mb,
+                    taps,
+                    tap_len,
+                    bound: Some(t.bound),
+                };
+                // SAFETY: the grid's parts are disjoint rectangles of the output, so this part
+                // is the only writer of rows `r0..r0+mb` × `panels`; the table was built for
+                // this geometry, and bounds are checked inside against its bound.
+                unsafe { out.block(&blk, packed, panels.clone(), bias, p.clamp, r0) };
+                r0 += mb;
+            }
+        });
+        return;
+    }
+    let per_part = (MB.min(m) + 1) * taps;
     assert!(
         offsets.len() >= per_part,
         "offset scratch shorter than one table"
     );
     parallel::for_each_index_with_scratch(grid.parts(), threads, offsets, per_part, |i, piece| {
         let (rows, panels) = grid.part(i);
-        let (deltas, table) = piece.split_at_mut(taps.min(piece.len()));
-        if filter.table.is_none() {
-            geo.deltas(deltas);
-        }
+        let (deltas, table) = piece.split_at_mut(taps);
+        geo.deltas(deltas);
         let mut r0 = rows.start;
         while r0 < rows.end {
             let mb = MB.min(rows.end - r0);
-            let (offs, bound) = match &filter.table {
-                Some(t) => (&t.offs[r0 * taps..(r0 + mb) * taps], Some(t.bound)),
-                None => {
-                    let offs = &mut table[..mb * taps];
-                    geo.fill(deltas, r0, offs);
-                    (&*offs, None)
-                }
-            };
+            let offs = &mut table[..mb * taps];
+            geo.fill(deltas, r0, offs);
             let blk = BlockA {
                 data,
                 zeros: &filter.zeros,
@@ -375,11 +389,10 @@ pub fn conv2d_f32(
                 rows: mb,
                 taps,
                 tap_len,
-                bound,
+                bound: None,
             };
             // SAFETY: the grid's parts are disjoint rectangles of the output, so this part is
-            // the only writer of rows `r0..r0+mb` × `panels`; bounds are checked inside
-            // (against the kept table's bound, which was built for this geometry).
+            // the only writer of rows `r0..r0+mb` × `panels`; bounds are checked inside.
             unsafe { out.block(&blk, packed, panels.clone(), bias, p.clamp, r0) };
             r0 += mb;
         }
