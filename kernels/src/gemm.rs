@@ -116,8 +116,9 @@ impl PackedB {
         me
     }
 
-    /// Zeroed storage for B packed as `k × n`.
-    fn empty(k: usize, n: usize, isa: Isa) -> Self {
+    /// Zeroed storage for B packed as `k × n`, to be filled through [`PackedB::at`] by a
+    /// caller that computes B's values (Winograd's filter transform) rather than copying them.
+    pub(crate) fn empty(k: usize, n: usize, isa: Isa) -> Self {
         let mut me = PackedB {
             k,
             n,
@@ -142,6 +143,18 @@ impl PackedB {
             }
         }
         me
+    }
+
+    /// Where `B[kk][j]` is stored (`kk < k`, `j < n`): panels hold their columns side by side,
+    /// one row of the panel per depth.
+    pub(crate) fn at(&self, kk: usize, j: usize) -> usize {
+        let (j0, w) = self.panel(j / NR);
+        j0 * self.k + kk * w + (j - j0)
+    }
+
+    /// The packed values, for filling storage made by [`PackedB::empty`].
+    pub(crate) fn data_mut(&mut self) -> &mut [f32] {
+        &mut self.data
     }
 
     /// Depth (rows of B).

@@ -66,8 +66,10 @@ impl Filter {
     /// Transforms a filter `[out_c, 3, 3, in_c]`. Precondition: `filter.len() >= out_c·9·in_c`.
     pub(crate) fn new(filter: &[f32], out_c: usize, in_c: usize, isa: Isa) -> Filter {
         assert!(filter.len() >= out_c * 9 * in_c, "filter too short");
-        // u[pos][oc][ic], i.e. each position's B transposed, as `PackedB` takes it.
-        let mut u = vec![vec![0.0f32; out_c * in_c]; POS];
+        // One GEMM operand B[ic][oc] per position, written in its packed layout as each
+        // value is computed: building plain matrices first and packing them after would write
+        // (and fault in) the whole transformed filter twice.
+        let mut u: Vec<PackedB> = (0..POS).map(|_| PackedB::empty(in_c, out_c, isa)).collect();
         for oc in 0..out_c {
             for ic in 0..in_c {
                 let g = |ky: usize, kx: usize| filter[((oc * 3 + ky) * 3 + kx) * in_c + ic] as f64;
@@ -81,19 +83,19 @@ impl Filter {
                     gg[2][kx] = 0.5 * (a - b + c);
                     gg[3][kx] = c;
                 }
+                // Every position's operand has the same shape, so the same slot.
+                let at = u[0].at(ic, oc);
                 for (i, row) in gg.iter().enumerate() {
                     let [a, b, c] = *row;
                     let t = [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
                     for (j, v) in t.into_iter().enumerate() {
-                        u[4 * i + j][oc * in_c + ic] = v as f32;
+                        u[4 * i + j].data_mut()[at] = v as f32;
                     }
                 }
             }
         }
         Filter {
-            u: u.iter()
-                .map(|m| PackedB::from_transposed(m, out_c, in_c, isa))
-                .collect(),
+            u,
             zeros: vec![0.0; padded(in_c).max(out_c)],
         }
     }
