@@ -144,7 +144,9 @@ pub struct Interpreter {
     options: Options,
     entry: Entry,
     run: SubgraphRun,
-    pool: Option<rayon::ThreadPool>,
+    /// `threads − 1` workers: the invoking thread is the first (see
+    /// `ferrolite_kernels::parallel::with_pool`).
+    pool: Option<Arc<rayon::ThreadPool>>,
     inputs: Vec<TensorInfo>,
     outputs: Vec<TensorInfo>,
 }
@@ -254,12 +256,12 @@ impl Interpreter {
             .collect();
         let run = SubgraphRun::prepare(&model, entry.subgraph, env, &overrides)?;
         let pool = if options.threads > 1 {
-            Some(
+            Some(Arc::new(
                 rayon::ThreadPoolBuilder::new()
-                    .num_threads(options.threads)
+                    .num_threads(options.threads - 1)
                     .build()
                     .map_err(|e| Error::Internal(format!("could not start threads: {e}")))?,
-            )
+            ))
         } else {
             None
         };
@@ -420,12 +422,14 @@ impl Interpreter {
         }
     }
 
-    /// Runs the model on the current inputs. Allocates nothing.
+    /// Runs the model on the current inputs. Allocates nothing itself (a kernel split over
+    /// threads hands each extra worker one small job).
     pub fn invoke(&mut self) -> Result<()> {
         self.run_steps(None)
     }
 
-    /// Runs the main plan inside the interpreter's pool; with `times`, adds each step's wall
+    /// Runs the main plan on this thread, kernels splitting their work with the interpreter's
+    /// pool; with `times`, adds each step's wall
     /// time to its entry.
     fn run_steps(&mut self, times: Option<&mut [std::time::Duration]>) -> Result<()> {
         let Interpreter {
@@ -437,7 +441,9 @@ impl Interpreter {
         } = self;
         let threads = options.threads;
         match pool {
-            Some(pool) => pool.install(|| run.run_timed(model.bytes(), threads, times)),
+            Some(pool) => ferrolite_kernels::parallel::with_pool(pool, || {
+                run.run_timed(model.bytes(), threads, times)
+            }),
             None => run.run_timed(model.bytes(), threads, times),
         }
     }

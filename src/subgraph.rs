@@ -302,7 +302,8 @@ impl SubgraphRun {
         })
     }
 
-    /// Runs every step on the current inputs. Allocates nothing.
+    /// Runs every step on the current inputs. Allocates nothing itself (a kernel split over
+    /// threads hands each extra worker one small job).
     pub(crate) fn run(&mut self, model: &[u8], threads: usize) -> Result<()> {
         self.run_timed(model, threads, None)
     }

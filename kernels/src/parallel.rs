@@ -9,13 +9,41 @@
 //! which one worker per thread takes from a queue as it becomes free: the work balances itself
 //! when one thread starts late or runs slower, yet how the output is cut never depends on
 //! timing. A kernel that needs working memory gets one fixed piece of a caller-provided
-//! scratch slice per worker (reused by that worker's parts in turn) and never allocates. The
-//! interpreter runs kernels inside its own rayon pool (`pool.install`), so the rayon calls
-//! here use that pool. With `threads <= 1` no rayon function is called at all.
+//! scratch slice per worker (reused by that worker's parts in turn). With `threads <= 1` no
+//! rayon function is called at all.
+//!
+//! The interpreter runs its steps on the calling thread inside [`with_pool`]: a kernel that
+//! splits hands `workers − 1` jobs to the interpreter's pool (of `threads − 1` threads) and
+//! works through the parts queue itself meanwhile. Running a whole invoke *inside* the pool
+//! instead (`ThreadPool::install`) hands every invoke to a pool thread and back, two thread
+//! wake-ups even for a model none of whose layers is large enough to split (about 65 µs per
+//! invoke of a CIFAR-sized model on a 2-vCPU virtual machine). Outside [`with_pool`] (kernels
+//! called directly) the parts run on the current rayon pool.
 
-use std::sync::{Mutex, PoisonError};
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rayon::prelude::*;
+
+thread_local! {
+    /// The pool that [`run_queue`] hands extra workers to on this thread, set by [`with_pool`].
+    static POOL: RefCell<Option<Arc<rayon::ThreadPool>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on this thread with `pool` taking the extra workers of every kernel `f` splits;
+/// the previous setting is restored afterwards, also when `f` panics.
+pub fn with_pool<R>(pool: &Arc<rayon::ThreadPool>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Arc<rayon::ThreadPool>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let old = self.0.take();
+            POOL.with(|p| *p.borrow_mut() = old);
+        }
+    }
+    let old = POOL.with(|p| p.borrow_mut().replace(pool.clone()));
+    let _restore = Restore(old);
+    f()
+}
 
 /// Parts per thread that a large enough kernel is cut into. Parts are handed out from a
 /// queue to one worker per thread as the workers become free, so a thread that starts late
@@ -88,6 +116,27 @@ where
             f(item, piece);
         }
     };
+    if let Some(pool) = POOL.with(|p| p.borrow().clone()) {
+        // This thread is one of the workers; the pool gets the others (one small job each).
+        pool.in_place_scope(|s| {
+            if per == 0 {
+                for _ in 1..workers {
+                    s.spawn(move |_| work(&mut []));
+                }
+                work(&mut []);
+            } else {
+                let mut pieces = scratch[..workers * per].chunks_mut(per);
+                let own = pieces.next();
+                for piece in pieces {
+                    s.spawn(move |_| work(piece));
+                }
+                if let Some(piece) = own {
+                    work(piece);
+                }
+            }
+        });
+        return;
+    }
     if per == 0 {
         (0..workers).into_par_iter().for_each(|_| work(&mut []));
     } else {
@@ -277,6 +326,55 @@ mod tests {
                 });
                 assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
             }
+        }
+    }
+
+    #[test]
+    fn pool_workers_and_this_thread_share_the_parts() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        for threads in 2..5 {
+            let pool = Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads - 1)
+                    .build()
+                    .expect("pool"),
+            );
+            let me = std::thread::current().id();
+            for per in [0, 2] {
+                let parts = 23;
+                let hits: Vec<AtomicUsize> = (0..parts).map(|_| AtomicUsize::new(0)).collect();
+                let mut scratch = vec![0u8; threads * per];
+                let mut out = vec![0u32; 5 * 7];
+                with_pool(&pool, || {
+                    for_each_index_with_scratch(parts, threads, &mut scratch, per, |i, s| {
+                        assert_eq!(s.len(), per);
+                        s.fill(i as u8 + 1);
+                        std::thread::yield_now();
+                        assert!(s.iter().all(|&v| v == i as u8 + 1));
+                        hits[i].fetch_add(1, Ordering::Relaxed);
+                    });
+                    for_each_part(&mut out, 7, 1, threads, |r0, part| {
+                        for (i, row) in part.chunks_mut(7).enumerate() {
+                            row.fill((r0 + i) as u32 + 1);
+                        }
+                    });
+                });
+                assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+                for (r, row) in out.chunks(7).enumerate() {
+                    assert!(row.iter().all(|&v| v == r as u32 + 1));
+                }
+            }
+            // The setting ends with the call, and kernels run on this thread meanwhile.
+            assert!(POOL.with(|p| p.borrow().is_none()));
+            let ran_here = AtomicUsize::new(0);
+            with_pool(&pool, || {
+                for_each_index(1, threads, |_| {
+                    if std::thread::current().id() == me {
+                        ran_here.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            });
+            assert_eq!(ran_here.load(Ordering::Relaxed), 1);
         }
     }
 
