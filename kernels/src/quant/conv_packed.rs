@@ -29,8 +29,10 @@ use crate::parallel;
 
 /// Output channels per packed block.
 const NR: usize = 16;
-/// Below this many multiply-adds a layer runs on one thread (splitting costs more).
-const MIN_PARALLEL_MACS: usize = 1 << 20;
+/// Below this many multiply-adds a layer runs on one thread: the extra worker's part must
+/// outlast its wake-up (at 1 << 20, CIFAR-sized int8 layers split into parts of a few
+/// microseconds and two threads ran the model slower than one).
+const MIN_PARALLEL_MACS: usize = 1 << 21;
 
 /// An int8 CONV_2D (groups = 1) ready to run: geometry, quantization, packed weights.
 #[derive(Debug, Clone)]
