@@ -136,6 +136,7 @@ fn bench_conv(c: &mut Criterion) {
                         &mut floats,
                         &mut offsets,
                         1,
+                        None,
                     )
                 })
             });

@@ -35,6 +35,10 @@ pub struct Options {
     pub custom_ops: crate::custom::CustomOps,
     /// A delegate that takes over the nodes it supports (see [`crate::delegate`]).
     pub delegates: crate::delegate::Delegates,
+    /// Run a float ADD of a convolution's output inside the convolution (default `true`;
+    /// results are bit-identical either way). With `false` every node is a step of its own,
+    /// as in a per-node profile of the reference.
+    pub fuse: bool,
 }
 
 impl Default for Options {
@@ -46,6 +50,7 @@ impl Default for Options {
             isa: None,
             custom_ops: Default::default(),
             delegates: Default::default(),
+            fuse: true,
         }
     }
 }
@@ -79,6 +84,12 @@ impl Options {
     /// Hands the nodes `delegate` supports to it; replaces any delegate set before.
     pub fn delegate(mut self, delegate: std::sync::Arc<dyn crate::delegate::Delegate>) -> Self {
         self.delegates.list = vec![delegate];
+        self
+    }
+
+    /// Whether nodes may be fused (see [`Options::fuse`]).
+    pub fn fuse(mut self, fuse: bool) -> Self {
+        self.fuse = fuse;
         self
     }
 

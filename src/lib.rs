@@ -30,6 +30,7 @@ pub mod dtype;
 pub mod error;
 mod flexcheck;
 pub mod float_io;
+pub(crate) mod fusion;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod graph;

@@ -135,6 +135,9 @@ impl SubgraphRun {
             let (steps, plan) = crate::delegate::apply(delegate.as_ref(), &input, kernels)?;
             kernels = steps;
             delegation = Some(plan);
+        } else if env.fuse {
+            // (With a delegate, its partitions decide where each node runs; nothing is fused.)
+            crate::fusion::residual_adds(model, sg, graph, &tensors, &root, &mut kernels);
         }
 
         // Lifetimes of arena buffers, in kernel steps.
@@ -425,6 +428,8 @@ pub(crate) struct PrepareEnv {
     pub custom_ops: crate::custom::CustomOps,
     /// Delegates that take over the nodes they support.
     pub delegates: crate::delegate::Delegates,
+    /// Whether nodes may be fused (see [`crate::fusion`]).
+    pub fuse: bool,
 }
 
 impl PrepareEnv {
@@ -441,6 +446,7 @@ impl PrepareEnv {
             resources: Default::default(),
             custom_ops: options.custom_ops.clone(),
             delegates: options.delegates.clone(),
+            fuse: options.fuse,
         }
     }
 

@@ -59,6 +59,29 @@ impl Clamp {
     }
 }
 
+/// A residual ADD fused into the kernel that produces one of its operands: once an output
+/// element is final (bias added, the kernel's own activation applied) it becomes
+/// `clamp(out + data[i])`, `data` being laid out like the output. That is the float ADD's
+/// arithmetic on the two values the unfused graph would have stored, so results are
+/// bit-identical; the sum is only made while the output is still in cache.
+#[derive(Clone, Copy, Debug)]
+pub struct Residual<'a> {
+    pub data: &'a [f32],
+    pub clamp: Clamp,
+}
+
+impl Residual<'_> {
+    /// Adds elements `at .. at + out.len()` of the residual to `out` and clamps.
+    /// Panics if the residual is shorter (a caller bug).
+    #[inline]
+    pub fn apply(&self, out: &mut [f32], at: usize) {
+        let r = &self.data[at..at + out.len()];
+        for (o, &x) in out.iter_mut().zip(r) {
+            *o = self.clamp.apply(*o + x);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

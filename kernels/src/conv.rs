@@ -18,7 +18,7 @@
 //! two agree except for the sign of an exactly-zero sum and for non-finite weights, which are
 //! outside the float tolerance contract anyway.
 
-use crate::activation::Clamp;
+use crate::activation::{Clamp, Residual};
 use crate::gemm::{self, BlockA, Grid, PackedB, SharedOut, TableBound, MB, PAD};
 use crate::isa::Isa;
 use crate::parallel;
@@ -310,10 +310,15 @@ pub fn conv2d_f32(
     floats: &mut [f32],
     offsets: &mut [usize],
     threads: usize,
+    residual: Option<&Residual>,
 ) {
     let (m, k, n) = (p.pixels(), p.k(), p.out_c);
     assert!(input.len() >= p.input_len(), "input too short");
     assert!(output.len() >= p.output_len(), "output too short");
+    assert!(
+        residual.is_none_or(|r| r.data.len() >= p.output_len()),
+        "residual too short"
+    );
     assert_eq!(*p, filter.p, "filter packed for another convolution");
     if m == 0 || n == 0 {
         return;
@@ -321,12 +326,14 @@ pub fn conv2d_f32(
     let packed = match &filter.weights {
         Weights::Direct(b) => b,
         Weights::Winograd(f) => {
-            return winograd::run(p, input, f, bias, output, floats, threads);
+            return winograd::run(p, input, f, bias, output, floats, threads, residual);
         }
     };
     let mode = p.mode();
     if mode == Mode::Pointwise {
-        gemm::gemm_f32(input, p.in_c, m, packed, bias, p.clamp, output, threads);
+        gemm::gemm_f32_with(
+            input, p.in_c, m, packed, bias, p.clamp, output, threads, residual,
+        );
         return;
     }
     let data = if mode == (Mode::Rows { padded: true }) {
@@ -363,6 +370,10 @@ pub fn conv2d_f32(
                 // is the only writer of rows `r0..r0+mb` × `panels`; the table was built for
                 // this geometry, and bounds are checked inside against its bound.
                 unsafe { out.block(&blk, packed, panels.clone(), bias, p.clamp, r0) };
+                if let Some(res) = residual {
+                    // SAFETY: the rectangle this part just wrote, as above.
+                    unsafe { out.add_residual(res, r0..r0 + mb, panels.clone(), n) };
+                }
                 r0 += mb;
             }
         });
@@ -394,6 +405,10 @@ pub fn conv2d_f32(
             // SAFETY: the grid's parts are disjoint rectangles of the output, so this part is
             // the only writer of rows `r0..r0+mb` × `panels`; bounds are checked inside.
             unsafe { out.block(&blk, packed, panels.clone(), bias, p.clamp, r0) };
+            if let Some(res) = residual {
+                // SAFETY: the rectangle this part just wrote, as above.
+                unsafe { out.add_residual(res, r0..r0 + mb, panels.clone(), n) };
+            }
             r0 += mb;
         }
     });
@@ -673,8 +688,37 @@ mod tests {
                     &mut floats,
                     &mut offsets,
                     threads,
+                    None,
                 );
                 assert_close(&out, &want, &format!("{isa} {what} {p:?}"));
+                // A fused residual ADD gives exactly the ADD of the two stored tensors, on
+                // every path and split (NaN and infinities included in the residual).
+                let mut res = rng.vec(p.output_len());
+                if let Some(r) = res.first_mut() {
+                    *r = f32::INFINITY;
+                }
+                if let Some(r) = res.last_mut() {
+                    *r = f32::NAN;
+                }
+                let clamp = [Clamp::NONE, Clamp::RELU6][threads % 2];
+                let mut fused = vec![f32::NAN; p.output_len()];
+                conv2d_f32(
+                    p,
+                    &x,
+                    &packed,
+                    bias,
+                    &mut fused,
+                    &mut floats,
+                    &mut offsets,
+                    threads,
+                    Some(&Residual { data: &res, clamp }),
+                );
+                let added: Vec<f32> = out
+                    .iter()
+                    .zip(&res)
+                    .map(|(o, r)| clamp.apply(o + r))
+                    .collect();
+                assert_same_bits(&added, &fused, &format!("{isa} {what} residual"));
                 match &first {
                     None => first = Some(out),
                     Some(f) => assert_same_bits(f, &out, &format!("{isa} conv threads")),

@@ -29,7 +29,7 @@
 
 use std::ops::Range;
 
-use crate::activation::Clamp;
+use crate::activation::{Clamp, Residual};
 use crate::isa::Isa;
 use crate::parallel;
 
@@ -237,8 +237,28 @@ pub fn gemm_f32(
     c: &mut [f32],
     threads: usize,
 ) {
+    gemm_f32_with(a, lda, m, b, bias, clamp, c, threads, None);
+}
+
+/// [`gemm_f32`] with a fused residual ADD applied to each block as it is finished.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_f32_with(
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    b: &PackedB,
+    bias: Option<&[f32]>,
+    clamp: Clamp,
+    c: &mut [f32],
+    threads: usize,
+    residual: Option<&Residual>,
+) {
     let (k, n) = (b.k, b.n);
     assert!(lda >= k, "lda < K");
+    assert!(
+        residual.is_none_or(|r| r.data.len() >= m * n),
+        "residual too short"
+    );
     assert!(m == 0 || a.len() >= (m - 1) * lda + k, "A too short");
     assert!(bias.is_none_or(|b| b.len() >= n), "bias too short");
     assert!(c.len() >= m * n, "C too short");
@@ -273,6 +293,10 @@ pub fn gemm_f32(
             // above: `c` holds m·N floats), and the grid's parts cover disjoint rectangles, so
             // no other part writes these elements.
             unsafe { out.block(&blk, b, panels.clone(), bias, clamp, r0) };
+            if let Some(res) = residual {
+                // SAFETY: the rectangle this part just wrote, as above.
+                unsafe { out.add_residual(res, r0..r0 + mb, panels.clone(), n) };
+            }
             r0 += mb;
         }
     });
@@ -443,6 +467,34 @@ impl SharedOut {
         );
         // SAFETY: in bounds (asserted); exclusive by the caller's promise.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
+    }
+
+    /// Applies `res` to rows `rows` × the columns of `panels` (a rectangle a block has just
+    /// finished), the row stride being `n` columns.
+    ///
+    /// # Safety
+    /// As for [`SharedOut::block`]: no other thread may access that rectangle meanwhile.
+    pub(crate) unsafe fn add_residual(
+        &self,
+        res: &Residual,
+        rows: Range<usize>,
+        panels: Range<usize>,
+        n: usize,
+    ) {
+        let (c0, c1) = ((panels.start * NR).min(n), (panels.end * NR).min(n));
+        if c0 == 0 && c1 == n {
+            // Whole rows: one contiguous run (the common case for narrow layers, whose short
+            // rows would otherwise cost a call and a vector tail each).
+            let at = rows.start * n;
+            // SAFETY: exclusive by the caller's promise; bounds checked by `slice_mut`.
+            res.apply(unsafe { self.slice_mut(at, rows.len() * n) }, at);
+            return;
+        }
+        for r in rows {
+            let at = r * n + c0;
+            // SAFETY: exclusive by the caller's promise; bounds checked by `slice_mut`.
+            res.apply(unsafe { self.slice_mut(at, c1 - c0) }, at);
+        }
     }
 
     /// Computes one block of rows `row0 .. row0 + a.rows` of `C = clamp(A·B + bias)`,

@@ -17,7 +17,7 @@
 //! in L2. The 16 GEMMs run on the GEMM engine's microkernels, and threads split the tiles, so
 //! results do not depend on the thread count.
 
-use crate::activation::Clamp;
+use crate::activation::{Clamp, Residual};
 use crate::conv::ConvParams;
 use crate::gemm::{BlockA, PackedB, SharedOut, TableBound, MB};
 use crate::isa::Isa;
@@ -137,6 +137,7 @@ pub(crate) fn scratch_floats(p: &ConvParams, threads: usize) -> usize {
 /// The convolution `p` (which [`suits`]) by Winograd's method. Preconditions as for
 /// [`crate::conv::conv2d_f32`]; `scratch` holds at least one part's floats (more allow more
 /// threads, up to [`scratch_floats`]).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     p: &ConvParams,
     input: &[f32],
@@ -145,6 +146,7 @@ pub(crate) fn run(
     output: &mut [f32],
     scratch: &mut [f32],
     threads: usize,
+    residual: Option<&Residual>,
 ) {
     let (ic, oc) = (p.in_c, p.out_c);
     let icp = padded(ic);
@@ -200,17 +202,28 @@ pub(crate) fn run(
             let mut at = TileIter::new(p, t0);
             for r in 0..nb {
                 let (b, oy, ox) = (at.b, at.oy, at.ox);
-                let mut y: [&mut [f32]; 4] = Default::default();
-                for (k, yk) in y.iter_mut().enumerate() {
-                    let (py, px) = (oy + k / 2, ox + k % 2);
-                    if py < p.out_h && px < p.out_w {
-                        let at = ((b * p.out_h + py) * p.out_w + px) * oc;
-                        // SAFETY: pixel (py, px) belongs to tile t0+r alone, and tiles are
-                        // split between threads, so nothing else writes these floats.
-                        *yk = unsafe { out.slice_mut(at, oc) };
+                {
+                    let mut y: [&mut [f32]; 4] = Default::default();
+                    for (k, yk) in y.iter_mut().enumerate() {
+                        let (py, px) = (oy + k / 2, ox + k % 2);
+                        if py < p.out_h && px < p.out_w {
+                            let at = ((b * p.out_h + py) * p.out_w + px) * oc;
+                            // SAFETY: pixel (py, px) belongs to tile t0+r alone, and tiles are
+                            // split between threads, so nothing else writes these floats.
+                            *yk = unsafe { out.slice_mut(at, oc) };
+                        }
+                    }
+                    tile_out(isa, &m[r * oc..], tb * oc, oc, bias, p.clamp, &mut y);
+                }
+                if let Some(res) = residual {
+                    // The tile's pixels, one run of up to two per output row.
+                    let wide = (p.out_w - ox).min(2);
+                    for py in (oy..p.out_h).take(2) {
+                        let at = ((b * p.out_h + py) * p.out_w + ox) * oc;
+                        // SAFETY: as above, these pixels belong to this tile alone.
+                        res.apply(unsafe { out.slice_mut(at, wide * oc) }, at);
                     }
                 }
-                tile_out(isa, &m[r * oc..], tb * oc, oc, bias, p.clamp, &mut y);
                 at.next(p);
             }
             t0 += nb;
@@ -454,7 +467,16 @@ mod tests {
                 for threads in [1, 2, 3] {
                     let mut scratch = vec![f32::NAN; scratch_floats(&p, threads)];
                     let mut out = vec![f32::NAN; p.output_len()];
-                    run(&p, &x, &f, Some(&bias), &mut out, &mut scratch, threads);
+                    run(
+                        &p,
+                        &x,
+                        &f,
+                        Some(&bias),
+                        &mut out,
+                        &mut scratch,
+                        threads,
+                        None,
+                    );
                     // The same bound as the direct kernels, against the exact result.
                     let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
                     for (i, (g, e)) in out.iter().zip(&want).enumerate() {

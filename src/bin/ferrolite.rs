@@ -85,6 +85,10 @@ struct Common {
     /// machine for long: elementwise work over gigabytes of activations takes many seconds.
     #[arg(long = "max-memory-mib", default_value_t = 1024)]
     max_memory_mib: usize,
+    /// Run every node as a step of its own (no residual ADD inside its convolution), e.g. for
+    /// a per-node profile that lists every node of the model.
+    #[arg(long = "no-fuse")]
+    no_fuse: bool,
 }
 
 #[derive(Args)]
@@ -176,7 +180,10 @@ fn options(c: &Common) -> Result<Options> {
         return Err(Error::Input("--threads must be at least 1".into()));
     }
     let backend = c.backend.backend();
-    let mut o = Options::default().threads(c.threads).backend(backend);
+    let mut o = Options::default()
+        .threads(c.threads)
+        .backend(backend)
+        .fuse(!c.no_fuse);
     o.isa = c.isa;
     o.limits.max_memory_bytes = c.max_memory_mib.saturating_mul(1 << 20);
     Ok(o)

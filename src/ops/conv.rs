@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use ferrolite_kernels::activation::Clamp;
+use ferrolite_kernels::activation::{Clamp, Residual};
 use ferrolite_kernels::conv::{self, ConvParams, PackedConv, ScratchLen};
 use ferrolite_kernels::depthwise::{self, DepthwiseParams, PackedDepthwise};
 
@@ -193,6 +193,7 @@ pub(super) fn prepare_conv(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
                 packed,
                 bias,
                 scratch,
+                residual: None,
             })))
         }
         _ => super::quant_conv::prepare_conv(ctx, &g, o),
@@ -205,6 +206,8 @@ struct ConvF32 {
     bias: Option<Vec<f32>>,
     /// Scratch: floats (a padded input) then offsets (tap tables).
     scratch: ScratchLen,
+    /// A fused residual ADD: the input holding the other operand, and the ADD's clamp.
+    residual: Option<(usize, Clamp)>,
 }
 
 impl ConvF32 {
@@ -228,6 +231,16 @@ impl Kernel for ConvF32 {
         let (fs, os) = scratch.split_at_mut(fb);
         let floats = cast_mut::<f32>(fs)?;
         let offsets = cast_mut::<usize>(os)?;
+        let residual = match self.residual {
+            Some((k, clamp)) => Some(Residual {
+                data: e.inputs.get::<f32>(k)?,
+                clamp,
+            }),
+            None => None,
+        };
+        if residual.as_ref().is_some_and(|r| r.data.len() < out.len()) {
+            return Err(Error::Internal("residual shorter than the output".into()));
+        }
         conv::conv2d_f32(
             &self.p,
             input,
@@ -237,16 +250,25 @@ impl Kernel for ConvF32 {
             floats,
             offsets,
             e.threads,
+            residual.as_ref(),
         );
         Ok(())
     }
 
     fn reads_input(&self, k: usize) -> bool {
-        k == 0
+        k == 0 || self.residual.is_some_and(|(r, ..)| r == k)
     }
 
     fn persistent_bytes(&self) -> usize {
         self.packed.byte_size() + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+    }
+
+    fn fuse_residual_add(&mut self, k: usize, clamp: Clamp) -> bool {
+        if self.residual.is_some() {
+            return false;
+        }
+        self.residual = Some((k, clamp));
+        true
     }
 
     fn scratch_bytes(&self) -> usize {

@@ -146,6 +146,17 @@ pub(crate) trait Kernel: Send + Sync {
     fn updates_inputs(&self) -> &[usize] {
         &[]
     }
+    /// Takes over a float ADD of this node's output 0 and another tensor of the same shape
+    /// (see [`crate::fusion`]): the ADD's `clamp(output + other)` is applied to each part of
+    /// the output as it is finished, `other` being read as input `k` (appended after the
+    /// node's own). Returns false, changing nothing, when this kernel cannot.
+    fn fuse_residual_add(
+        &mut self,
+        _k: usize,
+        _clamp: ferrolite_kernels::activation::Clamp,
+    ) -> bool {
+        false
+    }
 }
 
 /// What preparing a node produced.

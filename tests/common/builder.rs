@@ -35,6 +35,11 @@ pub enum OptionsSpec {
         activation: fb::ActivationFunctionType,
     },
     Reshape,
+    /// CONV_2D with SAME padding, no dilation.
+    Conv2D {
+        stride: i32,
+        activation: fb::ActivationFunctionType,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -192,6 +197,21 @@ impl ModelSpec {
                             },
                         );
                         (fb::BuiltinOptions::AddOptions, Some(o.as_union_value()))
+                    }
+                    OptionsSpec::Conv2D { stride, activation } => {
+                        let o = fb::Conv2DOptions::create(
+                            &mut b,
+                            &fb::Conv2DOptionsArgs {
+                                padding: fb::Padding::SAME,
+                                stride_w: stride,
+                                stride_h: stride,
+                                fused_activation_function: activation,
+                                dilation_w_factor: 1,
+                                dilation_h_factor: 1,
+                                ..Default::default()
+                            },
+                        );
+                        (fb::BuiltinOptions::Conv2DOptions, Some(o.as_union_value()))
                     }
                     OptionsSpec::Reshape => {
                         let o = fb::ReshapeOptions::create(

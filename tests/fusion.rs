@@ -1,0 +1,136 @@
+//! A float ADD of a convolution's output runs inside the convolution when nothing else needs
+//! that output: the ADD is no step of its own, the arena holds one tensor fewer, and the
+//! outputs are bit-identical to running the two nodes apart (`Options::fuse(false)`).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::builder::{f32_bytes, ModelSpec, OpSpec, OptionsSpec, TensorSpec};
+use ferrolite::schema::{ActivationFunctionType as Act, BuiltinOperator};
+use ferrolite::{Interpreter, Model, Options};
+
+const X: [i32; 4] = [1, 5, 6, 3];
+const Y: [i32; 4] = [1, 5, 6, 4];
+
+/// Deterministic values in [-1, 1).
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+/// Tensors: 0 `x` [1,5,6,3] (input), 1 filter [4,3,3,3], 2 bias [4], 3 `t` = conv(x) [1,5,6,4],
+/// 4 `r` [1,5,6,4] (input), 5 `out`, 6 `out2`. Opcodes: CONV_2D (0), ADD (1).
+fn model(ops: Vec<OpSpec>, outputs: Vec<i32>) -> Vec<u8> {
+    ModelSpec {
+        version: 3,
+        opcodes: vec![BuiltinOperator::CONV_2D.0, BuiltinOperator::ADD.0],
+        buffers: vec![
+            vec![],
+            f32_bytes(&values(4 * 27, 7)),
+            f32_bytes(&values(4, 11)),
+        ],
+        tensors: vec![
+            TensorSpec::f32("x", &X, 0),
+            TensorSpec::f32("filter", &[4, 3, 3, 3], 1),
+            TensorSpec::f32("bias", &[4], 2),
+            TensorSpec::f32("t", &Y, 0),
+            TensorSpec::f32("r", &Y, 0),
+            TensorSpec::f32("out", &Y, 0),
+            TensorSpec::f32("out2", &Y, 0),
+        ],
+        inputs: vec![0, 4],
+        outputs,
+        ops,
+        custom_names: Vec::new(),
+        custom_options: Vec::new(),
+    }
+    .build()
+}
+
+fn conv() -> OpSpec {
+    OpSpec {
+        opcode_index: 0,
+        inputs: vec![0, 1, 2],
+        outputs: vec![3],
+        options: OptionsSpec::Conv2D {
+            stride: 1,
+            activation: Act::RELU,
+        },
+    }
+}
+
+fn add(inputs: Vec<i32>, out: i32, activation: Act) -> OpSpec {
+    OpSpec {
+        opcode_index: 1,
+        inputs,
+        outputs: vec![out],
+        options: OptionsSpec::Add { activation },
+    }
+}
+
+/// Runs `bytes` and returns (executed nodes, arena bytes, every output's bits).
+fn run(bytes: &[u8], options: Options) -> (Vec<usize>, usize, Vec<Vec<u32>>) {
+    let model = Arc::new(Model::from_vec(bytes.to_vec()).unwrap());
+    let mut interp = Interpreter::new(model, options).unwrap();
+    let x = values(5 * 6 * 3, 3);
+    // The residual spans the clamps and holds an infinity and a NaN.
+    let mut r: Vec<f32> = values(5 * 6 * 4, 5).iter().map(|v| 8.0 * v).collect();
+    r[7] = f32::INFINITY;
+    r[20] = f32::NAN;
+    interp.input_mut::<f32>(0).unwrap().copy_from_slice(&x);
+    interp.input_mut::<f32>(1).unwrap().copy_from_slice(&r);
+    interp.invoke().unwrap();
+    let outs = (0..interp.outputs().len())
+        .map(|i| {
+            let o = interp.output::<f32>(i).unwrap();
+            o.iter().map(|v| v.to_bits()).collect()
+        })
+        .collect();
+    (interp.executed_nodes(), interp.memory().arena_bytes, outs)
+}
+
+#[test]
+fn residual_add_runs_inside_the_convolution_with_identical_bits() {
+    for (inputs, act) in [(vec![3, 4], Act::RELU6), (vec![4, 3], Act::NONE)] {
+        let bytes = model(vec![conv(), add(inputs.clone(), 5, act)], vec![5]);
+        let (nodes, arena, apart) = run(&bytes, Options::default().fuse(false));
+        assert_eq!(nodes, vec![0, 1]);
+        for threads in [1, 2] {
+            let (fused_nodes, fused_arena, fused) =
+                run(&bytes, Options::default().threads(threads));
+            assert_eq!(fused_nodes, vec![0], "ADD{inputs:?} not fused");
+            assert!(fused_arena < arena, "{fused_arena} vs {arena}");
+            assert_eq!(fused, apart, "ADD{inputs:?} at {threads} threads");
+        }
+    }
+}
+
+#[test]
+fn a_convolution_output_needed_elsewhere_is_not_fused() {
+    // `t` is also a graph output.
+    let bytes = model(vec![conv(), add(vec![3, 4], 5, Act::NONE)], vec![5, 3]);
+    let (nodes, _, outs) = run(&bytes, Options::default());
+    assert_eq!(nodes, vec![0, 1]);
+    assert_eq!(outs, run(&bytes, Options::default().fuse(false)).2);
+    // `t` is read by a second ADD too.
+    let bytes = model(
+        vec![
+            conv(),
+            add(vec![3, 4], 5, Act::NONE),
+            add(vec![3, 4], 6, Act::RELU),
+        ],
+        vec![5, 6],
+    );
+    let (nodes, _, outs) = run(&bytes, Options::default());
+    assert_eq!(nodes, vec![0, 1, 2]);
+    assert_eq!(outs, run(&bytes, Options::default().fuse(false)).2);
+    // t + t.
+    let bytes = model(vec![conv(), add(vec![3, 3], 5, Act::NONE)], vec![5]);
+    assert_eq!(run(&bytes, Options::default()).0, vec![0, 1]);
+}
