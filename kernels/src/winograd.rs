@@ -70,26 +70,46 @@ impl Filter {
         // value is computed: building plain matrices first and packing them after would write
         // (and fault in) the whole transformed filter twice.
         let mut u: Vec<PackedB> = (0..POS).map(|_| PackedB::empty(in_c, out_c, isa)).collect();
-        for oc in 0..out_c {
+        // A panel's 16 output channels at a time, for one input channel: each value of the
+        // transform is then one operation on 16 lanes (which vectorizes), and each position's
+        // 16 results are one contiguous store into its packed panel. Per lane it is the same
+        // double-precision arithmetic, in the same order, as one value at a time.
+        const L: usize = crate::gemm::NR;
+        for j0 in (0..out_c).step_by(L) {
+            let cols = L.min(out_c - j0);
             for ic in 0..in_c {
-                let g = |ky: usize, kx: usize| filter[((oc * 3 + ky) * 3 + kx) * in_c + ic] as f64;
+                let mut g = [[[0.0f64; L]; 3]; 3];
+                for (ky, g_y) in g.iter_mut().enumerate() {
+                    for (kx, g_yx) in g_y.iter_mut().enumerate() {
+                        for (lane, v) in g_yx[..cols].iter_mut().enumerate() {
+                            *v = filter[(((j0 + lane) * 3 + ky) * 3 + kx) * in_c + ic] as f64;
+                        }
+                    }
+                }
                 // G·g (4×3), then ·Gᵀ (4×4); G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]].
-                let mut gg = [[0.0f64; 3]; 4];
-                #[allow(clippy::needless_range_loop)] // kx indexes the filter column too
+                let mut gg = [[[0.0f64; L]; 3]; 4];
                 for kx in 0..3 {
-                    let (a, b, c) = (g(0, kx), g(1, kx), g(2, kx));
-                    gg[0][kx] = a;
-                    gg[1][kx] = 0.5 * (a + b + c);
-                    gg[2][kx] = 0.5 * (a - b + c);
-                    gg[3][kx] = c;
+                    for lane in 0..L {
+                        let (a, b, c) = (g[0][kx][lane], g[1][kx][lane], g[2][kx][lane]);
+                        gg[0][kx][lane] = a;
+                        gg[1][kx][lane] = 0.5 * (a + b + c);
+                        gg[2][kx][lane] = 0.5 * (a - b + c);
+                        gg[3][kx][lane] = c;
+                    }
                 }
                 // Every position's operand has the same shape, so the same slot.
-                let at = u[0].at(ic, oc);
+                let at = u[0].at(ic, j0);
                 for (i, row) in gg.iter().enumerate() {
-                    let [a, b, c] = *row;
-                    let t = [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
-                    for (j, v) in t.into_iter().enumerate() {
-                        u[4 * i + j].data_mut()[at] = v as f32;
+                    let mut t = [[0.0f32; L]; 4];
+                    for lane in 0..L {
+                        let (a, b, c) = (row[0][lane], row[1][lane], row[2][lane]);
+                        t[0][lane] = a as f32;
+                        t[1][lane] = (0.5 * (a + b + c)) as f32;
+                        t[2][lane] = (0.5 * (a - b + c)) as f32;
+                        t[3][lane] = c as f32;
+                    }
+                    for (j, tj) in t.iter().enumerate() {
+                        u[4 * i + j].data_mut()[at..at + cols].copy_from_slice(&tj[..cols]);
                     }
                 }
             }
