@@ -16,5 +16,7 @@ pub(crate) fn map(path: &Path) -> Result<memmap2::Mmap> {
     // truncates or rewrites the file while it is mapped, reads may fault or see new bytes;
     // TFLite's mmap allocation has the same contract, and users who cannot rule that out load
     // the file into a `Vec<u8>` instead (`Model::from_vec`).
-    unsafe { memmap2::Mmap::map(&file) }.map_err(io)
+    // `populate` maps every page of the file at once: preparation reads all of the weights
+    // anyway, and one call costs less than a page fault per few pages.
+    unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(io)
 }

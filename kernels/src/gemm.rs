@@ -127,6 +127,7 @@ impl PackedB {
         };
         let width: usize = (0..me.panels()).map(|p| me.panel(p).1).sum();
         me.data = vec![0.0f32; width * k];
+        crate::buffer::advise_huge_pages(me.data.as_ptr().cast(), me.data.len() * 4);
         me
     }
 
