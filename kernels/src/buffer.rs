@@ -138,7 +138,17 @@ mod tests {
     #[test]
     fn zeroed_aligned_and_writable() {
         // The last sizes are offered huge pages.
-        for len in [0, 1, 63, 64, 65, 4096, 1 << 20, HUGE_PAGE_MIN, (5 << 20) + 3] {
+        for len in [
+            0,
+            1,
+            63,
+            64,
+            65,
+            4096,
+            1 << 20,
+            HUGE_PAGE_MIN,
+            (5 << 20) + 3,
+        ] {
             let mut b = AlignedBytes::zeroed(len).unwrap();
             assert_eq!(b.len(), len);
             assert_eq!(b.as_slice().as_ptr() as usize % ALIGN, 0);
