@@ -308,23 +308,42 @@ mod tests {
         }
     }
 
+    /// A pool of `threads − 1` workers, as the interpreter makes.
+    fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
+        Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads.saturating_sub(1).max(1))
+                .build()
+                .expect("pool"),
+        )
+    }
+
     #[test]
     fn indexed_parts_run_once_each_with_own_scratch() {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        for threads in 1..4 {
-            for per in [0, 3] {
-                let parts = 11;
-                let hits: Vec<AtomicUsize> = (0..parts).map(|_| AtomicUsize::new(0)).collect();
-                let mut scratch = vec![0u8; threads * per];
-                for_each_index_with_scratch(parts, threads, &mut scratch, per, |i, s| {
-                    assert_eq!(s.len(), per);
-                    // The piece is this worker's alone while the part runs.
-                    s.fill(i as u8 + 1);
-                    std::thread::yield_now();
-                    assert!(s.iter().all(|&v| v == i as u8 + 1));
-                    hits[i].fetch_add(1, Ordering::Relaxed);
-                });
-                assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+        for threads in 1..5 {
+            // On the current rayon pool, and with this thread plus a pool's workers.
+            for pooled in [None, Some(pool(threads))] {
+                for per in [0, 3] {
+                    let parts = 11;
+                    let hits: Vec<AtomicUsize> = (0..parts).map(|_| AtomicUsize::new(0)).collect();
+                    let mut scratch = vec![0u8; threads * per];
+                    let mut run = || {
+                        for_each_index_with_scratch(parts, threads, &mut scratch, per, |i, s| {
+                            assert_eq!(s.len(), per);
+                            // The piece is this worker's alone while the part runs.
+                            s.fill(i as u8 + 1);
+                            std::thread::yield_now();
+                            assert!(s.iter().all(|&v| v == i as u8 + 1));
+                            hits[i].fetch_add(1, Ordering::Relaxed);
+                        })
+                    };
+                    match &pooled {
+                        Some(p) => with_pool(p, run),
+                        None => run(),
+                    }
+                    assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+                }
             }
         }
     }
@@ -333,39 +352,21 @@ mod tests {
     fn pool_workers_and_this_thread_share_the_parts() {
         use std::sync::atomic::{AtomicUsize, Ordering};
         for threads in 2..5 {
-            let pool = Arc::new(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads - 1)
-                    .build()
-                    .expect("pool"),
-            );
-            let me = std::thread::current().id();
-            for per in [0, 2] {
-                let parts = 23;
-                let hits: Vec<AtomicUsize> = (0..parts).map(|_| AtomicUsize::new(0)).collect();
-                let mut scratch = vec![0u8; threads * per];
-                let mut out = vec![0u32; 5 * 7];
-                with_pool(&pool, || {
-                    for_each_index_with_scratch(parts, threads, &mut scratch, per, |i, s| {
-                        assert_eq!(s.len(), per);
-                        s.fill(i as u8 + 1);
-                        std::thread::yield_now();
-                        assert!(s.iter().all(|&v| v == i as u8 + 1));
-                        hits[i].fetch_add(1, Ordering::Relaxed);
-                    });
-                    for_each_part(&mut out, 7, 1, threads, |r0, part| {
-                        for (i, row) in part.chunks_mut(7).enumerate() {
-                            row.fill((r0 + i) as u32 + 1);
-                        }
-                    });
-                });
-                assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
-                for (r, row) in out.chunks(7).enumerate() {
-                    assert!(row.iter().all(|&v| v == r as u32 + 1));
-                }
+            let pool = pool(threads);
+            let mut out = vec![0u32; 5 * 7];
+            with_pool(&pool, || {
+                for_each_part(&mut out, 7, 1, threads, |r0, part| {
+                    for (i, row) in part.chunks_mut(7).enumerate() {
+                        row.fill((r0 + i) as u32 + 1);
+                    }
+                })
+            });
+            for (r, row) in out.chunks(7).enumerate() {
+                assert!(row.iter().all(|&v| v == r as u32 + 1));
             }
-            // The setting ends with the call, and kernels run on this thread meanwhile.
+            // The setting ends with the call, and a kernel's only part runs on this thread.
             assert!(POOL.with(|p| p.borrow().is_none()));
+            let me = std::thread::current().id();
             let ran_here = AtomicUsize::new(0);
             with_pool(&pool, || {
                 for_each_index(1, threads, |_| {
