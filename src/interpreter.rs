@@ -155,9 +155,10 @@ pub struct Interpreter {
     options: Options,
     entry: Entry,
     run: SubgraphRun,
-    /// `threads − 1` workers: the invoking thread is the first (see
-    /// `ferrolite_kernels::parallel::with_pool`).
-    pool: Option<Arc<rayon::ThreadPool>>,
+    pool: Option<rayon::ThreadPool>,
+    /// Whether a kernel split its work over threads in the last invoke: then the next runs
+    /// inside the pool, else on the calling thread (see `ferrolite_kernels::parallel`).
+    splitting: bool,
     inputs: Vec<TensorInfo>,
     outputs: Vec<TensorInfo>,
 }
@@ -267,12 +268,12 @@ impl Interpreter {
             .collect();
         let run = SubgraphRun::prepare(&model, entry.subgraph, env, &overrides)?;
         let pool = if options.threads > 1 {
-            Some(Arc::new(
+            Some(
                 rayon::ThreadPoolBuilder::new()
-                    .num_threads(options.threads - 1)
+                    .num_threads(options.threads)
                     .build()
                     .map_err(|e| Error::Internal(format!("could not start threads: {e}")))?,
-            ))
+            )
         } else {
             None
         };
@@ -294,6 +295,7 @@ impl Interpreter {
             entry,
             run,
             pool,
+            splitting: true,
             inputs,
             outputs,
         })
@@ -439,8 +441,8 @@ impl Interpreter {
         self.run_steps(None)
     }
 
-    /// Runs the main plan on this thread, kernels splitting their work with the interpreter's
-    /// pool; with `times`, adds each step's wall
+    /// Runs the main plan, inside the interpreter's pool when the last invoke split a kernel
+    /// and on this thread otherwise; with `times`, adds each step's wall
     /// time to its entry.
     fn run_steps(&mut self, times: Option<&mut [std::time::Duration]>) -> Result<()> {
         let Interpreter {
@@ -448,15 +450,20 @@ impl Interpreter {
             run,
             pool,
             options,
+            splitting,
             ..
         } = self;
         let threads = options.threads;
-        match pool {
-            Some(pool) => ferrolite_kernels::parallel::with_pool(pool, || {
-                run.run_timed(model.bytes(), threads, times)
+        use ferrolite_kernels::parallel;
+        let (result, splits) = match pool {
+            Some(pool) if *splitting => pool.install(|| {
+                parallel::count_splits(|| run.run_timed(model.bytes(), threads, times))
             }),
-            None => run.run_timed(model.bytes(), threads, times),
-        }
+            Some(_) => parallel::serial(|| run.run_timed(model.bytes(), threads, times)),
+            None => return run.run_timed(model.bytes(), threads, times),
+        };
+        *splitting = splits > 0;
+        result
     }
 
     /// Runs the model like [`Interpreter::invoke`] and returns the wall time of every executed

@@ -12,37 +12,54 @@
 //! scratch slice per worker (reused by that worker's parts in turn). With `threads <= 1` no
 //! rayon function is called at all.
 //!
-//! The interpreter runs its steps on the calling thread inside [`with_pool`]: a kernel that
-//! splits hands `workers − 1` jobs to the interpreter's pool (of `threads − 1` threads) and
-//! works through the parts queue itself meanwhile. Running a whole invoke *inside* the pool
-//! instead (`ThreadPool::install`) hands every invoke to a pool thread and back, two thread
-//! wake-ups even for a model none of whose layers is large enough to split (about 65 µs per
-//! invoke of a CIFAR-sized model on a 2-vCPU virtual machine). Outside [`with_pool`] (kernels
-//! called directly) the parts run on the current rayon pool.
+//! The interpreter runs an invoke inside its rayon pool (`ThreadPool::install`) only when the
+//! previous one had a kernel that split ([`count_splits`]); otherwise it runs the invoke on
+//! the calling thread inside [`serial`], which saves the two thread hand-overs of `install`
+//! (about 65 µs per invoke of a CIFAR-sized model, none of whose layers splits, on a 2-vCPU
+//! virtual machine). A kernel that wants to split under [`serial`] runs its parts in order on
+//! that thread (same results) and makes the next invoke use the pool again. Inside the pool,
+//! rayon's work stealing never waits for a worker that has not started: the thread that
+//! drains the queue takes back the work it offered.
 
-use std::cell::RefCell;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::cell::Cell;
+use std::sync::{Mutex, PoisonError};
 
 use rayon::prelude::*;
 
 thread_local! {
-    /// The pool that [`run_queue`] hands extra workers to on this thread, set by [`with_pool`].
-    static POOL: RefCell<Option<Arc<rayon::ThreadPool>>> = const { RefCell::new(None) };
+    /// Set by [`serial`]: kernels run all their parts on this thread.
+    static SERIAL: Cell<bool> = const { Cell::new(false) };
+    /// Kernels on this thread that split (or, under [`serial`], would have).
+    static SPLITS: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Runs `f` on this thread with `pool` taking the extra workers of every kernel `f` splits;
-/// the previous setting is restored afterwards, also when `f` panics.
-pub fn with_pool<R>(pool: &Arc<rayon::ThreadPool>, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<Arc<rayon::ThreadPool>>);
+/// Runs `f` with this thread's split count and serial flag set as given, restoring both
+/// afterwards (also when `f` panics); returns `f`'s result and the kernels that split in it.
+fn scoped<R>(serial: bool, f: impl FnOnce() -> R) -> (R, usize) {
+    struct Restore(bool, usize);
     impl Drop for Restore {
         fn drop(&mut self) {
-            let old = self.0.take();
-            POOL.with(|p| *p.borrow_mut() = old);
+            SERIAL.with(|s| s.set(self.0));
+            SPLITS.with(|s| s.set(self.1));
         }
     }
-    let old = POOL.with(|p| p.borrow_mut().replace(pool.clone()));
-    let _restore = Restore(old);
-    f()
+    let _restore = Restore(
+        SERIAL.with(|s| s.replace(serial)),
+        SPLITS.with(|s| s.replace(0)),
+    );
+    let r = f();
+    (r, SPLITS.with(Cell::get))
+}
+
+/// Runs `f` and counts the kernels that split their work over threads in it (on this thread).
+pub fn count_splits<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    scoped(SERIAL.with(Cell::get), f)
+}
+
+/// Runs `f` with every kernel's parts in order on this thread, whatever its `threads`, and
+/// counts the kernels that would have split.
+pub fn serial<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    scoped(true, f)
 }
 
 /// Parts per thread that a large enough kernel is cut into. Parts are handed out from a
@@ -116,25 +133,9 @@ where
             f(item, piece);
         }
     };
-    if let Some(pool) = POOL.with(|p| p.borrow().clone()) {
-        // This thread is one of the workers; the pool gets the others (one small job each).
-        pool.in_place_scope(|s| {
-            if per == 0 {
-                for _ in 1..workers {
-                    s.spawn(move |_| work(&mut []));
-                }
-                work(&mut []);
-            } else {
-                let mut pieces = scratch[..workers * per].chunks_mut(per);
-                let own = pieces.next();
-                for piece in pieces {
-                    s.spawn(move |_| work(piece));
-                }
-                if let Some(piece) = own {
-                    work(piece);
-                }
-            }
-        });
+    SPLITS.with(|s| s.set(s.get() + 1));
+    if SERIAL.with(Cell::get) {
+        work(&mut scratch[..per]);
         return;
     }
     if per == 0 {
@@ -308,75 +309,51 @@ mod tests {
         }
     }
 
-    /// A pool of `threads − 1` workers, as the interpreter makes.
-    fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
-        Arc::new(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads.saturating_sub(1).max(1))
-                .build()
-                .expect("pool"),
-        )
-    }
-
     #[test]
     fn indexed_parts_run_once_each_with_own_scratch() {
         use std::sync::atomic::{AtomicUsize, Ordering};
         for threads in 1..5 {
-            // On the current rayon pool, and with this thread plus a pool's workers.
-            for pooled in [None, Some(pool(threads))] {
+            // On the rayon pool, and all on this thread under `serial`.
+            for serially in [false, true] {
                 for per in [0, 3] {
                     let parts = 11;
                     let hits: Vec<AtomicUsize> = (0..parts).map(|_| AtomicUsize::new(0)).collect();
                     let mut scratch = vec![0u8; threads * per];
-                    let mut run = || {
+                    let me = std::thread::current().id();
+                    let run = || {
                         for_each_index_with_scratch(parts, threads, &mut scratch, per, |i, s| {
                             assert_eq!(s.len(), per);
                             // The piece is this worker's alone while the part runs.
                             s.fill(i as u8 + 1);
                             std::thread::yield_now();
                             assert!(s.iter().all(|&v| v == i as u8 + 1));
+                            assert!(!serially || std::thread::current().id() == me);
                             hits[i].fetch_add(1, Ordering::Relaxed);
                         })
                     };
-                    match &pooled {
-                        Some(p) => with_pool(p, run),
-                        None => run(),
-                    }
+                    let ((), splits) = if serially {
+                        serial(run)
+                    } else {
+                        count_splits(run)
+                    };
                     assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+                    assert_eq!(splits, usize::from(threads > 1));
                 }
             }
         }
     }
 
     #[test]
-    fn pool_workers_and_this_thread_share_the_parts() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        for threads in 2..5 {
-            let pool = pool(threads);
-            let mut out = vec![0u32; 5 * 7];
-            with_pool(&pool, || {
-                for_each_part(&mut out, 7, 1, threads, |r0, part| {
-                    for (i, row) in part.chunks_mut(7).enumerate() {
-                        row.fill((r0 + i) as u32 + 1);
-                    }
-                })
-            });
-            for (r, row) in out.chunks(7).enumerate() {
-                assert!(row.iter().all(|&v| v == r as u32 + 1));
-            }
-            // The setting ends with the call, and a kernel's only part runs on this thread.
-            assert!(POOL.with(|p| p.borrow().is_none()));
-            let me = std::thread::current().id();
-            let ran_here = AtomicUsize::new(0);
-            with_pool(&pool, || {
-                for_each_index(1, threads, |_| {
-                    if std::thread::current().id() == me {
-                        ran_here.fetch_add(1, Ordering::Relaxed);
-                    }
-                })
-            });
-            assert_eq!(ran_here.load(Ordering::Relaxed), 1);
-        }
+    fn split_counts_nest_and_restore() {
+        let ((inner, ()), outer) = count_splits(|| {
+            for_each_index(5, 2, |_| {});
+            let inner = serial(|| for_each_index(5, 2, |_| {})).1;
+            // A single part never splits.
+            for_each_index(1, 2, |_| {});
+            (inner, ())
+        });
+        assert_eq!((inner, outer), (1, 1));
+        assert!(!SERIAL.with(Cell::get));
     }
 
     #[test]
