@@ -30,21 +30,19 @@ pub(crate) fn residual_adds(
 ) {
     let mut i = 0;
     while i < steps.len() {
-        match candidate(model, sg, graph, tensors, root, steps, i) {
-            Some((producer, other, clamp)) => {
-                // The residual is read as one more input of the producer.
-                let k = steps[producer].inputs.len();
-                if steps[producer].kernel.fuse_residual_add(k, clamp) {
-                    let add = steps.remove(i);
-                    let step = &mut steps[producer];
-                    step.inputs.push(Some(other));
-                    step.outputs[0] = add.outputs[0];
-                    continue;
-                }
-                i += 1;
+        if let Some((producer, other, clamp)) = candidate(model, sg, graph, tensors, root, steps, i)
+        {
+            // The residual is read as one more input of the producer.
+            let k = steps[producer].inputs.len();
+            if steps[producer].kernel.fuse_residual_add(k, clamp) {
+                let add = steps.remove(i);
+                let step = &mut steps[producer];
+                step.inputs.push(Some(other));
+                step.outputs[0] = add.outputs[0];
+                continue;
             }
-            None => i += 1,
         }
+        i += 1;
     }
 }
 
