@@ -1,7 +1,8 @@
-//! Fusing nodes at planning time: a float ADD of a convolution's output and another tensor of
-//! the same shape (a ResNet's residual connection) runs inside the convolution, which adds
-//! the other tensor to each part of its output as that part is finished, while it is still in
-//! cache. The convolution's own output tensor then never exists: the node writes the ADD's
+//! Fusing nodes at planning time, two patterns.
+//!
+//! A float ADD of a convolution's output and another tensor of the same shape (a ResNet's
+//! residual connection) runs inside the convolution, which adds the other tensor to each part
+//! of its output as that part is finished, while it is still in cache. The convolution's own output tensor then never exists: the node writes the ADD's
 //! output, and the ADD is no step of its own.
 //!
 //! The sum is the ADD's arithmetic on the two values the unfused graph would have stored
@@ -9,6 +10,10 @@
 //! meaning of the graph is fused: the convolution's output has no other reader, is no graph
 //! output or variable and has no views, and nothing between the two steps writes the other
 //! operand.
+//!
+//! A float pointwise convolution whose large output only a depthwise convolution reads runs
+//! inside the depthwise step ([`pointwise_depthwise`]), under the same conditions on that
+//! output and on the pointwise input, which is then read later than it was.
 
 use crate::delegate::Pending;
 use crate::dtype::DType;
@@ -101,44 +106,92 @@ fn fusable(
     operand: usize,
     other: usize,
 ) -> Option<usize> {
-    if root[operand] != operand
-        || tensors[operand].is_variable
-        || graph.outputs.contains(&operand)
-        || root
-            .iter()
-            .enumerate()
-            .any(|(t, &r)| r == operand && t != operand)
+    let producer = sole_producer(graph, tensors, root, steps, add, operand)?;
+    // Nothing between the two writes the other operand (it is read earlier than it was), and
+    // the producer does not write it either.
+    (!writes_between(root, &steps[producer..add], other)).then_some(producer)
+}
+
+/// The step before `before` whose output 0 is `t`, when `t` is a plain intermediate that only
+/// one input of one step reads: no graph output, variable or view, and no other reader.
+fn sole_producer(
+    graph: &Subgraph,
+    tensors: &[Tensor],
+    root: &[usize],
+    steps: &[Pending],
+    before: usize,
+    t: usize,
+) -> Option<usize> {
+    if root[t] != t
+        || tensors[t].is_variable
+        || graph.outputs.contains(&t)
+        || root.iter().enumerate().any(|(v, &r)| r == t && v != t)
     {
         return None;
     }
-    // Its producer writes it as output 0 and comes before the ADD.
-    let producer = (0..add)
-        .rev()
-        .find(|&s| steps[s].outputs.contains(&operand))?;
-    if steps[producer].outputs.first() != Some(&operand) {
+    let producer = (0..before).rev().find(|&s| steps[s].outputs.contains(&t))?;
+    if steps[producer].outputs.first() != Some(&t) {
         return None;
     }
-    // The ADD is its only reader.
     let readers = steps
         .iter()
         .flat_map(|s| s.inputs.iter().flatten())
-        .filter(|&&t| root[t] == operand)
+        .filter(|&&v| root[v] == t)
         .count();
-    if readers != 1 {
-        return None;
-    }
-    // Nothing between the two writes the other operand (it is read earlier than it was), and
-    // the producer does not write it either.
-    let r = root[other];
-    let writes = |s: &Pending| {
+    (readers == 1).then_some(producer)
+}
+
+/// Whether any of `steps` writes (as an output, or an input it updates) the memory of `t`.
+fn writes_between(root: &[usize], steps: &[Pending], t: usize) -> bool {
+    let r = root[t];
+    steps.iter().any(|s| {
         let updated = s.kernel.updates_inputs().iter();
-        s.outputs.iter().any(|&t| root[t] == r)
+        s.outputs.iter().any(|&o| root[o] == r)
             || updated
                 .filter_map(|&k| s.inputs.get(k).copied().flatten())
-                .any(|t| root[t] == r)
-    };
-    if steps[producer..add].iter().any(writes) {
-        return None;
+                .any(|v| root[v] == r)
+    })
+}
+
+/// Fuses every float pointwise convolution whose output only a depthwise convolution reads
+/// into that depthwise step (`ferrolite_kernels::expand_depthwise`): the depthwise step
+/// computes the pointwise rows it needs in small bands, so the pointwise output, the largest
+/// tensor of a MobileNet, never exists. Bit-identical, as the kernel computes every value as
+/// the two steps would.
+pub(crate) fn pointwise_depthwise(
+    graph: &Subgraph,
+    tensors: &[Tensor],
+    root: &[usize],
+    steps: &mut Vec<Pending>,
+) {
+    let mut i = 0;
+    while i < steps.len() {
+        if let Some(p) = expand_source(graph, tensors, root, steps, i) {
+            if let Some(stage) = steps[p].kernel.pointwise_stage() {
+                if steps[i].kernel.fuse_pointwise_input(stage) {
+                    let pw = steps.remove(p);
+                    // The depthwise step, now at `i - 1`, reads the pointwise input instead;
+                    // `i` is already the step after it.
+                    steps[i - 1].inputs[0] = pw.inputs[0];
+                    continue;
+                }
+            }
+        }
+        i += 1;
     }
-    Some(producer)
+}
+
+/// For step `i`, the step producing its input 0 that it could take over: one whose only
+/// output that step alone reads, and whose own input 0 nothing in between overwrites.
+fn expand_source(
+    graph: &Subgraph,
+    tensors: &[Tensor],
+    root: &[usize],
+    steps: &[Pending],
+    i: usize,
+) -> Option<usize> {
+    let t = (*steps[i].inputs.first()?)?;
+    let p = sole_producer(graph, tensors, root, steps, i, t)?;
+    let x = (*steps[p].inputs.first()?)?;
+    (steps[p].outputs.len() == 1 && !writes_between(root, &steps[p..i], x)).then_some(p)
 }

@@ -1,6 +1,7 @@
 //! A float ADD of a convolution's output runs inside the convolution when nothing else needs
 //! that output: the ADD is no step of its own, the arena holds one tensor fewer, and the
-//! outputs are bit-identical to running the two nodes apart (`Options::fuse(false)`).
+//! outputs are bit-identical to running the two nodes apart (`Options::fuse(false)`). So does a
+//! large pointwise convolution whose output only a depthwise convolution reads.
 
 mod common;
 
@@ -133,4 +134,111 @@ fn a_convolution_output_needed_elsewhere_is_not_fused() {
     // t + t.
     let bytes = model(vec![conv(), add(vec![3, 3], 5, Act::NONE)], vec![5]);
     assert_eq!(run(&bytes, Options::default()).0, vec![0, 1]);
+}
+
+/// Pointwise → depthwise: tensors 0 `x` [1,H,W,8] (input), 1 filter [64,1,1,8], 2 bias [64],
+/// 3 `t` = conv(x) [1,H,W,64], 4 depthwise filter [1,3,3,64], 5 bias [64], 6 `out`.
+/// Opcodes: CONV_2D (0), DEPTHWISE_CONV_2D (1).
+fn expand_model(hw: i32, stride: i32, act: Act, outputs: Vec<i32>) -> Vec<u8> {
+    let out_hw = (hw + stride - 1) / stride;
+    ModelSpec {
+        version: 3,
+        opcodes: vec![
+            BuiltinOperator::CONV_2D.0,
+            BuiltinOperator::DEPTHWISE_CONV_2D.0,
+        ],
+        buffers: vec![
+            vec![],
+            f32_bytes(&values(64 * 8, 7)),
+            f32_bytes(&values(64, 11)),
+            f32_bytes(&values(9 * 64, 13)),
+            f32_bytes(&values(64, 17)),
+        ],
+        tensors: vec![
+            TensorSpec::f32("x", &[1, hw, hw, 8], 0),
+            TensorSpec::f32("filter", &[64, 1, 1, 8], 1),
+            TensorSpec::f32("bias", &[64], 2),
+            TensorSpec::f32("t", &[1, hw, hw, 64], 0),
+            TensorSpec::f32("dw_filter", &[1, 3, 3, 64], 3),
+            TensorSpec::f32("dw_bias", &[64], 4),
+            TensorSpec::f32("out", &[1, out_hw, out_hw, 64], 0),
+        ],
+        inputs: vec![0],
+        outputs,
+        ops: vec![
+            OpSpec {
+                opcode_index: 0,
+                inputs: vec![0, 1, 2],
+                outputs: vec![3],
+                options: OptionsSpec::Conv2D {
+                    stride: 1,
+                    activation: Act::RELU6,
+                },
+            },
+            OpSpec {
+                opcode_index: 1,
+                inputs: vec![3, 4, 5],
+                outputs: vec![6],
+                options: OptionsSpec::DepthwiseConv2D {
+                    stride,
+                    activation: act,
+                },
+            },
+        ],
+        custom_names: Vec::new(),
+        custom_options: Vec::new(),
+    }
+    .build()
+}
+
+/// Runs the pointwise → depthwise model on `hw`×`hw` input: (executed nodes, arena bytes,
+/// every output's bits).
+fn run_expand(bytes: &[u8], hw: usize, options: Options) -> (Vec<usize>, usize, Vec<Vec<u32>>) {
+    let model = Arc::new(Model::from_vec(bytes.to_vec()).unwrap());
+    let mut interp = Interpreter::new(model, options).unwrap();
+    let x: Vec<f32> = values(hw * hw * 8, 3).iter().map(|v| 4.0 * v).collect();
+    interp.input_mut::<f32>(0).unwrap().copy_from_slice(&x);
+    interp.invoke().unwrap();
+    let outs = (0..interp.outputs().len())
+        .map(|i| {
+            let o = interp.output::<f32>(i).unwrap();
+            o.iter().map(|v| v.to_bits()).collect()
+        })
+        .collect();
+    (interp.executed_nodes(), interp.memory().arena_bytes, outs)
+}
+
+#[test]
+fn a_large_pointwise_output_is_computed_inside_the_depthwise_with_identical_bits() {
+    // 64×64×64 floats: the smallest pointwise output that is fused.
+    for (stride, act) in [(1, Act::NONE), (2, Act::RELU6)] {
+        let bytes = expand_model(64, stride, act, vec![6]);
+        let (nodes, arena, apart) = run_expand(&bytes, 64, Options::default().fuse(false));
+        assert_eq!(nodes, vec![0, 1]);
+        for threads in [1, 2, 3] {
+            let (fused_nodes, fused_arena, fused) =
+                run_expand(&bytes, 64, Options::default().threads(threads));
+            assert_eq!(fused_nodes, vec![1], "stride {stride}, {threads} threads");
+            // The arena holds the input and the output alone: the intermediate is gone.
+            let out_hw = 64usize.div_ceil(stride as usize);
+            assert_eq!(fused_arena, (64 * 64 * 8 + out_hw * out_hw * 64) * 4);
+            assert!(fused_arena < arena);
+            assert_eq!(fused, apart, "stride {stride} at {threads} threads");
+        }
+    }
+}
+
+#[test]
+fn a_pointwise_output_needed_elsewhere_or_small_is_not_fused() {
+    // `t` is also a graph output.
+    let bytes = expand_model(64, 1, Act::NONE, vec![6, 3]);
+    let (nodes, _, outs) = run_expand(&bytes, 64, Options::default());
+    assert_eq!(nodes, vec![0, 1]);
+    assert_eq!(
+        outs,
+        run_expand(&bytes, 64, Options::default().fuse(false)).2
+    );
+    // 32×32×64 floats stay in cache between the layers: nothing to gain.
+    let bytes = expand_model(32, 1, Act::NONE, vec![6]);
+    assert_eq!(run_expand(&bytes, 32, Options::default()).0, vec![0, 1]);
 }

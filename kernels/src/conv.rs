@@ -76,8 +76,9 @@ impl ConvParams {
         self.batch * self.out_h * self.out_w
     }
 
-    /// True when the input can be used directly as the GEMM's A matrix.
-    fn is_pointwise(&self) -> bool {
+    /// True when the input can be used directly as the GEMM's A matrix (1×1, stride 1, no
+    /// padding).
+    pub fn is_pointwise(&self) -> bool {
         self.kernel_h == 1
             && self.kernel_w == 1
             && self.stride_h == 1
@@ -178,6 +179,19 @@ impl PackedConv {
                 .table
                 .as_ref()
                 .map_or(0, |t| t.offs.len() * std::mem::size_of::<usize>())
+    }
+
+    /// The convolution this filter was packed for.
+    pub fn params(&self) -> &ConvParams {
+        &self.p
+    }
+
+    /// The GEMM operand, when the convolution runs as a GEMM (not by Winograd's method).
+    pub(crate) fn gemm(&self) -> Option<&PackedB> {
+        match &self.weights {
+            Weights::Direct(b) => Some(b),
+            Weights::Winograd(_) => None,
+        }
     }
 
     /// Whether this convolution runs by Winograd's method.

@@ -158,13 +158,26 @@ pub fn depthwise_conv2d_f32(
 
 /// One output row `r` (flat index over `[batch, out_h]`).
 fn out_row(p: &DepthwiseParams, input: &[f32], f: &PackedDepthwise, r: usize, row: &mut [f32]) {
+    out_row_from(p, input, 0, f, r, row);
+}
+
+/// [`out_row`] from part of the input: `input` starts at input row `origin` (flat over
+/// `[batch, in_h]`) and holds at least the rows output row `r` reads.
+pub(crate) fn out_row_from(
+    p: &DepthwiseParams,
+    input: &[f32],
+    origin: usize,
+    f: &PackedDepthwise,
+    r: usize,
+    row: &mut [f32],
+) {
     let (b, oy) = (r / p.out_h, r % p.out_h);
     let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
     let (ky0, ky1) = tap_range(iy0, p.dilation_h, p.kernel_h, p.in_h);
     // Start of the first valid tap row of the input (any in-bounds value when none is valid).
     let line = if ky1 > ky0 {
         // In bounds: iy0 + ky0·dilation_h is a valid row, so the cast is exact.
-        (b * p.in_h + (iy0 + (ky0 * p.dilation_h) as isize) as usize) * p.in_w * p.in_c
+        (b * p.in_h + (iy0 + (ky0 * p.dilation_h) as isize) as usize - origin) * p.in_w * p.in_c
     } else {
         0
     };

@@ -16,6 +16,7 @@ pub mod conv;
 pub mod depthwise;
 pub mod detection;
 pub mod elementwise;
+pub mod expand_depthwise;
 pub mod gemm;
 pub mod isa;
 pub mod layers;

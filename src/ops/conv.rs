@@ -1,10 +1,12 @@
 //! CONV_2D and DEPTHWISE_CONV_2D.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use ferrolite_kernels::activation::{Clamp, Residual};
 use ferrolite_kernels::conv::{self, ConvParams, PackedConv, ScratchLen};
 use ferrolite_kernels::depthwise::{self, DepthwiseParams, PackedDepthwise};
+use ferrolite_kernels::expand_depthwise;
 
 use super::geometry::{self, positive};
 use super::{cast_mut, Eval, Kernel, PrepareCtx, Prepared};
@@ -190,10 +192,11 @@ pub(super) fn prepare_conv(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
             let scratch = packed.scratch_len(ctx.threads);
             Ok(Prepared::Kernel(Box::new(ConvF32 {
                 p,
-                packed,
-                bias,
+                packed: Arc::new(packed),
+                bias: bias.map(Arc::from),
                 scratch,
                 residual: None,
+                threads: ctx.threads,
             })))
         }
         _ => super::quant_conv::prepare_conv(ctx, &g, o),
@@ -202,12 +205,23 @@ pub(super) fn prepare_conv(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
 
 struct ConvF32 {
     p: ConvParams,
-    packed: PackedConv,
-    bias: Option<Vec<f32>>,
+    /// Shared with a depthwise node that takes this one over (see [`PointwiseStage`]).
+    packed: Arc<PackedConv>,
+    bias: Option<Arc<[f32]>>,
     /// Scratch: floats (a padded input) then offsets (tap tables).
     scratch: ScratchLen,
     /// A fused residual ADD: the input holding the other operand, and the ADD's clamp.
     residual: Option<(usize, Clamp)>,
+    threads: usize,
+}
+
+/// A float pointwise convolution handed to the depthwise convolution that reads its output
+/// (see [`expand_depthwise`]).
+pub(crate) struct PointwiseStage {
+    p: ConvParams,
+    packed: Arc<PackedConv>,
+    bias: Option<Arc<[f32]>>,
+    threads: usize,
 }
 
 impl ConvF32 {
@@ -271,6 +285,15 @@ impl Kernel for ConvF32 {
         true
     }
 
+    fn pointwise_stage(&self) -> Option<PointwiseStage> {
+        (self.residual.is_none() && self.p.is_pointwise()).then(|| PointwiseStage {
+            p: self.p,
+            packed: Arc::clone(&self.packed),
+            bias: self.bias.clone(),
+            threads: self.threads,
+        })
+    }
+
     fn scratch_bytes(&self) -> usize {
         self.float_bytes() + self.scratch.offsets * std::mem::size_of::<usize>()
     }
@@ -328,7 +351,11 @@ pub(super) fn prepare_depthwise(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
                 clamp: clamp(o.activation),
             };
             let packed = PackedDepthwise::new(&p, &weights, bias.as_deref(), ctx.isa);
-            Ok(Prepared::Kernel(Box::new(DepthwiseF32 { p, packed })))
+            Ok(Prepared::Kernel(Box::new(DepthwiseF32 {
+                p,
+                packed,
+                expand: None,
+            })))
         }
         _ => super::quant_conv::prepare_depthwise(ctx, &g, depth_multiplier, o),
     }
@@ -337,13 +364,33 @@ pub(super) fn prepare_depthwise(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
 struct DepthwiseF32 {
     p: DepthwiseParams,
     packed: PackedDepthwise,
+    /// A fused pointwise convolution computing input 0, and the scratch floats it needs.
+    expand: Option<(PointwiseStage, usize)>,
 }
 
 impl Kernel for DepthwiseF32 {
     fn eval(&self, e: Eval<'_>) -> Result<()> {
         let input = e.inputs.get::<f32>(0)?;
         let out = cast_mut::<f32>(e.output)?;
-        depthwise::depthwise_conv2d_f32(&self.p, input, &self.packed, out, e.threads);
+        let Some((pw, floats)) = &self.expand else {
+            depthwise::depthwise_conv2d_f32(&self.p, input, &self.packed, out, e.threads);
+            return Ok(());
+        };
+        let scratch = e
+            .scratch
+            .get_mut(..floats * std::mem::size_of::<f32>())
+            .ok_or_else(|| Error::Internal("scratch smaller than planned".into()))?;
+        expand_depthwise::expand_depthwise_f32(
+            &pw.p,
+            &pw.packed,
+            pw.bias.as_deref(),
+            &self.p,
+            &self.packed,
+            input,
+            out,
+            cast_mut::<f32>(scratch)?,
+            e.threads,
+        );
         Ok(())
     }
 
@@ -352,6 +399,27 @@ impl Kernel for DepthwiseF32 {
     }
 
     fn persistent_bytes(&self) -> usize {
-        self.packed.byte_size()
+        let pw = self.expand.as_ref().map_or(0, |(pw, _)| {
+            pw.packed.byte_size() + pw.bias.as_ref().map_or(0, |b| b.len() * 4)
+        });
+        self.packed.byte_size() + pw
+    }
+
+    fn scratch_bytes(&self) -> usize {
+        self.expand
+            .as_ref()
+            .map_or(0, |(_, floats)| floats * std::mem::size_of::<f32>())
+    }
+
+    fn fuse_pointwise_input(&mut self, stage: PointwiseStage) -> bool {
+        if self.expand.is_some()
+            || !expand_depthwise::can_fuse(&stage.p, &stage.packed, &self.p)
+            || !expand_depthwise::worth_fusing(&stage.p, &self.p, stage.threads)
+        {
+            return false;
+        }
+        let floats = expand_depthwise::scratch_floats(&stage.p, &self.p, stage.threads);
+        self.expand = Some((stage, floats));
+        true
     }
 }

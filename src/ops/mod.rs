@@ -157,6 +157,17 @@ pub(crate) trait Kernel: Send + Sync {
     ) -> bool {
         false
     }
+    /// This node as the first layer of a pointwise → depthwise pair (see [`crate::fusion`]):
+    /// a float 1×1 convolution run as a GEMM, with nothing fused into it. `None` otherwise.
+    fn pointwise_stage(&self) -> Option<conv::PointwiseStage> {
+        None
+    }
+    /// Takes over the pointwise convolution `stage` that produces this node's input 0, whose
+    /// input then becomes input 0 here. Returns false, changing nothing, when this kernel
+    /// cannot.
+    fn fuse_pointwise_input(&mut self, _stage: conv::PointwiseStage) -> bool {
+        false
+    }
 }
 
 /// What preparing a node produced.

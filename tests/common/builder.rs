@@ -40,6 +40,11 @@ pub enum OptionsSpec {
         stride: i32,
         activation: fb::ActivationFunctionType,
     },
+    /// DEPTHWISE_CONV_2D with SAME padding, no dilation, depth multiplier 1.
+    DepthwiseConv2D {
+        stride: i32,
+        activation: fb::ActivationFunctionType,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -212,6 +217,24 @@ impl ModelSpec {
                             },
                         );
                         (fb::BuiltinOptions::Conv2DOptions, Some(o.as_union_value()))
+                    }
+                    OptionsSpec::DepthwiseConv2D { stride, activation } => {
+                        let o = fb::DepthwiseConv2DOptions::create(
+                            &mut b,
+                            &fb::DepthwiseConv2DOptionsArgs {
+                                padding: fb::Padding::SAME,
+                                stride_w: stride,
+                                stride_h: stride,
+                                depth_multiplier: 1,
+                                fused_activation_function: activation,
+                                dilation_w_factor: 1,
+                                dilation_h_factor: 1,
+                            },
+                        );
+                        (
+                            fb::BuiltinOptions::DepthwiseConv2DOptions,
+                            Some(o.as_union_value()),
+                        )
                     }
                     OptionsSpec::Reshape => {
                         let o = fb::ReshapeOptions::create(
