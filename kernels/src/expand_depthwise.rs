@@ -154,8 +154,6 @@ pub fn expand_depthwise_f32(
         |r0, part, piece| {
             let piece = &mut piece[..per_band];
             let n = part.len() / row_len;
-            // The last pointwise row this part reads: bands never run past it.
-            let end = (r0..r0 + n).map(|r| needed(dw, r).1).max().unwrap_or(0);
             // The band holds pointwise rows `e0 .. e1`.
             let (mut e0, mut e1) = (0, 0);
             for (i, out) in part.chunks_exact_mut(row_len).enumerate() {
@@ -168,7 +166,17 @@ pub fn expand_depthwise_f32(
                         e1 = lo;
                     }
                     e0 = lo;
-                    let fill = (e0 + band).min(end).max(hi);
+                    // Fill up to the end of the last output row whose rows all fit: rows past
+                    // it would only be moved to the front at the next slide. (With dilation,
+                    // a window clipped by the bottom padding can end above the previous one.)
+                    let mut fill = hi;
+                    for r in r0 + i + 1..r0 + n {
+                        match needed(dw, r) {
+                            (a, z) if a == z => continue,
+                            (_, z) if z <= e0 + band => fill = fill.max(z),
+                            _ => break,
+                        }
+                    }
                     let m = (fill - e1) * dw.in_w;
                     gemm::gemm_f32_with(
                         &input[e1 * x_row..fill * x_row],
