@@ -19,6 +19,7 @@ use crate::delegate::Pending;
 use crate::dtype::DType;
 use crate::graph::{OpCode, Subgraph, Tensor};
 use crate::model::Model;
+use crate::ops::Kernel;
 use crate::options::{Activation, OpOptions};
 use crate::schema::BuiltinOperator;
 use ferrolite_kernels::activation::Clamp;
@@ -154,27 +155,49 @@ fn writes_between(root: &[usize], steps: &[Pending], t: usize) -> bool {
 }
 
 /// Fuses every float pointwise convolution whose output only a depthwise convolution reads
-/// into that depthwise step (`ferrolite_kernels::expand_depthwise`): the depthwise step
-/// computes the pointwise rows it needs in small bands, so the pointwise output, the largest
-/// tensor of a MobileNet, never exists. Bit-identical, as the kernel computes every value as
-/// the two steps would.
-pub(crate) fn pointwise_depthwise(
+/// into that depthwise step, then every such depthwise step (fused or not) whose output only
+/// a pointwise convolution reads into that pointwise step
+/// (`ferrolite_kernels::depthwise_block`): the fused step computes the rows it needs in small
+/// bands, so the MobileNet "expand" and depthwise outputs, the largest tensors of such a
+/// network, never exist. Bit-identical, as the kernel computes every value as the steps
+/// apart would.
+pub(crate) fn depthwise_blocks(
     graph: &Subgraph,
     tensors: &[Tensor],
     root: &[usize],
     steps: &mut Vec<Pending>,
 ) {
+    absorb_sources(graph, tensors, root, steps, |source, step| {
+        source
+            .pointwise_stage()
+            .is_some_and(|s| step.fuse_pointwise_input(s))
+    });
+    absorb_sources(graph, tensors, root, steps, |source, step| {
+        source
+            .depthwise_stage()
+            .is_some_and(|s| step.fuse_depthwise_input(s))
+    });
+}
+
+/// Lets each step take over the step producing its input 0 (see [`expand_source`]) when
+/// `fuse(source, step)` says it did; the step then reads the source's input 0 instead.
+fn absorb_sources(
+    graph: &Subgraph,
+    tensors: &[Tensor],
+    root: &[usize],
+    steps: &mut Vec<Pending>,
+    fuse: impl Fn(&dyn Kernel, &mut dyn Kernel) -> bool,
+) {
     let mut i = 0;
     while i < steps.len() {
         if let Some(p) = expand_source(graph, tensors, root, steps, i) {
-            if let Some(stage) = steps[p].kernel.pointwise_stage() {
-                if steps[i].kernel.fuse_pointwise_input(stage) {
-                    let pw = steps.remove(p);
-                    // The depthwise step, now at `i - 1`, reads the pointwise input instead;
-                    // `i` is already the step after it.
-                    steps[i - 1].inputs[0] = pw.inputs[0];
-                    continue;
-                }
+            let (before, after) = steps.split_at_mut(i);
+            if fuse(before[p].kernel.as_ref(), after[0].kernel.as_mut()) {
+                let source = steps.remove(p);
+                // The fused step, now at `i - 1`, reads the source's input instead; `i` is
+                // already the step after it.
+                steps[i - 1].inputs[0] = source.inputs[0];
+                continue;
             }
         }
         i += 1;

@@ -1,7 +1,8 @@
 //! A float ADD of a convolution's output runs inside the convolution when nothing else needs
 //! that output: the ADD is no step of its own, the arena holds one tensor fewer, and the
-//! outputs are bit-identical to running the two nodes apart (`Options::fuse(false)`). So does a
-//! large pointwise convolution whose output only a depthwise convolution reads.
+//! outputs are bit-identical to running the two nodes apart (`Options::fuse(false)`). So do a
+//! depthwise convolution and the pointwise ones before and after it whose large outputs only
+//! the next layer reads (a MobileNet block).
 
 mod common;
 
@@ -136,16 +137,45 @@ fn a_convolution_output_needed_elsewhere_is_not_fused() {
     assert_eq!(run(&bytes, Options::default()).0, vec![0, 1]);
 }
 
-/// Pointwise → depthwise: tensors 0 `x` [1,H,W,8] (input), 1 filter [64,1,1,8], 2 bias [64],
-/// 3 `t` = conv(x) [1,H,W,64], 4 depthwise filter [1,3,3,64], 5 bias [64], 6 `out`.
-/// Opcodes: CONV_2D (0), DEPTHWISE_CONV_2D (1).
-fn expand_model(hw: i32, stride: i32, act: Act, outputs: Vec<i32>) -> Vec<u8> {
-    let out_hw = (hw + stride - 1) / stride;
+/// A MobileNet block: tensors 0 `x` [1,H,W,8] (input), 1 filter [64,1,1,8], 2 bias [64],
+/// 3 `t` = expand(x) [1,H,W,64], 4 depthwise filter [1,3,3,64], 5 bias [64], 6 `d` =
+/// depthwise(t), 7 project filter [8,1,1,64], 8 bias [8], 9 `p` = project(d), 10 `s` = p + x
+/// (stride 1 only). Opcodes: CONV_2D (0), DEPTHWISE_CONV_2D (1), ADD (2). `layers` of the
+/// four ops run (expand, depthwise, then project and the ADD if asked).
+fn block_model(hw: i32, stride: i32, act: Act, layers: usize, outputs: Vec<i32>) -> Vec<u8> {
+    let o = (hw + stride - 1) / stride;
+    let conv = |inputs: Vec<i32>, out: i32, activation| OpSpec {
+        opcode_index: 0,
+        inputs,
+        outputs: vec![out],
+        options: OptionsSpec::Conv2D {
+            stride: 1,
+            activation,
+        },
+    };
+    let ops = vec![
+        conv(vec![0, 1, 2], 3, Act::RELU6),
+        OpSpec {
+            opcode_index: 1,
+            inputs: vec![3, 4, 5],
+            outputs: vec![6],
+            options: OptionsSpec::DepthwiseConv2D {
+                stride,
+                activation: act,
+            },
+        },
+        conv(vec![6, 7, 8], 9, Act::NONE),
+        OpSpec {
+            opcode_index: 2,
+            ..add(vec![9, 0], 10, Act::NONE)
+        },
+    ];
     ModelSpec {
         version: 3,
         opcodes: vec![
             BuiltinOperator::CONV_2D.0,
             BuiltinOperator::DEPTHWISE_CONV_2D.0,
+            BuiltinOperator::ADD.0,
         ],
         buffers: vec![
             vec![],
@@ -153,6 +183,8 @@ fn expand_model(hw: i32, stride: i32, act: Act, outputs: Vec<i32>) -> Vec<u8> {
             f32_bytes(&values(64, 11)),
             f32_bytes(&values(9 * 64, 13)),
             f32_bytes(&values(64, 17)),
+            f32_bytes(&values(8 * 64, 19)),
+            f32_bytes(&values(8, 23)),
         ],
         tensors: vec![
             TensorSpec::f32("x", &[1, hw, hw, 8], 0),
@@ -161,39 +193,24 @@ fn expand_model(hw: i32, stride: i32, act: Act, outputs: Vec<i32>) -> Vec<u8> {
             TensorSpec::f32("t", &[1, hw, hw, 64], 0),
             TensorSpec::f32("dw_filter", &[1, 3, 3, 64], 3),
             TensorSpec::f32("dw_bias", &[64], 4),
-            TensorSpec::f32("out", &[1, out_hw, out_hw, 64], 0),
+            TensorSpec::f32("d", &[1, o, o, 64], 0),
+            TensorSpec::f32("project", &[8, 1, 1, 64], 5),
+            TensorSpec::f32("project_bias", &[8], 6),
+            TensorSpec::f32("p", &[1, o, o, 8], 0),
+            TensorSpec::f32("s", &[1, o, o, 8], 0),
         ],
         inputs: vec![0],
         outputs,
-        ops: vec![
-            OpSpec {
-                opcode_index: 0,
-                inputs: vec![0, 1, 2],
-                outputs: vec![3],
-                options: OptionsSpec::Conv2D {
-                    stride: 1,
-                    activation: Act::RELU6,
-                },
-            },
-            OpSpec {
-                opcode_index: 1,
-                inputs: vec![3, 4, 5],
-                outputs: vec![6],
-                options: OptionsSpec::DepthwiseConv2D {
-                    stride,
-                    activation: act,
-                },
-            },
-        ],
+        ops: ops.into_iter().take(layers).collect(),
         custom_names: Vec::new(),
         custom_options: Vec::new(),
     }
     .build()
 }
 
-/// Runs the pointwise → depthwise model on `hw`×`hw` input: (executed nodes, arena bytes,
-/// every output's bits).
-fn run_expand(bytes: &[u8], hw: usize, options: Options) -> (Vec<usize>, usize, Vec<Vec<u32>>) {
+/// Runs a [`block_model`] on `hw`×`hw` input: (executed nodes, arena bytes, every output's
+/// bits).
+fn run_block(bytes: &[u8], hw: usize, options: Options) -> (Vec<usize>, usize, Vec<Vec<u32>>) {
     let model = Arc::new(Model::from_vec(bytes.to_vec()).unwrap());
     let mut interp = Interpreter::new(model, options).unwrap();
     let x: Vec<f32> = values(hw * hw * 8, 3).iter().map(|v| 4.0 * v).collect();
@@ -209,36 +226,55 @@ fn run_expand(bytes: &[u8], hw: usize, options: Options) -> (Vec<usize>, usize, 
 }
 
 #[test]
-fn a_large_pointwise_output_is_computed_inside_the_depthwise_with_identical_bits() {
-    // 64×64×64 floats: the smallest pointwise output that is fused.
-    for (stride, act) in [(1, Act::NONE), (2, Act::RELU6)] {
-        let bytes = expand_model(64, stride, act, vec![6]);
-        let (nodes, arena, apart) = run_expand(&bytes, 64, Options::default().fuse(false));
-        assert_eq!(nodes, vec![0, 1]);
+fn large_block_intermediates_are_computed_in_bands_with_identical_bits() {
+    // 64×64×64 floats: the smallest intermediate that is fused. (layers, stride, depthwise
+    // activation, output, the nodes that run fused, the output's floats.)
+    let cases = [
+        (2, 1, Act::NONE, 6, vec![1], 64 * 64 * 64),
+        (2, 2, Act::RELU6, 6, vec![1], 32 * 32 * 64),
+        (3, 1, Act::RELU6, 9, vec![2], 64 * 64 * 8),
+        // At stride 2 the depthwise output (32×32×64) is too small to fuse.
+        (3, 2, Act::NONE, 9, vec![1, 2], 32 * 32 * 8),
+        (4, 1, Act::NONE, 10, vec![2], 64 * 64 * 8),
+    ];
+    for (layers, stride, act, out, fused_nodes, out_floats) in cases {
+        let what = format!("{layers} layers, stride {stride}");
+        let bytes = block_model(64, stride, act, layers, vec![out]);
+        let (nodes, arena, apart) = run_block(&bytes, 64, Options::default().fuse(false));
+        assert_eq!(nodes, (0..layers).collect::<Vec<_>>(), "{what}");
         for threads in [1, 2, 3] {
-            let (fused_nodes, fused_arena, fused) =
-                run_expand(&bytes, 64, Options::default().threads(threads));
-            assert_eq!(fused_nodes, vec![1], "stride {stride}, {threads} threads");
-            // The arena holds the input and the output alone: the intermediate is gone.
-            let out_hw = 64usize.div_ceil(stride as usize);
-            assert_eq!(fused_arena, (64 * 64 * 8 + out_hw * out_hw * 64) * 4);
-            assert!(fused_arena < arena);
-            assert_eq!(fused, apart, "stride {stride} at {threads} threads");
+            let (got_nodes, got_arena, fused) =
+                run_block(&bytes, 64, Options::default().threads(threads));
+            assert_eq!(got_nodes, fused_nodes, "{what}, {threads} threads");
+            if got_nodes.len() == 1 {
+                // The arena holds the input and the output alone.
+                assert_eq!(got_arena, (64 * 64 * 8 + out_floats) * 4, "{what}");
+            }
+            assert!(got_arena < arena, "{what}");
+            assert_eq!(fused, apart, "{what}, {threads} threads");
         }
     }
 }
 
 #[test]
-fn a_pointwise_output_needed_elsewhere_or_small_is_not_fused() {
+fn a_block_intermediate_needed_elsewhere_or_small_is_not_fused() {
     // `t` is also a graph output.
-    let bytes = expand_model(64, 1, Act::NONE, vec![6, 3]);
-    let (nodes, _, outs) = run_expand(&bytes, 64, Options::default());
+    let bytes = block_model(64, 1, Act::NONE, 2, vec![6, 3]);
+    let (nodes, _, outs) = run_block(&bytes, 64, Options::default());
     assert_eq!(nodes, vec![0, 1]);
     assert_eq!(
         outs,
-        run_expand(&bytes, 64, Options::default().fuse(false)).2
+        run_block(&bytes, 64, Options::default().fuse(false)).2
+    );
+    // `d` is also a graph output: only the expansion is fused.
+    let bytes = block_model(64, 1, Act::NONE, 3, vec![9, 6]);
+    let (nodes, _, outs) = run_block(&bytes, 64, Options::default());
+    assert_eq!(nodes, vec![1, 2]);
+    assert_eq!(
+        outs,
+        run_block(&bytes, 64, Options::default().fuse(false)).2
     );
     // 32×32×64 floats stay in cache between the layers: nothing to gain.
-    let bytes = expand_model(32, 1, Act::NONE, vec![6]);
-    assert_eq!(run_expand(&bytes, 32, Options::default()).0, vec![0, 1]);
+    let bytes = block_model(32, 1, Act::NONE, 3, vec![9]);
+    assert_eq!(run_block(&bytes, 32, Options::default()).0, vec![0, 1, 2]);
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ferrolite_kernels::activation::{Clamp, Residual};
 use ferrolite_kernels::conv::{self, ConvParams, PackedConv, ScratchLen};
 use ferrolite_kernels::depthwise::{self, DepthwiseParams, PackedDepthwise};
-use ferrolite_kernels::expand_depthwise;
+use ferrolite_kernels::depthwise_block::{self, Pointwise};
 
 use super::geometry::{self, positive};
 use super::{cast_mut, Eval, Kernel, PrepareCtx, Prepared};
@@ -196,6 +196,7 @@ pub(super) fn prepare_conv(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
                 bias: bias.map(Arc::from),
                 scratch,
                 residual: None,
+                source: None,
                 threads: ctx.threads,
             })))
         }
@@ -212,16 +213,37 @@ struct ConvF32 {
     scratch: ScratchLen,
     /// A fused residual ADD: the input holding the other operand, and the ADD's clamp.
     residual: Option<(usize, Clamp)>,
+    /// A fused depthwise convolution (and what it fused) computing input 0 of this pointwise
+    /// one, and the scratch floats the block needs.
+    source: Option<(DepthwiseStage, usize)>,
     threads: usize,
 }
 
 /// A float pointwise convolution handed to the depthwise convolution that reads its output
-/// (see [`expand_depthwise`]).
+/// (see [`depthwise_block`]).
+#[derive(Clone)]
 pub(crate) struct PointwiseStage {
     p: ConvParams,
     packed: Arc<PackedConv>,
     bias: Option<Arc<[f32]>>,
-    threads: usize,
+}
+
+impl PointwiseStage {
+    fn layer(&self) -> Pointwise<'_> {
+        Pointwise {
+            p: &self.p,
+            filter: &self.packed,
+            bias: self.bias.as_deref(),
+        }
+    }
+}
+
+/// A float depthwise convolution, with the pointwise one it may have fused, handed to the
+/// pointwise convolution that reads its output (see [`depthwise_block`]).
+pub(crate) struct DepthwiseStage {
+    p: DepthwiseParams,
+    packed: Arc<PackedDepthwise>,
+    expand: Option<PointwiseStage>,
 }
 
 impl ConvF32 {
@@ -230,21 +252,20 @@ impl ConvF32 {
         let align = std::mem::align_of::<usize>();
         (self.scratch.floats * std::mem::size_of::<f32>()).div_ceil(align) * align
     }
+
+    fn layer(&self) -> Pointwise<'_> {
+        Pointwise {
+            p: &self.p,
+            filter: &self.packed,
+            bias: self.bias.as_deref(),
+        }
+    }
 }
 
 impl Kernel for ConvF32 {
     fn eval(&self, e: Eval<'_>) -> Result<()> {
         let input = e.inputs.get::<f32>(0)?;
         let out = cast_mut::<f32>(e.output)?;
-        let fb = self.float_bytes();
-        let ob = self.scratch.offsets * std::mem::size_of::<usize>();
-        let scratch = e
-            .scratch
-            .get_mut(..fb + ob)
-            .ok_or_else(|| Error::Internal("scratch smaller than planned".into()))?;
-        let (fs, os) = scratch.split_at_mut(fb);
-        let floats = cast_mut::<f32>(fs)?;
-        let offsets = cast_mut::<usize>(os)?;
         let residual = match self.residual {
             Some((k, clamp)) => Some(Residual {
                 data: e.inputs.get::<f32>(k)?,
@@ -255,6 +276,34 @@ impl Kernel for ConvF32 {
         if residual.as_ref().is_some_and(|r| r.data.len() < out.len()) {
             return Err(Error::Internal("residual shorter than the output".into()));
         }
+        if let Some((dw, floats)) = &self.source {
+            let scratch = e
+                .scratch
+                .get_mut(..floats * std::mem::size_of::<f32>())
+                .ok_or_else(|| Error::Internal("scratch smaller than planned".into()))?;
+            let expand = dw.expand.as_ref().map(PointwiseStage::layer);
+            depthwise_block::depthwise_block_f32(
+                expand.as_ref(),
+                &dw.p,
+                &dw.packed,
+                Some(&self.layer()),
+                residual.as_ref(),
+                input,
+                out,
+                cast_mut::<f32>(scratch)?,
+                e.threads,
+            );
+            return Ok(());
+        }
+        let fb = self.float_bytes();
+        let ob = self.scratch.offsets * std::mem::size_of::<usize>();
+        let scratch = e
+            .scratch
+            .get_mut(..fb + ob)
+            .ok_or_else(|| Error::Internal("scratch smaller than planned".into()))?;
+        let (fs, os) = scratch.split_at_mut(fb);
+        let floats = cast_mut::<f32>(fs)?;
+        let offsets = cast_mut::<usize>(os)?;
         conv::conv2d_f32(
             &self.p,
             input,
@@ -274,7 +323,8 @@ impl Kernel for ConvF32 {
     }
 
     fn persistent_bytes(&self) -> usize {
-        self.packed.byte_size() + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+        let own = self.packed.byte_size() + self.bias.as_ref().map_or(0, |b| b.len() * 4);
+        own + self.source.as_ref().map_or(0, |(dw, _)| dw.byte_size())
     }
 
     fn fuse_residual_add(&mut self, k: usize, clamp: Clamp) -> bool {
@@ -286,16 +336,44 @@ impl Kernel for ConvF32 {
     }
 
     fn pointwise_stage(&self) -> Option<PointwiseStage> {
-        (self.residual.is_none() && self.p.is_pointwise()).then(|| PointwiseStage {
+        let plain = self.residual.is_none() && self.source.is_none();
+        (plain && self.p.is_pointwise()).then(|| PointwiseStage {
             p: self.p,
             packed: Arc::clone(&self.packed),
             bias: self.bias.clone(),
-            threads: self.threads,
         })
     }
 
+    fn fuse_depthwise_input(&mut self, stage: DepthwiseStage) -> bool {
+        if self.source.is_some()
+            || !depthwise_block::can_project(&stage.p, &self.layer())
+            || !depthwise_block::worth_projecting(&stage.p)
+        {
+            return false;
+        }
+        let expand = stage.expand.as_ref().map(|e| &e.p);
+        let floats = depthwise_block::scratch_floats(expand, &stage.p, Some(&self.p), self.threads);
+        self.source = Some((stage, floats));
+        true
+    }
+
     fn scratch_bytes(&self) -> usize {
-        self.float_bytes() + self.scratch.offsets * std::mem::size_of::<usize>()
+        match &self.source {
+            Some((_, floats)) => floats * std::mem::size_of::<f32>(),
+            None => self.float_bytes() + self.scratch.offsets * std::mem::size_of::<usize>(),
+        }
+    }
+}
+
+impl PointwiseStage {
+    fn byte_size(&self) -> usize {
+        self.packed.byte_size() + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+    }
+}
+
+impl DepthwiseStage {
+    fn byte_size(&self) -> usize {
+        self.packed.byte_size() + self.expand.as_ref().map_or(0, PointwiseStage::byte_size)
     }
 }
 
@@ -353,8 +431,9 @@ pub(super) fn prepare_depthwise(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
             let packed = PackedDepthwise::new(&p, &weights, bias.as_deref(), ctx.isa);
             Ok(Prepared::Kernel(Box::new(DepthwiseF32 {
                 p,
-                packed,
+                packed: Arc::new(packed),
                 expand: None,
+                threads: ctx.threads,
             })))
         }
         _ => super::quant_conv::prepare_depthwise(ctx, &g, depth_multiplier, o),
@@ -363,9 +442,11 @@ pub(super) fn prepare_depthwise(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
 
 struct DepthwiseF32 {
     p: DepthwiseParams,
-    packed: PackedDepthwise,
+    /// Shared with a pointwise node that takes this one over (see [`DepthwiseStage`]).
+    packed: Arc<PackedDepthwise>,
     /// A fused pointwise convolution computing input 0, and the scratch floats it needs.
     expand: Option<(PointwiseStage, usize)>,
+    threads: usize,
 }
 
 impl Kernel for DepthwiseF32 {
@@ -380,12 +461,12 @@ impl Kernel for DepthwiseF32 {
             .scratch
             .get_mut(..floats * std::mem::size_of::<f32>())
             .ok_or_else(|| Error::Internal("scratch smaller than planned".into()))?;
-        expand_depthwise::expand_depthwise_f32(
-            &pw.p,
-            &pw.packed,
-            pw.bias.as_deref(),
+        depthwise_block::depthwise_block_f32(
+            Some(&pw.layer()),
             &self.p,
             &self.packed,
+            None,
+            None,
             input,
             out,
             cast_mut::<f32>(scratch)?,
@@ -399,10 +480,7 @@ impl Kernel for DepthwiseF32 {
     }
 
     fn persistent_bytes(&self) -> usize {
-        let pw = self.expand.as_ref().map_or(0, |(pw, _)| {
-            pw.packed.byte_size() + pw.bias.as_ref().map_or(0, |b| b.len() * 4)
-        });
-        self.packed.byte_size() + pw
+        self.packed.byte_size() + self.expand.as_ref().map_or(0, |(pw, _)| pw.byte_size())
     }
 
     fn scratch_bytes(&self) -> usize {
@@ -413,13 +491,21 @@ impl Kernel for DepthwiseF32 {
 
     fn fuse_pointwise_input(&mut self, stage: PointwiseStage) -> bool {
         if self.expand.is_some()
-            || !expand_depthwise::can_fuse(&stage.p, &stage.packed, &self.p)
-            || !expand_depthwise::worth_fusing(&stage.p, &self.p, stage.threads)
+            || !depthwise_block::can_expand(&stage.layer(), &self.p)
+            || !depthwise_block::worth_expanding(&stage.p, &self.p, self.threads)
         {
             return false;
         }
-        let floats = expand_depthwise::scratch_floats(&stage.p, &self.p, stage.threads);
+        let floats = depthwise_block::scratch_floats(Some(&stage.p), &self.p, None, self.threads);
         self.expand = Some((stage, floats));
         true
+    }
+
+    fn depthwise_stage(&self) -> Option<DepthwiseStage> {
+        Some(DepthwiseStage {
+            p: self.p,
+            packed: Arc::clone(&self.packed),
+            expand: self.expand.as_ref().map(|(pw, _)| pw.clone()),
+        })
     }
 }

@@ -168,6 +168,17 @@ pub(crate) trait Kernel: Send + Sync {
     fn fuse_pointwise_input(&mut self, _stage: conv::PointwiseStage) -> bool {
         false
     }
+    /// This node as the middle layer of a depthwise → pointwise pair (see [`crate::fusion`]):
+    /// a float depthwise convolution, with the pointwise one it may have taken over.
+    fn depthwise_stage(&self) -> Option<conv::DepthwiseStage> {
+        None
+    }
+    /// Takes over the depthwise convolution `stage` that produces this node's input 0, whose
+    /// input then becomes input 0 here. Returns false, changing nothing, when this kernel
+    /// cannot.
+    fn fuse_depthwise_input(&mut self, _stage: conv::DepthwiseStage) -> bool {
+        false
+    }
 }
 
 /// What preparing a node produced.
