@@ -87,6 +87,11 @@ fn run(bytes: &[u8], options: Options) -> (Vec<usize>, usize, Vec<Vec<u32>>) {
     r[20] = f32::NAN;
     interp.input_mut::<f32>(0).unwrap().copy_from_slice(&x);
     interp.input_mut::<f32>(1).unwrap().copy_from_slice(&r);
+    invoke(interp)
+}
+
+/// Invokes `interp` (inputs set): (executed nodes, arena bytes, every output's bits).
+fn invoke(mut interp: Interpreter) -> (Vec<usize>, usize, Vec<Vec<u32>>) {
     interp.invoke().unwrap();
     let outs = (0..interp.outputs().len())
         .map(|i| {
@@ -215,14 +220,7 @@ fn run_block(bytes: &[u8], hw: usize, options: Options) -> (Vec<usize>, usize, V
     let mut interp = Interpreter::new(model, options).unwrap();
     let x: Vec<f32> = values(hw * hw * 8, 3).iter().map(|v| 4.0 * v).collect();
     interp.input_mut::<f32>(0).unwrap().copy_from_slice(&x);
-    interp.invoke().unwrap();
-    let outs = (0..interp.outputs().len())
-        .map(|i| {
-            let o = interp.output::<f32>(i).unwrap();
-            o.iter().map(|v| v.to_bits()).collect()
-        })
-        .collect();
-    (interp.executed_nodes(), interp.memory().arena_bytes, outs)
+    invoke(interp)
 }
 
 #[test]

@@ -590,7 +590,7 @@ impl<'p> Geo<'p> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::gemm::tests::{assert_close, assert_same_bits, Rng};
 
@@ -750,18 +750,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn pointwise_and_large_blocks() {
-        let mut rng = Rng(42);
-        // Pointwise (direct GEMM) with several cache blocks and thread parts.
-        let mut p = ConvParams {
-            batch: 2,
-            in_h: 9,
-            in_w: 11,
-            in_c: 21,
-            out_h: 9,
-            out_w: 11,
-            out_c: 35,
+    /// A 1×1, stride-1, unpadded convolution of a `[batch, h, w, in_c]` input.
+    pub(crate) fn pointwise(
+        [batch, h, w, in_c]: [usize; 4],
+        out_c: usize,
+        clamp: Clamp,
+    ) -> ConvParams {
+        ConvParams {
+            batch,
+            in_h: h,
+            in_w: w,
+            in_c,
+            out_h: h,
+            out_w: w,
+            out_c,
             kernel_h: 1,
             kernel_w: 1,
             stride_h: 1,
@@ -770,8 +772,15 @@ mod tests {
             dilation_w: 1,
             pad_top: 0,
             pad_left: 0,
-            clamp: Clamp::RELU,
-        };
+            clamp,
+        }
+    }
+
+    #[test]
+    fn pointwise_and_large_blocks() {
+        let mut rng = Rng(42);
+        // Pointwise (direct GEMM) with several cache blocks and thread parts.
+        let mut p = pointwise([2, 9, 11, 21], 35, Clamp::RELU);
         assert_eq!(direct_scratch_len(&p, 4), ScratchLen::default());
         check(&p, &mut rng, "pointwise");
         // 3×3 SAME with K > KC (two K slices) and M spanning several blocks.

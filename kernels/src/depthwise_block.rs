@@ -368,39 +368,12 @@ pub fn depthwise_block_f32(
 mod tests {
     use super::*;
     use crate::activation::Clamp;
+    use crate::conv::tests::pointwise;
     use crate::gemm::tests::{assert_same_bits, Rng};
     use crate::isa::Isa;
 
     fn scaled(rng: &mut Rng, len: usize, by: f32) -> Vec<f32> {
         rng.vec(len).into_iter().map(|v| v * by).collect()
-    }
-
-    fn pointwise(
-        batch: usize,
-        h: usize,
-        w: usize,
-        ic: usize,
-        oc: usize,
-        clamp: Clamp,
-    ) -> ConvParams {
-        ConvParams {
-            batch,
-            in_h: h,
-            in_w: w,
-            in_c: ic,
-            out_h: h,
-            out_w: w,
-            out_c: oc,
-            kernel_h: 1,
-            kernel_w: 1,
-            stride_h: 1,
-            stride_w: 1,
-            dilation_h: 1,
-            dilation_w: 1,
-            pad_top: 0,
-            pad_left: 0,
-            clamp,
-        }
     }
 
     /// Every combination of layers against the layers apart, for every tier, several thread
@@ -421,7 +394,7 @@ mod tests {
         ];
         let relu6 = Clamp { min: 0.0, max: 6.0 };
         for (ci, &(batch, h, w, ic, mc, k, s, d, pad, dm, oc)) in cases.iter().enumerate() {
-            let ex = pointwise(batch, h, w, ic, mc, relu6);
+            let ex = pointwise([batch, h, w, ic], mc, relu6);
             let span = (k - 1) * d + 1;
             let out_h = (h + 2 * pad).saturating_sub(span) / s + 1;
             let out_w = (w + 2 * pad).saturating_sub(span) / s + 1;
@@ -446,7 +419,7 @@ mod tests {
                     max: f32::INFINITY,
                 },
             };
-            let pr = pointwise(batch, out_h, out_w, dw.out_c(), oc, Clamp::IDENTITY);
+            let pr = pointwise([batch, out_h, out_w, dw.out_c()], oc, Clamp::IDENTITY);
             let x = scaled(&mut rng, ex.input_len(), 2.0);
             let (we, be) = (rng.vec(mc * ic), scaled(&mut rng, mc, 0.5));
             let (wd, bd) = (rng.vec(dw.filter_len()), scaled(&mut rng, dw.out_c(), 0.5));
