@@ -45,6 +45,8 @@ pub(crate) fn residual_adds(
                 let step = &mut steps[producer];
                 step.inputs.push(Some(other));
                 step.outputs[0] = add.outputs[0];
+                step.fused.push(add.op);
+                step.fused.extend(add.fused);
                 continue;
             }
         }
@@ -196,7 +198,15 @@ fn absorb_sources(
                 let source = steps.remove(p);
                 // The fused step, now at `i - 1`, reads the source's input instead; `i` is
                 // already the step after it.
-                steps[i - 1].inputs[0] = source.inputs[0];
+                let step = &mut steps[i - 1];
+                step.inputs[0] = source.inputs[0];
+                let own = std::mem::take(&mut step.fused);
+                step.fused = source
+                    .fused
+                    .into_iter()
+                    .chain([source.op])
+                    .chain(own)
+                    .collect();
                 continue;
             }
         }

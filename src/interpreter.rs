@@ -383,9 +383,21 @@ impl Interpreter {
         self.run.delegation.as_ref()
     }
 
-    /// Indices of the nodes that run at each invoke, in order (folded and view nodes do not).
+    /// Indices of the nodes that run at each invoke, in order (folded and view nodes do not,
+    /// nor do nodes fused into another: see [`Interpreter::fused_nodes`]).
     pub fn executed_nodes(&self) -> Vec<usize> {
         self.run.steps.iter().map(|s| s.op).collect()
+    }
+
+    /// For each executed node that other nodes were fused into (see [`Options::fuse`]): its
+    /// index and theirs, in graph order. Their work runs inside its step, and in
+    /// [`Interpreter::invoke_profiled`] its time includes theirs.
+    pub fn fused_nodes(&self) -> Vec<(usize, Vec<usize>)> {
+        let steps = self.run.steps.iter();
+        steps
+            .filter(|s| !s.fused.is_empty())
+            .map(|s| (s.op, s.fused.clone()))
+            .collect()
     }
 
     /// The bytes of input `i`, to be filled before `invoke`.

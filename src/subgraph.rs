@@ -19,6 +19,8 @@ pub(crate) struct Step {
     outputs: Vec<std::ops::Range<usize>>,
     /// Output indices sorted by arena offset, to split the arena around them.
     order: Vec<usize>,
+    /// Other nodes that run inside this one (fused), in graph order.
+    pub(crate) fused: Vec<usize>,
 }
 
 /// Outcome of preparing every node: either the prepared nodes or the full list of problems.
@@ -105,6 +107,7 @@ impl SubgraphRun {
                     kernel,
                     inputs: op.inputs.clone(),
                     outputs: op.outputs.clone(),
+                    fused: Vec::new(),
                 }),
                 Prepared::View => {
                     let input = op.inputs.first().copied().flatten().ok_or_else(|| {
@@ -204,6 +207,7 @@ impl SubgraphRun {
                 kernel,
                 inputs: node_inputs,
                 outputs: node_outputs,
+                fused,
             } = node;
             let updated = kernel.updates_inputs();
             let inputs = node_inputs
@@ -247,6 +251,7 @@ impl SubgraphRun {
                 inputs,
                 outputs,
                 order,
+                fused,
             });
         }
 

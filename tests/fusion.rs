@@ -255,6 +255,22 @@ fn large_block_intermediates_are_computed_in_bands_with_identical_bits() {
 }
 
 #[test]
+fn fused_nodes_are_listed_with_the_node_they_run_in() {
+    let model = |bytes: Vec<u8>| Arc::new(Model::from_vec(bytes).unwrap());
+    let block = model(block_model(64, 1, Act::NONE, 4, vec![10]));
+    let interp = Interpreter::new(block.clone(), Options::default()).unwrap();
+    assert_eq!(interp.fused_nodes(), vec![(2, vec![0, 1, 3])]);
+    let apart = Interpreter::new(block, Options::default().fuse(false)).unwrap();
+    assert!(apart.fused_nodes().is_empty());
+    let residual = model(self::model(
+        vec![conv(), add(vec![3, 4], 5, Act::NONE)],
+        vec![5],
+    ));
+    let interp = Interpreter::new(residual, Options::default()).unwrap();
+    assert_eq!(interp.fused_nodes(), vec![(0, vec![1])]);
+}
+
+#[test]
 fn a_block_intermediate_needed_elsewhere_or_small_is_not_fused() {
     // `t` is also a graph output.
     let bytes = block_model(64, 1, Act::NONE, 2, vec![6, 3]);

@@ -406,6 +406,13 @@ fn bench(a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// `node 3` or `nodes 3, 4`.
+fn list(nodes: &[usize]) -> String {
+    let names: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+    let s = if nodes.len() == 1 { "" } else { "s" };
+    format!("node{s} {}", names.join(", "))
+}
+
 /// Mean wall time per node over several profiled runs, and its sum per operator type.
 struct Profile {
     runs: usize,
@@ -413,6 +420,8 @@ struct Profile {
     nodes: Vec<(usize, String, f64)>,
     /// (operator name, node count, mean µs per run), slowest first.
     ops: Vec<(String, usize, f64)>,
+    /// Nodes that others were fused into, and those others (their time is in the first's).
+    fused: Vec<(usize, Vec<usize>)>,
 }
 
 impl Profile {
@@ -441,7 +450,13 @@ impl Profile {
             }
         }
         ops.sort_by(|a, b| b.2.total_cmp(&a.2));
-        Ok(Profile { runs, nodes, ops })
+        let fused = interp.fused_nodes();
+        Ok(Profile {
+            runs,
+            nodes,
+            ops,
+            fused,
+        })
     }
 
     fn total_us(&self) -> f64 {
@@ -478,13 +493,28 @@ impl Profile {
         slow.sort_by(|a, b| b.2.total_cmp(&a.2));
         for (node, op, us) in slow.into_iter().take(20) {
             println!(
-                "  {:>6} {:<28} {:>11.3} {:>7.2}",
+                "  {:>6} {:<28} {:>11.3} {:>7.2}{}",
                 node,
                 op,
                 us / 1e3,
-                us / total * 100.0
+                us / total * 100.0,
+                self.with(*node)
+                    .map(|w| format!("  (with {})", list(w)))
+                    .unwrap_or_default()
             );
         }
+        if !self.fused.is_empty() {
+            println!(
+                "({} nodes fused into others; --no-fuse times every node on its own)",
+                self.fused.iter().map(|(_, w)| w.len()).sum::<usize>()
+            );
+        }
+    }
+
+    /// The nodes fused into `node`, if any.
+    fn with(&self, node: usize) -> Option<&[usize]> {
+        let mut it = self.fused.iter();
+        it.find(|(n, _)| *n == node).map(|(_, w)| w.as_slice())
     }
 
     fn json(&self) -> serde_json::Value {
@@ -495,7 +525,7 @@ impl Profile {
                 serde_json::json!({"op": op, "nodes": count, "mean_us": us})
             }).collect::<Vec<_>>(),
             "nodes": self.nodes.iter().map(|(node, op, us)| {
-                serde_json::json!({"node": node, "op": op, "mean_us": us})
+                serde_json::json!({"node": node, "op": op, "mean_us": us, "fused": self.with(*node).unwrap_or_default()})
             }).collect::<Vec<_>>(),
         })
     }
@@ -533,10 +563,12 @@ fn inspect(a: InspectArgs) -> Result<()> {
     // Build once; only when that fails, check node by node to name every unsupported one.
     let options = Options::default().backend(a.backend.backend());
     let mut delegation = None;
+    let mut fused = Vec::new();
     // Build once; only when that fails, check node by node to name every unsupported one.
     let (memory, support) = match Interpreter::new(model.clone(), options) {
         Ok(interp) => {
             delegation = interp.delegation().cloned();
+            fused = interp.fused_nodes();
             (
                 Some(interp.memory()),
                 model.subgraphs()[0]
@@ -608,6 +640,7 @@ fn inspect(a: InspectArgs) -> Result<()> {
                 "folded": d.folded,
             })),
             "scratch_bytes": memory.map(|m| m.scratch_bytes),
+            "fused": fused.iter().map(|(node, with)| serde_json::json!({"node": node, "with": with})).collect::<Vec<_>>(),
         });
         println!("{j}");
         return Ok(());
@@ -662,6 +695,9 @@ fn inspect(a: InspectArgs) -> Result<()> {
             ins.join(","),
             outs.join(",")
         );
+    }
+    for (node, with) in &fused {
+        println!("  node {node} also runs {} (fused)", list(with));
     }
     match memory {
         Some(m) => {

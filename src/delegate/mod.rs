@@ -226,6 +226,8 @@ pub(crate) struct Pending {
     pub kernel: Box<dyn Kernel>,
     pub inputs: Vec<Option<usize>>,
     pub outputs: Vec<usize>,
+    /// Other nodes that run inside this step (see [`crate::fusion`]), in graph order.
+    pub fused: Vec<usize>,
 }
 
 /// How preparation left a node.
@@ -396,6 +398,7 @@ pub(crate) fn apply(
             kernel: Box::new(DelegateStep(kernel)),
             inputs: inputs.into_iter().map(Some).collect(),
             outputs,
+            fused: Vec::new(),
         });
         plan.partitions.push(nodes);
     }
