@@ -117,27 +117,32 @@ fn chunk_rows(dw: &DepthwiseParams) -> usize {
 
 /// Input rows one depthwise window spans.
 fn window(dw: &DepthwiseParams) -> usize {
-    (dw.kernel_h.max(1) - 1) * dw.dilation_h + 1
+    (dw.kernel_h.max(1) - 1)
+        .saturating_mul(dw.dilation_h)
+        .saturating_add(1)
 }
 
 /// Output rows per thread part, at least: parts of about [`MIN_MACS_PER_PART`], and, with an
 /// expand layer, tall enough for [`HALO_SHARE`].
 fn grain(expand: Option<&ConvParams>, dw: &DepthwiseParams, project: Option<&ConvParams>) -> usize {
-    let mut row = dw.out_w * dw.out_c() * dw.kernel_h * dw.kernel_w;
+    // Multiply-adds per output row; saturating, as only their order of magnitude matters.
+    let macs = |dims: &[usize]| dims.iter().fold(1usize, |a, &d| a.saturating_mul(d));
+    let mut row = macs(&[dw.out_w, dw.out_c(), dw.kernel_h, dw.kernel_w]);
     if let Some(p) = project {
-        row += p.in_w * p.in_c * p.out_c;
+        row = row.saturating_add(macs(&[p.in_w, p.in_c, p.out_c]));
     }
     let Some(e) = expand else {
         return MIN_MACS_PER_PART.div_ceil(row.max(1));
     };
     // Expanded rows per output row, on average.
-    row += dw.in_h.div_ceil(dw.out_h.max(1)) * e.in_w * e.in_c * e.out_c;
+    let per_row = dw.in_h.div_ceil(dw.out_h.max(1));
+    row = row.saturating_add(macs(&[per_row, e.in_w, e.in_c, e.out_c]));
     let by_work = MIN_MACS_PER_PART.div_ceil(row.max(1));
     // n output rows read (n − 1)·stride + window rows, `window − stride` of them shared with
     // the previous part.
     let stride = dw.stride_h.max(1);
     let halo = window(dw).saturating_sub(stride);
-    let by_halo = (HALO_SHARE * halo).saturating_sub(window(dw)) / stride + 1;
+    let by_halo = HALO_SHARE.saturating_mul(halo).saturating_sub(window(dw)) / stride + 1;
     by_work.max(by_halo)
 }
 
