@@ -330,10 +330,19 @@ impl PackedConvI8 {
             act_min: self.q.act_min,
             act_max: self.q.act_max,
             xw,
+            chunk: qwinograd::chunk_tiles(
+                g.batches * g.out_h.div_ceil(2) * g.out_w.div_ceil(2),
+                threads,
+            ),
         };
         // One part per chunk of tiles (all chunks in one part without threads); the scratch
         // holds one piece per worker (`wino_parts`).
-        let parts = if threads > 1 { self.wino_chunks() } else { 1 };
+        let tiles = g.batches * g.out_h.div_ceil(2) * g.out_w.div_ceil(2);
+        let parts = if threads > 1 {
+            tiles.div_ceil(job.chunk)
+        } else {
+            1
+        };
         let per = wino_chunk_scratch(w.cw, w.ocp);
         let out = OutPtr(output.as_mut_ptr());
         parallel::for_each_index_with_scratch(parts, threads, rest, per, |pi, piece| {
@@ -840,6 +849,15 @@ mod tests {
         // Many tiles (several chunks per thread).
         let g = geometry_3x3(2, 40, 37, 24, 20, 1);
         check(&mut r, &g, 1);
+        // 196 tiles: chunks of 49 tiles on two threads, 33 on three (the last shorter, and
+        // not a multiple of the GEMM's four rows).
+        let g = geometry_3x3(1, 28, 28, 16, 24, 1);
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            [1, 2, 3].map(|t| crate::x86::qwinograd::chunk_tiles(196, t)),
+            [49, 49, 33]
+        );
+        check(&mut r, &g, 2);
     }
 
     #[test]
