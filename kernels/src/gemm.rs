@@ -49,6 +49,8 @@ const MIN_MACS_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 20 };
 /// Multiply-adds one streamed weight costs in time: 4 bytes from memory at about 12 GB/s
 /// take as long as 16 multiply-adds at 50 GMAC/s.
 const STREAMED_WEIGHT_MACS: usize = 16;
+/// Floats in half an L2 cache (256 KiB): weights above this are streamed from L3.
+const L2_HALF_FLOATS: usize = 1 << 16;
 
 /// Offset marking a padding tap: the row reads zeros there.
 pub(crate) const PAD: usize = usize::MAX;
@@ -335,9 +337,9 @@ pub(crate) struct Grid {
 
 impl Grid {
     /// Plans the parts for `threads` threads ([`parallel::target_parts`] of them when the
-    /// work is large enough). Small images with many channels (the last layers of a CNN)
-    /// split their panels, which gives each part its own share of the weights to stream;
-    /// everything else splits rows.
+    /// work is large enough). Small images with many channels (the last layers of a CNN, and
+    /// layers with more channels than pixels and weights beyond L2) split their panels, which
+    /// gives each part its own share of the weights to stream; everything else splits rows.
     pub(crate) fn new(m: usize, b: &PackedB, k: usize, threads: usize) -> Grid {
         let panels = b.panels();
         // With few rows the weights, each read once from memory, cost more than the
@@ -356,7 +358,11 @@ impl Grid {
             col_parts: 1,
         };
         if want > 1 {
-            if m <= 2 * MB && panels >= threads {
+            // Row parts each stream all the weights (once per block of `MB` rows). Weights
+            // past half an L2 come from L3 each time, and with more columns than rows they
+            // outweigh the rows (K×N against M×K): then each panel part streams only its share.
+            let big = b.n >= m && b.k.saturating_mul(b.n) >= L2_HALF_FLOATS;
+            if (m <= 2 * MB || big) && panels >= threads {
                 g.col_parts = want.min(panels);
             } else {
                 g.row_parts = want.min(m.max(1));
