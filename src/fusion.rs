@@ -181,7 +181,7 @@ pub(crate) fn depthwise_blocks(
     });
 }
 
-/// Lets each step take over the step producing its input 0 (see [`expand_source`]) when
+/// Lets each step take over the step producing its input 0 (see [`fusable_source`]) when
 /// `fuse(source, step)` says it did; the step then reads the source's input 0 instead.
 fn absorb_sources(
     graph: &Subgraph,
@@ -192,7 +192,7 @@ fn absorb_sources(
 ) {
     let mut i = 0;
     while i < steps.len() {
-        if let Some(p) = expand_source(graph, tensors, root, steps, i) {
+        if let Some(p) = fusable_source(graph, tensors, root, steps, i) {
             let (before, after) = steps.split_at_mut(i);
             if fuse(before[p].kernel.as_ref(), after[0].kernel.as_mut()) {
                 let source = steps.remove(p);
@@ -216,7 +216,7 @@ fn absorb_sources(
 
 /// For step `i`, the step producing its input 0 that it could take over: one whose only
 /// output that step alone reads, and whose own input 0 nothing in between overwrites.
-fn expand_source(
+fn fusable_source(
     graph: &Subgraph,
     tensors: &[Tensor],
     root: &[usize],

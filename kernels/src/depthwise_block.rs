@@ -146,13 +146,18 @@ fn grain(expand: Option<&ConvParams>, dw: &DepthwiseParams, project: Option<&Con
     by_work.max(by_halo)
 }
 
-/// Scratch floats per worker: a band with an expand layer, a chunk with a project layer.
-fn worker_floats(expand: bool, dw: &DepthwiseParams, project: bool) -> usize {
-    let band = if expand {
+/// Floats of a worker's band: `band_rows` expanded rows with an expand layer, else none.
+fn band_floats(expand: bool, dw: &DepthwiseParams) -> usize {
+    if expand {
         band_rows(dw) * dw.in_w * dw.in_c
     } else {
         0
-    };
+    }
+}
+
+/// Scratch floats per worker: a band with an expand layer, a chunk with a project layer.
+fn worker_floats(expand: bool, dw: &DepthwiseParams, project: bool) -> usize {
+    let band = band_floats(expand, dw);
     let chunk = if project {
         chunk_rows(dw) * dw.out_w * dw.out_c()
     } else {
@@ -297,11 +302,7 @@ pub fn depthwise_block_f32(
         scratch.len() >= per_worker,
         "scratch shorter than one piece"
     );
-    let band_len = if expand.is_some() {
-        band_rows(dw) * dw.in_w * dw.in_c
-    } else {
-        0
-    };
+    let band_len = band_floats(expand.is_some(), dw);
     let dw_row = dw.out_w * dw.out_c();
     let chunk = chunk_rows(dw);
     let grain = grain(expand.map(|e| e.p), dw, project.map(|p| p.p));

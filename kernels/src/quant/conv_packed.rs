@@ -317,6 +317,7 @@ impl PackedConvI8 {
         // SAFETY: Winograd weights exist only when AVX2 was confirmed at preparation;
         // `body` holds `pixels·cw` values for `pixels·in_c` inputs.
         unsafe { widen_parallel(input, g.in_c, body, w.cw, self.q.input_offset, threads) };
+        let tiles = g.batches * g.out_h.div_ceil(2) * g.out_w.div_ceil(2);
         let job = qwinograd::WinoJob {
             g,
             cw: w.cw,
@@ -330,14 +331,10 @@ impl PackedConvI8 {
             act_min: self.q.act_min,
             act_max: self.q.act_max,
             xw,
-            chunk: qwinograd::chunk_tiles(
-                g.batches * g.out_h.div_ceil(2) * g.out_w.div_ceil(2),
-                threads,
-            ),
+            chunk: qwinograd::chunk_tiles(tiles, threads),
         };
         // One part per chunk of tiles (all chunks in one part without threads); the scratch
         // holds one piece per worker (`wino_parts`).
-        let tiles = g.batches * g.out_h.div_ceil(2) * g.out_w.div_ceil(2);
         let parts = if threads > 1 {
             tiles.div_ceil(job.chunk)
         } else {
