@@ -493,7 +493,15 @@ mod tests {
                     1,
                     None,
                 );
-                let combos: [(Option<&Pointwise>, Option<&Pointwise>, bool, &[f32], &[f32]); 4] = [
+                // Expand, project, whether the residual is added, input, expected output.
+                type Combo<'a> = (
+                    Option<&'a Pointwise<'a>>,
+                    Option<&'a Pointwise<'a>>,
+                    bool,
+                    &'a [f32],
+                    &'a [f32],
+                );
+                let combos: [Combo; 4] = [
                     (Some(&e), None, false, &x, &dwo),
                     (None, Some(&p), true, &mid, &out),
                     (Some(&e), Some(&p), true, &x, &out),

@@ -2,3 +2,5 @@
 
 pub(crate) mod depthwise;
 pub(crate) mod gemm;
+pub(crate) mod qconv;
+pub(crate) mod qfc;

@@ -123,7 +123,8 @@ pub fn add<T: QuantElem>(
     Ok(())
 }
 
-/// Below this many elements an ADD stays on one thread.
+/// Below this many elements an ADD stays on one thread (the vector path, x86-64 only).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const MIN_PARALLEL_ADD: usize = 1 << 16;
 
 /// int8 ADD in kernel tier `isa`: same-shape inputs run vectorised in the AVX2 tier

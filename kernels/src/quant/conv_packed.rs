@@ -2,7 +2,8 @@
 //! [`conv2d_i8`] (and so with TFLite's reference kernel) in every tier.
 //!
 //! [`Isa::Generic`] keeps the filter as it is and runs the scalar [`conv2d_i8`]: the
-//! reference path. [`Isa::Avx2`] runs an int16 GEMM microkernel (`x86::qconv`):
+//! reference path. [`Isa::Avx2`] and [`Isa::Neon`] run an int16 GEMM microkernel
+//! (`x86::qconv` with `vpmaddwd`, `neon::qconv` with `smlal`) on the same layout:
 //! - at preparation the filter `[OC, KH, KW, IC]` becomes int16 blocks of 16 output channels,
 //!   `[block][tap][IC'/2][16 channels][2 input channels]` (`IC'` = IC rounded up to even,
 //!   padded with zeros), the layout `vpmaddwd` consumes; bias, multipliers and shifts are
@@ -17,10 +18,12 @@
 //!   channels, the channel blocks are; each output element is computed by the same
 //!   instructions whatever the split, so the bytes do not depend on the thread count.
 
-// The SIMD layouts only run on x86-64; elsewhere they compile but stay unused.
+// The SIMD layouts run on x86-64 and aarch64 (Winograd on x86-64 only); elsewhere they
+// compile but stay unused.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
 
 use super::conv::{conv2d_i8, filter_row_sums, ConvQuant};
+use super::conv_window::ConvJob;
 use super::error::{check_len, QuantError};
 use super::fixedpoint::multipliers_fit;
 use super::geometry::ConvGeometry;
@@ -94,7 +97,10 @@ impl PackedConvI8 {
             g.out_c,
             q.multipliers.len().min(q.shifts.len()),
         )?;
-        let imp = if simd_suits(isa, &q) && winograd_suits(g, &q, filter) {
+        let imp = if simd_suits(isa, &q)
+            && isa.or_generic() == Isa::Avx2
+            && winograd_suits(g, &q, filter)
+        {
             Impl::Winograd(WinoWeights::new(g, &q, filter, bias))
         } else if simd_suits(isa, &q) && rows_suits(g) {
             // The filter `[OC, KH, KW, IC]` is already `[OC, KH, 1, KW·IC]` in memory.
@@ -209,7 +215,7 @@ impl PackedConvI8 {
         }
     }
 
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     fn run_simd(
         &self,
         s: &SimdWeights,
@@ -218,6 +224,9 @@ impl PackedConvI8 {
         scratch: &mut [i16],
         threads: usize,
     ) {
+        #[cfg(target_arch = "aarch64")]
+        use crate::neon::qconv;
+        #[cfg(target_arch = "x86_64")]
         use crate::x86::qconv;
         let g = &self.g;
         if output.is_empty() {
@@ -233,7 +242,7 @@ impl PackedConvI8 {
                 let (body, zero) = xw.split_at_mut(xw.len() - s.icp);
                 zero.fill(0);
                 if g.in_c > 0 {
-                    // SAFETY: the SIMD weights exist only when AVX2 was confirmed at
+                    // SAFETY: the SIMD weights exist only when the tier was confirmed at
                     // preparation; `body` is `pixels·icp` long for `pixels·in_c` inputs.
                     unsafe {
                         widen_parallel(input, g.in_c, body, s.icp, self.q.input_offset, threads)
@@ -242,7 +251,7 @@ impl PackedConvI8 {
                 (g, s.icp)
             }
         };
-        let job = qconv::ConvJob {
+        let job = ConvJob {
             g: vg,
             icp: s.icp,
             px_stride,
@@ -269,7 +278,7 @@ impl PackedConvI8 {
             parallel::for_each_index(parts, threads, |i| {
                 let mine = i * blocks / parts..(i + 1) * blocks / parts;
                 let out = &out;
-                // SAFETY: AVX2 was confirmed at preparation; the job's arrays were built for
+                // SAFETY: the tier was confirmed at preparation; the job's arrays were built for
                 // this geometry; parts write disjoint channel blocks of the whole output.
                 unsafe { qconv::conv_part(&job, 0, pixels, mine, out.0) }
             });
@@ -355,21 +364,23 @@ impl PackedConvI8 {
         unreachable!("Winograd int8 weights are only built on x86-64")
     }
 
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     fn run_simd(&self, _: &SimdWeights, _: &[i8], _: &mut [i8], _: &mut [i16], _: usize) {
-        unreachable!("SIMD int8 weights are only built on x86-64")
+        unreachable!("SIMD int8 weights are only built on x86-64 and aarch64")
     }
 }
 
-/// Whether the SIMD kernel can run a layer in tier `isa`: AVX2 present, the shifted
+/// Whether the SIMD kernel can run a layer in tier `isa`: AVX2 or NEON present, the shifted
 /// input `x + input_offset` representable in int16 for every int8 `x`, and multipliers the
 /// vector requantization takes.
 fn simd_suits(isa: Isa, q: &ConvQuant) -> bool {
     let offset_fits = (-32_639..=32_639).contains(&q.input_offset);
-    cfg!(target_arch = "x86_64")
-        && isa.or_generic() == Isa::Avx2
-        && offset_fits
-        && multipliers_fit(&q.multipliers)
+    let tier = match isa.or_generic() {
+        Isa::Avx2 => cfg!(target_arch = "x86_64"),
+        Isa::Neon => cfg!(target_arch = "aarch64"),
+        Isa::Generic => false,
+    };
+    tier && offset_fits && multipliers_fit(&q.multipliers)
 }
 
 /// The output tensor's base pointer, shared by parts that write disjoint pixels or channel
@@ -632,6 +643,38 @@ unsafe fn widen_parallel(
     });
 }
 
+/// The portable widening (`x + offset` into `[pixels][cp]`, extra channels 0), split over
+/// `threads` as on x86-64; LLVM vectorizes the inner copy for NEON.
+///
+/// # Safety
+/// None beyond the signature's (kept `unsafe` to match the x86-64 version); `dst.len() ==
+/// src.len() / c · cp`.
+#[cfg(target_arch = "aarch64")]
+unsafe fn widen_parallel(
+    src: &[i8],
+    c: usize,
+    dst: &mut [i16],
+    cp: usize,
+    off: i32,
+    threads: usize,
+) {
+    let threads = if dst.len() < MIN_PARALLEL_WIDEN {
+        1
+    } else {
+        threads
+    };
+    let off = off as i16;
+    parallel::for_each_part(dst, cp, 1, threads, |pix0, part| {
+        let src = &src[pix0 * c..][..part.len() / cp * c];
+        for (d, s) in part.chunks_exact_mut(cp).zip(src.chunks_exact(c)) {
+            for (d, &x) in d.iter_mut().zip(s) {
+                *d = i16::from(x).wrapping_add(off);
+            }
+            d[c..].fill(0);
+        }
+    });
+}
+
 /// Below this many widened values the copy stays on one thread.
 const MIN_PARALLEL_WIDEN: usize = 1 << 16;
 
@@ -669,7 +712,7 @@ mod tests {
         conv2d_i8(g, 1, &q, &input, &filter, &sums, bias, &mut want).unwrap();
         for isa in Isa::available() {
             let p = PackedConvI8::new(g, q.clone(), &filter, bias, isa, 3).unwrap();
-            assert_eq!(p.is_simd(), isa == Isa::Avx2);
+            assert_eq!(p.is_simd(), isa != Isa::Generic);
             for threads in [1, 2, 3] {
                 let mut scratch = vec![0_i16; p.scratch_len()];
                 let mut out = vec![0_i8; g.output_len()];
@@ -769,11 +812,11 @@ mod tests {
                 pad_top: pad,
                 pad_left: pad,
             };
-            if Isa::Avx2.is_available() {
+            for isa in Isa::available().into_iter().filter(|&i| i != Isa::Generic) {
                 let p = QuantParams::new(0.05, 3);
                 let q = ConvQuant::new_i8(p, &[0.01; 24], p, FusedActivation::None, oc).unwrap();
                 let filter = vec![1_i8; oc * k * k * ic];
-                let packed = PackedConvI8::new(&g, q, &filter, None, Isa::Avx2, 1).unwrap();
+                let packed = PackedConvI8::new(&g, q, &filter, None, isa, 1).unwrap();
                 assert!(matches!(&packed.imp, Impl::Simd(s) if s.rows.is_some()));
             }
             check(&mut r, &g, case);

@@ -1,14 +1,22 @@
 //! int8 FULLY_CONNECTED with weights packed once at preparation for the CPU tier,
 //! bit-exact with [`fully_connected_i8`] in every tier.
 //!
-//! [`Isa::Generic`] runs the scalar [`fully_connected_i8`]. [`Isa::Avx2`] keeps the weights
-//! as int16 with the filter offset added, rows padded with zeros to a multiple of 16; at each
-//! run an input row is widened the same way (`x + input_offset`) into scratch, the sums
-//! `Σ (w + w_off)(x + x_off)` come from `x86::qfc`, and bias and the (double-precision)
-//! requantization are the scalar kernel's own.
+//! [`Isa::Generic`] runs the scalar [`fully_connected_i8`]. [`Isa::Avx2`] and [`Isa::Neon`]
+//! keep the weights as int16 with the filter offset added, rows padded with zeros to a
+//! multiple of 16; at each run an input row is widened the same way (`x + input_offset`)
+//! into scratch, the sums `Σ (w + w_off)(x + x_off)` come from `x86::qfc` or `neon::qfc`,
+//! and bias and the (double-precision) requantization are the scalar kernel's own.
 
-// The SIMD layouts only run on x86-64; elsewhere they compile but stay unused.
-#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
+// The SIMD layouts run on x86-64 and aarch64; elsewhere they compile but stay unused.
+#![cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code, unused_imports)
+)]
+
+#[cfg(target_arch = "aarch64")]
+use crate::neon::qfc::{dots, Src as LaneSrc};
+#[cfg(target_arch = "x86_64")]
+use crate::x86::{qdepthwise::Src as LaneSrc, qfc::dots};
 
 use super::conv::filter_row_sums;
 use super::error::{check_len, QuantError};
@@ -69,10 +77,12 @@ impl PackedFcI8 {
         }
         // Offsets within ±255 keep |w'|, |x'| ≤ 383, so a vpmaddwd pair sum cannot overflow.
         let small = |o: i32| (-255..=255).contains(&o);
-        let simd = cfg!(target_arch = "x86_64")
-            && isa.or_generic() == Isa::Avx2
-            && small(q.input_offset)
-            && small(q.filter_offset);
+        let tier = match isa.or_generic() {
+            Isa::Avx2 => cfg!(target_arch = "x86_64"),
+            Isa::Neon => cfg!(target_arch = "aarch64"),
+            Isa::Generic => false,
+        };
+        let simd = tier && small(q.input_offset) && small(q.filter_offset);
         let imp = if simd {
             let dp = shape.depth.next_multiple_of(LANES);
             let weights = if q.filter_offset == 0 {
@@ -154,8 +164,8 @@ impl PackedFcI8 {
         }
     }
 
-    #[cfg(target_arch = "x86_64")]
-    fn run_simd<T: crate::x86::qdepthwise::Src + Sync>(
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    fn run_simd<T: LaneSrc + Sync>(
         &self,
         weights: &[T],
         dp: usize,
@@ -204,9 +214,9 @@ impl PackedFcI8 {
             let xw = &*xw;
             crate::parallel::for_each_part(&mut sums[..units], 1, 16, threads, |u0, part| {
                 let w = &weights[u0 * dp..(u0 + part.len()) * dp];
-                // SAFETY: SIMD weights exist only when AVX2 was confirmed at preparation;
-                // `xw` holds `dp` values and `w` `part.len()·dp`.
-                unsafe { crate::x86::qfc::dots(xw, w, dp, part) };
+                // SAFETY: SIMD weights exist only when the tier was confirmed at
+                // preparation; `xw` holds `dp` values and `w` `part.len()·dp`.
+                unsafe { dots(xw, w, dp, part) };
             });
             for (u, (o, &acc)) in out_row.iter_mut().zip(sums.iter()).enumerate() {
                 let acc = match &self.bias {
@@ -219,7 +229,7 @@ impl PackedFcI8 {
         Ok(())
     }
 
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     fn run_simd<T>(
         &self,
         _: &[T],
@@ -229,7 +239,7 @@ impl PackedFcI8 {
         _: &mut [i32],
         _: usize,
     ) -> Result<(), QuantError> {
-        unreachable!("SIMD int8 weights are only built on x86-64")
+        unreachable!("SIMD int8 weights are only built on x86-64 and aarch64")
     }
 }
 
@@ -307,7 +317,7 @@ mod tests {
             fully_connected_i8(&q, shape, &input, &filter, &sums, bias, &mut want).unwrap();
             for isa in Isa::available() {
                 let p = PackedFcI8::new(q.clone(), shape, &filter, bias, isa).unwrap();
-                assert_eq!(p.is_simd(), isa == Isa::Avx2);
+                assert_eq!(p.is_simd(), isa != Isa::Generic);
                 for threads in [1, 2, 3] {
                     let mut scratch = vec![0_i32; p.scratch_len()];
                     let mut out = vec![0_i8; want.len()];

@@ -32,6 +32,7 @@ pub mod broadcast;
 pub mod conv;
 pub mod conv16;
 pub mod conv_packed;
+pub(crate) mod conv_window;
 pub mod depthwise;
 pub mod depthwise_packed;
 pub mod error;

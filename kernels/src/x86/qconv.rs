@@ -15,37 +15,13 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use super::qrequant::{finish, pack16_i8, Requant8};
-use crate::quant::geometry::ConvGeometry;
+pub(crate) use crate::quant::conv_window::ConvJob;
+use crate::quant::conv_window::{pointwise_rows, Windows};
 
 /// Output pixels per tile.
 pub(crate) const MR: usize = 6;
 /// Output channels per tile (two 8-lane vectors).
 pub(crate) const NR: usize = 16;
-
-/// Everything one convolution part reads.
-pub(crate) struct ConvJob<'a> {
-    pub g: &'a ConvGeometry,
-    /// Values one tap reads (input channels, or a filter row's in rows mode), rounded up to
-    /// even.
-    pub icp: usize,
-    /// Values from one input pixel to the next in `xw` (`icp`, or the input channels in
-    /// rows mode).
-    pub px_stride: usize,
-    /// Packed weights, `[block][tap][icp/2][16][2]` int16; with `narrow_last` the last
-    /// block is `[tap][icp/2][8][2]` (at most 8 channels left).
-    pub weights: &'a [i16],
-    pub narrow_last: bool,
-    /// Per-channel bias, multiplier, left and right shifts, padded to whole blocks.
-    pub bias: &'a [i32],
-    pub mult: &'a [i32],
-    pub left: &'a [i32],
-    pub right: &'a [i32],
-    pub out_offset: i32,
-    pub act_min: i32,
-    pub act_max: i32,
-    /// Widened input `[N·H·W][icp]` followed by one row of `icp` zeros.
-    pub xw: &'a [i16],
-}
 
 /// Computes the output pixels `pix0 .. pix0 + out.len()/out_c` into `out`.
 ///
@@ -87,8 +63,6 @@ pub(crate) unsafe fn conv_part(
             out_offset,
             lo,
             hi,
-            reach_h: (g.filter_h - 1) * g.dilation_h,
-            reach_w: (g.filter_w - 1) * g.dilation_w,
         };
         // SAFETY: forwarded contract; the block's channels and weights exist.
         unsafe {
@@ -107,9 +81,6 @@ struct Consts {
     out_offset: __m256i,
     lo: __m256i,
     hi: __m256i,
-    /// Rows and columns a window spans beyond its first pixel.
-    reach_h: usize,
-    reach_w: usize,
 }
 
 /// All tiles of one channel block `W·8` channels wide (`nc` of them real).
@@ -131,8 +102,6 @@ unsafe fn block<const W: usize>(
 ) {
     let g = job.g;
     let oc = g.out_c;
-    let xw = job.xw.as_ptr();
-    let plane = g.out_h * g.out_w;
     // SAFETY: the per-channel arrays hold whole 16-blocks, so lanes c0..c0+16 exist.
     let (rq, bias) = unsafe {
         let m = job.mult.as_ptr().add(c0);
@@ -150,90 +119,25 @@ unsafe fn block<const W: usize>(
             ],
         )
     };
-    let pointwise = g.filter_h == 1
-        && g.filter_w == 1
-        && g.stride_h == 1
-        && g.stride_w == 1
-        && g.pad_top == 0
-        && g.pad_left == 0
-        && (g.out_h, g.out_w) == (g.in_h, g.in_w);
+    let pointwise = job.pointwise();
     let mut p = 0;
     while p < npix {
         let rows = (npix - p).min(MR);
         let mut acc = [[_mm256_setzero_si256(); W]; MR];
         if pointwise {
-            // 1×1, stride 1, no padding: output pixel q reads input pixel q.
-            let mut ptrs = [xw; MR];
-            for (r, ptr) in ptrs.iter_mut().enumerate() {
-                // SAFETY: pixel `pix0 + p + r` (the last real one past `rows`) is inside
-                // the input, which has the output's pixels.
-                *ptr = unsafe { xw.add((pix0 + p + r.min(rows - 1)) * job.px_stride) };
-            }
-            // SAFETY: as for the taps below: one tap of `kpt` pairs.
-            acc = unsafe { tap::<MR, W>(acc, ptrs, w_block, kpt) };
+            // SAFETY: the part's pixels lie inside the output (caller); one tap of `kpt`
+            // pairs, as for the taps below.
+            acc = unsafe { tap::<MR, W>(acc, pointwise_rows(job, pix0 + p, rows), w_block, kpt) };
         } else {
-            // Image and top-left input coordinate of each pixel's window (pixels past the
-            // part repeat the last one; their results are not stored).
-            let mut img = [0_usize; MR];
-            let mut y0 = [0_isize; MR];
-            let mut x0 = [0_isize; MR];
-            // One division per tile; the next pixels step through the output in order.
-            let pix = pix0 + p;
-            let (mut b, rem) = (pix / plane, pix % plane);
-            let (mut oy, mut ox) = (rem / g.out_w, rem % g.out_w);
-            for r in 0..MR {
-                img[r] = b * g.in_h;
-                y0[r] = (oy * g.stride_h) as isize - g.pad_top as isize;
-                x0[r] = (ox * g.stride_w) as isize - g.pad_left as isize;
-                if r + 1 < rows {
-                    ox += 1;
-                    if ox == g.out_w {
-                        ox = 0;
-                        oy += 1;
-                        if oy == g.out_h {
-                            oy = 0;
-                            b += 1;
-                        }
-                    }
-                }
-            }
-            // Pixels whose whole window lies inside the input read each tap at a fixed offset
-            // from the window's first pixel; the others check every tap.
-            let mut first = [xw; MR];
-            let mut inside = [false; MR];
-            for r in 0..MR {
-                inside[r] = y0[r] >= 0
-                    && x0[r] >= 0
-                    && y0[r] as usize + k.reach_h < g.in_h
-                    && x0[r] as usize + k.reach_w < g.in_w;
-                if inside[r] {
-                    let pixel = (img[r] + y0[r] as usize) * g.in_w + x0[r] as usize;
-                    // SAFETY: the window's first pixel is inside the input.
-                    first[r] = unsafe { xw.add(pixel * job.px_stride) };
-                }
-            }
+            // SAFETY: as above.
+            let win = unsafe { Windows::<MR>::new(job, pix0 + p, rows) };
             let mut w = w_block;
             for ky in 0..g.filter_h {
                 for kx in 0..g.filter_w {
-                    let mut ptrs = [k.zero_row; MR];
-                    let toff = (ky * g.dilation_h * g.in_w + kx * g.dilation_w) * job.px_stride;
-                    for r in 0..MR {
-                        if inside[r] {
-                            // SAFETY: this tap's pixel is inside the input (the whole window is).
-                            ptrs[r] = unsafe { first[r].add(toff) };
-                            continue;
-                        }
-                        let iy = y0[r] + (ky * g.dilation_h) as isize;
-                        let ix = x0[r] + (kx * g.dilation_w) as isize;
-                        if iy >= 0 && ix >= 0 && (iy as usize) < g.in_h && (ix as usize) < g.in_w {
-                            let pixel = (img[r] + iy as usize) * g.in_w + ix as usize;
-                            // SAFETY: the pixel is inside the input, so its row is in `xw`.
-                            ptrs[r] = unsafe { xw.add(pixel * job.px_stride) };
-                        }
-                    }
                     // SAFETY: `w` walks the block's `taps·kpt` pairs of W·8-channel vectors;
                     // each pointer row holds `icp = 2·kpt` values.
                     unsafe {
+                        let ptrs = win.tap(job, k.zero_row, ky, kx);
                         acc = tap::<MR, W>(acc, ptrs, w, kpt);
                         w = w.add(kpt * 2 * 8 * W);
                     }

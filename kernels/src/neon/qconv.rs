@@ -1,0 +1,239 @@
+//! The NEON int8 convolution microkernel, on the same packed int16 layout as the AVX2 one
+//! (see [`crate::quant::conv_packed`]).
+//!
+//! A weight vector holds 4 output channels × a pair of input channels (`[c][2]`), and the
+//! pixel's pair of inputs is duplicated across the lanes, so `smlal` (low half) and `smlal2`
+//! (high half) multiply-add each weight with its own input into a separate int32 lane: per
+//! channel two partial sums, the even and the odd input channels, which a pairwise add
+//! (`addp`) joins at the end. Products of int16 values this small (|w| ≤ 128,
+//! |x| ≤ 32767) are exact, and int32 addition wraps, so every output sum equals the scalar
+//! kernel's modulo 2^32, which is all the requantization reads.
+//!
+//! A tile is 3 output pixels × 16 channels: 24 accumulators, 4 weight vectors and the
+//! input pair in the 32 vector registers.
+//!
+//! Requantization is TFLite's double rounding, lane by lane: `sqrdmulh` is exactly
+//! gemmlowp's saturating rounding doubling high multiply, and the rounding division by a
+//! power of two is its formula (remainder against a threshold) in vector form.
+
+use std::arch::aarch64::*;
+use std::ops::Range;
+
+use crate::quant::conv_window::{pointwise_rows, ConvJob, Windows};
+
+/// Output pixels per tile.
+pub(crate) const MR: usize = 3;
+/// Output channels per packed block.
+pub(crate) const NR: usize = 16;
+
+/// Computes output pixels `pix0 .. pix0 + npix` × the channel blocks `blocks` into `out`.
+///
+/// # Safety
+/// The job's slices must be consistent with its geometry (as for the AVX2 kernel):
+/// `weights` holds every block's `taps·icp` pairs of 16 (8 for a narrow last block) values,
+/// the per-channel arrays whole blocks of 16, `xw` the widened input followed by `icp`
+/// zeros; the pixels lie inside the output; `out` is the whole output, and nothing else
+/// accesses the written pixels × channels during the call.
+pub(crate) unsafe fn conv_part(
+    job: &ConvJob<'_>,
+    pix0: usize,
+    npix: usize,
+    blocks: Range<usize>,
+    out: *mut i8,
+) {
+    let g = job.g;
+    let taps = g.filter_h * g.filter_w;
+    let kpt = job.icp / 2;
+    let block_len = taps * job.icp * NR;
+    let last = g.out_c.div_ceil(NR) - 1;
+    for nb in blocks {
+        // SAFETY: block `nb` lies inside `weights` (a narrow last block is half as long);
+        // the rest is the caller's contract.
+        unsafe {
+            let w_block = job.weights.as_ptr().add(nb * block_len);
+            if job.narrow_last && nb == last {
+                block::<2>(job, nb * NR, w_block, kpt, pix0, npix, out);
+            } else {
+                block::<4>(job, nb * NR, w_block, kpt, pix0, npix, out);
+            }
+        }
+    }
+}
+
+/// Requantization constants of 4 channels.
+#[derive(Clone, Copy)]
+struct Requant4 {
+    bias: int32x4_t,
+    mult: int32x4_t,
+    left: int32x4_t,
+    /// Minus the right shift: `vshlq` by a negative count is an arithmetic right shift.
+    neg_right: int32x4_t,
+    /// `2^right − 1`.
+    mask: int32x4_t,
+    /// `mask / 2`.
+    half: int32x4_t,
+}
+
+impl Requant4 {
+    /// # Safety
+    /// Channels `c .. c + 4` exist in the job's per-channel arrays.
+    #[inline(always)]
+    unsafe fn load(job: &ConvJob<'_>, c: usize) -> Self {
+        // SAFETY: 4 values at `c` in each array (caller).
+        unsafe {
+            let right = vld1q_s32(job.right.as_ptr().add(c));
+            let one = vdupq_n_s32(1);
+            let mask = vsubq_s32(vshlq_s32(one, right), one);
+            Requant4 {
+                bias: vld1q_s32(job.bias.as_ptr().add(c)),
+                mult: vld1q_s32(job.mult.as_ptr().add(c)),
+                left: vld1q_s32(job.left.as_ptr().add(c)),
+                neg_right: vnegq_s32(right),
+                mask,
+                half: vshrq_n_s32::<1>(mask),
+            }
+        }
+    }
+
+    /// `clamp(MultiplyByQuantizedMultiplier(acc + bias) + out_offset)`.
+    #[inline(always)]
+    fn apply(
+        &self,
+        acc: int32x4_t,
+        out_offset: int32x4_t,
+        lo: int32x4_t,
+        hi: int32x4_t,
+    ) -> int32x4_t {
+        // SAFETY: register-only NEON intrinsics (NEON is part of every aarch64 target).
+        unsafe {
+            // `x·2^left` wraps, as in the scalar code.
+            let x = vshlq_s32(vaddq_s32(acc, self.bias), self.left);
+            let x = vqrdmulhq_s32(x, self.mult);
+            // Rounding division by 2^right, ties away from zero: floor, plus one where the
+            // remainder exceeds `mask/2` (`mask/2 + 1` for a negative x).
+            let floor = vshlq_s32(x, self.neg_right);
+            let rem = vandq_s32(x, self.mask);
+            let threshold = vsubq_s32(self.half, vshrq_n_s32::<31>(x));
+            let up = vreinterpretq_s32_u32(vcgtq_s32(rem, threshold));
+            let v = vaddq_s32(vsubq_s32(floor, up), out_offset);
+            vminq_s32(vmaxq_s32(v, lo), hi)
+        }
+    }
+}
+
+/// All tiles of one channel block of `4·V` channels (`V` = 4, or 2 for a narrow last block).
+///
+/// # Safety
+/// As for [`conv_part`]; `w_block` points at this block's `taps·kpt` pairs of `4·V`
+/// channels.
+#[inline(always)]
+unsafe fn block<const V: usize>(
+    job: &ConvJob<'_>,
+    c0: usize,
+    w_block: *const i16,
+    kpt: usize,
+    pix0: usize,
+    npix: usize,
+    out: *mut i8,
+) {
+    let g = job.g;
+    let oc = g.out_c;
+    let nc = (oc - c0).min(4 * V);
+    // SAFETY: the per-channel arrays hold whole 16-blocks.
+    let rq: [Requant4; V] = std::array::from_fn(|v| unsafe { Requant4::load(job, c0 + 4 * v) });
+    // SAFETY: register-only intrinsics.
+    let (out_offset, lo, hi) = unsafe {
+        (
+            vdupq_n_s32(job.out_offset),
+            vdupq_n_s32(job.act_min),
+            vdupq_n_s32(job.act_max),
+        )
+    };
+    // SAFETY: `xw` ends with a row of `icp` zeros (caller).
+    let zero_row = unsafe { job.xw.as_ptr().add(job.xw.len() - job.icp) };
+    let pointwise = job.pointwise();
+    let mut p = 0;
+    while p < npix {
+        let rows = (npix - p).min(MR);
+        // SAFETY: register-only intrinsic.
+        let zero = unsafe { vdupq_n_s32(0) };
+        let mut acc = [[[zero; 2]; V]; MR];
+        if pointwise {
+            // SAFETY: the pixels lie inside the output (caller); one tap of `kpt` pairs.
+            acc = unsafe { tap::<MR, V>(acc, pointwise_rows(job, pix0 + p, rows), w_block, kpt) };
+        } else {
+            // SAFETY: as above.
+            let win = unsafe { Windows::<MR>::new(job, pix0 + p, rows) };
+            let mut w = w_block;
+            for ky in 0..g.filter_h {
+                for kx in 0..g.filter_w {
+                    // SAFETY: `w` walks the block's `taps·kpt` pairs of `4·V` channels; each
+                    // pointer row holds `icp = 2·kpt` values.
+                    unsafe {
+                        let ptrs = win.tap(job, zero_row, ky, kx);
+                        acc = tap::<MR, V>(acc, ptrs, w, kpt);
+                        w = w.add(kpt * 8 * V);
+                    }
+                }
+            }
+        }
+        for (r, a) in acc.iter().enumerate().take(rows) {
+            let mut bytes = [0_i8; 16];
+            for (v, (pair, rq)) in a.iter().zip(&rq).enumerate() {
+                // SAFETY: register work, then 4 bytes stored inside `bytes`.
+                unsafe {
+                    // Lanes (c0 even, c0 odd, c1 even, c1 odd) and the same for c2, c3.
+                    let sums = vpaddq_s32(pair[0], pair[1]);
+                    let q = rq.apply(sums, out_offset, lo, hi);
+                    // In i8 range after the clamp, so the narrowing moves are exact.
+                    let b = vmovn_s16(vcombine_s16(vmovn_s32(q), vdup_n_s16(0)));
+                    let four = vget_lane_u32::<0>(vreinterpret_u32_s8(b));
+                    bytes
+                        .as_mut_ptr()
+                        .add(4 * v)
+                        .cast::<u32>()
+                        .write_unaligned(four);
+                }
+            }
+            // SAFETY: row `p + r` of the part lies inside the output; `nc` channels from
+            // `c0` are this block's.
+            unsafe {
+                let dst = out.add((pix0 + p + r) * oc + c0);
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, nc);
+            }
+        }
+        p += rows;
+    }
+}
+
+/// Adds one tap's products to an `R`-pixel tile of `V` weight vectors (4 channels each):
+/// `kpt` pairs of input channels. Constant loop bounds keep the accumulators in registers.
+///
+/// # Safety
+/// `w` readable for `kpt·8·V` values, each row of `ptrs` for `2·kpt`.
+#[inline(always)]
+unsafe fn tap<const R: usize, const V: usize>(
+    mut acc: [[[int32x4_t; 2]; V]; R],
+    ptrs: [*const i16; R],
+    w: *const i16,
+    kpt: usize,
+) -> [[[int32x4_t; 2]; V]; R] {
+    // SAFETY: reads inside the caller's bounds; register arithmetic otherwise.
+    unsafe {
+        let mut w = w;
+        for k in 0..kpt {
+            let b: [int16x8_t; V] = std::array::from_fn(|v| vld1q_s16(w.add(8 * v)));
+            w = w.add(8 * V);
+            for (acc_r, p) in acc.iter_mut().zip(&ptrs) {
+                // The pair (x0, x1) in every 32-bit lane: x0, x1, x0, x1, ...
+                let pair = (p.add(2 * k) as *const i32).read_unaligned();
+                let x = vreinterpretq_s16_s32(vdupq_n_s32(pair));
+                for (a, bv) in acc_r.iter_mut().zip(&b) {
+                    a[0] = vmlal_s16(a[0], vget_low_s16(*bv), vget_low_s16(x));
+                    a[1] = vmlal_high_s16(a[1], *bv, x);
+                }
+            }
+        }
+    }
+    acc
+}
