@@ -3,4 +3,5 @@
 pub(crate) mod depthwise;
 pub(crate) mod gemm;
 pub(crate) mod qconv;
+pub(crate) mod qdepthwise;
 pub(crate) mod qfc;

@@ -62,7 +62,7 @@ pub(crate) unsafe fn conv_part(
 
 /// Requantization constants of 4 channels.
 #[derive(Clone, Copy)]
-struct Requant4 {
+pub(crate) struct Requant4 {
     bias: int32x4_t,
     mult: int32x4_t,
     left: int32x4_t,
@@ -79,15 +79,32 @@ impl Requant4 {
     /// Channels `c .. c + 4` exist in the job's per-channel arrays.
     #[inline(always)]
     unsafe fn load(job: &ConvJob<'_>, c: usize) -> Self {
+        // SAFETY: the caller's contract.
+        unsafe { Self::load_from(job.bias, job.mult, job.left, job.right, c) }
+    }
+
+    /// The constants of entries `c .. c + 4` of per-channel arrays (`left`, `right` as
+    /// produced by [`shift_amounts`](crate::quant::conv_packed::shift_amounts)).
+    ///
+    /// # Safety
+    /// Each array holds at least `c + 4` values.
+    #[inline(always)]
+    pub(crate) unsafe fn load_from(
+        bias: &[i32],
+        mult: &[i32],
+        left: &[i32],
+        right: &[i32],
+        c: usize,
+    ) -> Self {
         // SAFETY: 4 values at `c` in each array (caller).
         unsafe {
-            let right = vld1q_s32(job.right.as_ptr().add(c));
+            let right = vld1q_s32(right.as_ptr().add(c));
             let one = vdupq_n_s32(1);
             let mask = vsubq_s32(vshlq_s32(one, right), one);
             Requant4 {
-                bias: vld1q_s32(job.bias.as_ptr().add(c)),
-                mult: vld1q_s32(job.mult.as_ptr().add(c)),
-                left: vld1q_s32(job.left.as_ptr().add(c)),
+                bias: vld1q_s32(bias.as_ptr().add(c)),
+                mult: vld1q_s32(mult.as_ptr().add(c)),
+                left: vld1q_s32(left.as_ptr().add(c)),
                 neg_right: vnegq_s32(right),
                 mask,
                 half: vshrq_n_s32::<1>(mask),
@@ -97,7 +114,7 @@ impl Requant4 {
 
     /// `clamp(MultiplyByQuantizedMultiplier(acc + bias) + out_offset)`.
     #[inline(always)]
-    fn apply(
+    pub(crate) fn apply(
         &self,
         acc: int32x4_t,
         out_offset: int32x4_t,

@@ -643,8 +643,7 @@ unsafe fn widen_parallel(
     });
 }
 
-/// The portable widening (`x + offset` into `[pixels][cp]`, extra channels 0), split over
-/// `threads` as on x86-64; LLVM vectorizes the inner copy for NEON.
+/// [`widen_portable`] with the pixels split over `threads`, as on x86-64.
 ///
 /// # Safety
 /// None beyond the signature's (kept `unsafe` to match the x86-64 version); `dst.len() ==
@@ -663,16 +662,23 @@ unsafe fn widen_parallel(
     } else {
         threads
     };
-    let off = off as i16;
     parallel::for_each_part(dst, cp, 1, threads, |pix0, part| {
-        let src = &src[pix0 * c..][..part.len() / cp * c];
-        for (d, s) in part.chunks_exact_mut(cp).zip(src.chunks_exact(c)) {
-            for (d, &x) in d.iter_mut().zip(s) {
-                *d = i16::from(x).wrapping_add(off);
-            }
-            d[c..].fill(0);
-        }
+        widen_portable(&src[pix0 * c..][..part.len() / cp * c], c, part, cp, off);
     });
+}
+
+/// Widens int8 pixels to int16 with `offset` added: `src` is `[pixels][c]`, `dst`
+/// `[pixels][cp]` (`cp ≥ c`; the extra channels become 0). The loop is plain enough for
+/// LLVM to vectorize for NEON. (x86-64 has its AVX2 version.)
+#[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+pub(crate) fn widen_portable(src: &[i8], c: usize, dst: &mut [i16], cp: usize, offset: i32) {
+    let off = offset as i16;
+    for (d, s) in dst.chunks_exact_mut(cp).zip(src.chunks_exact(c.max(1))) {
+        for (d, &x) in d.iter_mut().zip(s) {
+            *d = i16::from(x).wrapping_add(off);
+        }
+        d[c..].fill(0);
+    }
 }
 
 /// Below this many widened values the copy stays on one thread.

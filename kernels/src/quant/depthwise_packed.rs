@@ -3,9 +3,9 @@
 //!
 //! [`Isa::Generic`] (and layers the SIMD kernel does not take: channel multiplier ≠ 1, more
 //! than 64 taps) runs the scalar [`depthwise_conv2d`]. [`Isa::Avx2`] runs
-//! `x86::qdepthwise`, whose weights are int16, taps in pairs, channels in the lane order of
-//! its interleaved accumulators. When the channels are a multiple of 16 it reads the int8
-//! input directly: `Σ w·(x − zp) + bias = Σ w·x + (bias − zp·Σ w)`, so the zero point's
+//! `x86::qdepthwise` and [`Isa::Neon`] `neon::qdepthwise`, on the same weights: int16, taps
+//! in pairs, channels in the lane order of the AVX2 kernel's interleaved accumulators.
+//! When the channels are a multiple of 16 the kernels read the int8 input directly: `Σ w·(x − zp) + bias = Σ w·x + (bias − zp·Σ w)`, so the zero point's
 //! share moves into the bias once at preparation, and a padding tap reads a row of `zp`
 //! (its `w·(zp − zp)` is 0, as in the reference). The int32 sums are the same numbers, so
 //! the results are bit-identical. Other channel counts first widen the input to int16 with
@@ -13,25 +13,25 @@
 //! zeros). Output rows are split over threads; each element is computed the same way
 //! whatever the split.
 
-// The SIMD layouts only run on x86-64; elsewhere they compile but stay unused.
-#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
+// The SIMD layouts run on x86-64 and aarch64; elsewhere they compile but stay unused.
+#![cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code, unused_imports)
+)]
 
 use super::conv::ConvQuant;
 use super::conv_packed::shift_amounts;
 use super::depthwise::depthwise_conv2d;
+use super::dw_window::{DwJob, CB, MAX_TAPS};
 use super::error::{check_len, QuantError};
 use super::fixedpoint::multipliers_fit;
 use super::geometry::ConvGeometry;
 use crate::isa::Isa;
 use crate::parallel;
 
-/// Channels per SIMD step.
-const CB: usize = 16;
 /// Channel held by each of the 16 lanes of a step: the interleaved accumulators hold
 /// channels 0–3 and 8–11, then 4–7 and 12–15.
 const LANE_CHANNEL: [usize; CB] = [0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15];
-/// Most taps the SIMD kernel takes (its pointer table).
-const MAX_TAPS: usize = 64;
 /// Below this many output values a layer runs on one thread.
 const MIN_PARALLEL_OUTPUTS: usize = 1 << 15;
 
@@ -94,8 +94,12 @@ impl PackedDepthwiseI8 {
             q.multipliers.len().min(q.shifts.len()),
         )?;
         let offset_fits = (-32_639..=32_639).contains(&q.input_offset);
-        let simd = cfg!(target_arch = "x86_64")
-            && isa.or_generic() == Isa::Avx2
+        let tier = match isa.or_generic() {
+            Isa::Avx2 => cfg!(target_arch = "x86_64"),
+            Isa::Neon => cfg!(target_arch = "aarch64"),
+            Isa::Generic => false,
+        };
+        let simd = tier
             && offset_fits
             && g.in_c == g.out_c
             && taps <= MAX_TAPS
@@ -174,7 +178,7 @@ impl PackedDepthwiseI8 {
         }
     }
 
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     fn run_simd(
         &self,
         s: &SimdWeights,
@@ -183,7 +187,10 @@ impl PackedDepthwiseI8 {
         scratch: &mut [i16],
         threads: usize,
     ) {
-        use crate::x86::{qconv, qdepthwise};
+        #[cfg(target_arch = "aarch64")]
+        use crate::neon::qdepthwise;
+        #[cfg(target_arch = "x86_64")]
+        use crate::x86::qdepthwise;
         let g = &self.g;
         if output.is_empty() {
             return;
@@ -196,7 +203,7 @@ impl PackedDepthwiseI8 {
         if let Some(d) = &s.direct {
             let job = self.job(s, input, &d.pad, &d.bias);
             parallel::for_each_part(output, g.out_w * g.out_c, 1, threads, |row0, part| {
-                // SAFETY: AVX2 confirmed at preparation; the job matches the geometry (the
+                // SAFETY: the tier was confirmed at preparation; the job matches the geometry (the
                 // direct path is only built when `cp` is the channel count, so `input` is
                 // `pixels·cp` long); `part` is whole output rows starting at `row0`.
                 unsafe { qdepthwise::depthwise_part(&job, row0, part) }
@@ -209,24 +216,29 @@ impl PackedDepthwiseI8 {
         // SAFETY: SIMD weights exist only when AVX2 was confirmed at preparation; `body`
         // holds `pixels·cp` values for `pixels·in_c` inputs (in_c ≥ 1 by validation of a
         // non-empty output).
-        unsafe { qconv::widen(input, g.in_c, body, s.cp, self.q.input_offset) };
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            crate::x86::qconv::widen(input, g.in_c, body, s.cp, self.q.input_offset)
+        };
+        #[cfg(target_arch = "aarch64")]
+        super::conv_packed::widen_portable(input, g.in_c, body, s.cp, self.q.input_offset);
         let job = self.job(s, &*body, &*zero, &s.bias);
         parallel::for_each_part(output, g.out_w * g.out_c, 1, threads, |row0, part| {
-            // SAFETY: AVX2 confirmed at preparation; the job matches the geometry; `part`
-            // is whole output rows starting at `row0`.
+            // SAFETY: the tier was confirmed at preparation; the job matches the geometry;
+            // `part` is whole output rows starting at `row0`.
             unsafe { qdepthwise::depthwise_part(&job, row0, part) }
         });
     }
 
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     fn job<'a, T>(
         &'a self,
         s: &'a SimdWeights,
         x: &'a [T],
         pad: &'a [T],
         bias: &'a [i32],
-    ) -> crate::x86::qdepthwise::DwJob<'a, T> {
-        crate::x86::qdepthwise::DwJob {
+    ) -> DwJob<'a, T> {
+        DwJob {
             g: &self.g,
             cp: s.cp,
             pairs: s.pairs,
@@ -243,9 +255,9 @@ impl PackedDepthwiseI8 {
         }
     }
 
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     fn run_simd(&self, _: &SimdWeights, _: &[i8], _: &mut [i8], _: &mut [i16], _: usize) {
-        unreachable!("SIMD int8 weights are only built on x86-64")
+        unreachable!("SIMD int8 weights are only built on x86-64 and aarch64")
     }
 }
 
@@ -336,7 +348,7 @@ mod tests {
         depthwise_conv2d(g, &q, &input, &filter, bias, &mut want).unwrap();
         for isa in Isa::available() {
             let p = PackedDepthwiseI8::new(g, q.clone(), &filter, bias, isa).unwrap();
-            assert_eq!(p.is_simd(), isa == Isa::Avx2 && g.in_c == g.out_c);
+            assert_eq!(p.is_simd(), isa != Isa::Generic && g.in_c == g.out_c);
             for threads in [1, 2, 3] {
                 let mut scratch = vec![0_i16; p.scratch_len()];
                 let mut out = vec![0_i8; g.output_len()];
@@ -362,9 +374,9 @@ mod tests {
             )
             .unwrap();
             let filter = vec![1_i8; g.filter_h * g.filter_w * c];
-            // So `check` above ran the direct path (which needs no scratch) in the AVX2 tier.
-            if Isa::Avx2.is_available() {
-                let p = PackedDepthwiseI8::new(&g, q, &filter, None, Isa::Avx2).unwrap();
+            // So `check` above ran the direct path (which needs no scratch) in the SIMD tiers.
+            for isa in Isa::available().into_iter().filter(|&i| i != Isa::Generic) {
+                let p = PackedDepthwiseI8::new(&g, q.clone(), &filter, None, isa).unwrap();
                 assert!(p.is_simd() && p.scratch_len() == 0);
             }
         }

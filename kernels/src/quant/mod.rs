@@ -35,6 +35,7 @@ pub mod conv_packed;
 pub(crate) mod conv_window;
 pub mod depthwise;
 pub mod depthwise_packed;
+pub(crate) mod dw_window;
 pub mod error;
 pub mod fc_packed;
 pub mod fixedpoint;
