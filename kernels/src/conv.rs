@@ -150,7 +150,7 @@ impl PackedConv {
     /// here, once: Winograd's for 3×3 stride-1 layers in the SIMD tiers, else a GEMM.
     /// Precondition: `filter.len() >= out_c·kernel_h·kernel_w·in_c`.
     pub fn new(p: &ConvParams, filter: &[f32], isa: Isa) -> Self {
-        let isa = isa.or_generic();
+        let isa = isa.or_generic().float_tier();
         let weights = if winograd::suits(p, isa) {
             Weights::Winograd(winograd::Filter::new(filter, p.out_c, p.in_c, isa))
         } else {

@@ -108,7 +108,7 @@ impl PackedDepthwise {
         }
         PackedDepthwise {
             p: *p,
-            isa: isa.or_generic(),
+            isa: isa.or_generic().float_tier(),
             oc_pad,
             weights,
             bias: b,

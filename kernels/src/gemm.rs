@@ -124,7 +124,7 @@ impl PackedB {
         let mut me = PackedB {
             k,
             n,
-            isa: isa.or_generic(),
+            isa: isa.or_generic().float_tier(),
             data: Vec::new(),
         };
         let width: usize = (0..me.panels()).map(|p| me.panel(p).1).sum();
@@ -198,7 +198,7 @@ impl PackedB {
 /// of a multiply-add) as wide ones.
 pub(crate) fn tile_rows(isa: Isa, w: usize) -> usize {
     let wide = match isa {
-        Isa::Avx2 | Isa::Neon => 6,
+        Isa::Avx2 | Isa::Neon | Isa::NeonDot => 6,
         // x86-64 without AVX has 16 xmm registers: a 3×16 tile (12 accumulators) avoids
         // spills; other targets (aarch64: 32 registers) take 4.
         Isa::Generic => {
@@ -942,7 +942,7 @@ pub(crate) mod tests {
                 let bias = if case % 3 == 0 { None } else { Some(&bias[..]) };
                 let clamp = [Clamp::NONE, Clamp::RELU, Clamp::RELU_N1_TO_1][case % 3];
                 let packed = PackedB::from_transposed(&wt, n, k, isa);
-                assert_eq!(packed.isa(), isa);
+                assert_eq!(packed.isa(), isa.float_tier());
                 let stored = (n / NR) * NR
                     + if n % NR == 0 {
                         0

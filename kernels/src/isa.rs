@@ -17,17 +17,22 @@ pub enum Isa {
     Avx2,
     /// aarch64 Advanced SIMD.
     Neon,
+    /// aarch64 Advanced SIMD with the dot product instructions (`sdot`, Armv8.2's
+    /// optional `FEAT_DotProd`: Cortex-A55/A76 and later, Apple M1 and later). Float kernels
+    /// are [`Isa::Neon`]'s; int8 convolutions multiply four int8 pairs per lane at once.
+    NeonDot,
 }
 
 impl Isa {
     /// Every tier, fastest first.
-    pub const ALL: [Isa; 3] = [Isa::Avx2, Isa::Neon, Isa::Generic];
+    pub const ALL: [Isa; 4] = [Isa::Avx2, Isa::NeonDot, Isa::Neon, Isa::Generic];
 
     pub fn name(self) -> &'static str {
         match self {
             Isa::Generic => "generic",
             Isa::Avx2 => "avx2",
             Isa::Neon => "neon",
+            Isa::NeonDot => "neon-dot",
         }
     }
 
@@ -39,6 +44,11 @@ impl Isa {
             Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonDot => {
+                std::arch::is_aarch64_feature_detected!("neon")
+                    && std::arch::is_aarch64_feature_detected!("dotprod")
+            }
             #[allow(unreachable_patterns)]
             _ => false,
         }
@@ -75,6 +85,15 @@ impl Isa {
         }
     }
 
+    /// The tier whose float kernels this tier runs (the dot product tier adds only integer
+    /// kernels).
+    pub fn float_tier(self) -> Isa {
+        match self {
+            Isa::NeonDot => Isa::Neon,
+            other => other,
+        }
+    }
+
     /// `self` if this CPU runs it, else an error naming the tier.
     pub fn require(self) -> Result<Isa, String> {
         if self.is_available() {
@@ -99,8 +118,9 @@ impl FromStr for Isa {
             "generic" => Ok(Isa::Generic),
             "avx2" => Ok(Isa::Avx2),
             "neon" => Ok(Isa::Neon),
+            "neon-dot" => Ok(Isa::NeonDot),
             other => Err(format!(
-                "unknown ISA '{other}' (expected generic, avx2 or neon)"
+                "unknown ISA '{other}' (expected generic, avx2, neon or neon-dot)"
             )),
         }
     }

@@ -68,7 +68,7 @@ struct Common {
     /// Where the model runs.
     #[arg(long, value_enum, default_value = "cpu")]
     backend: BackendArg,
-    /// Force a CPU kernel tier (generic, avx2, neon); default: FERROLITE_ISA, else the best.
+    /// Force a CPU kernel tier (generic, avx2, neon, neon-dot); default: FERROLITE_ISA, else the best.
     #[arg(long)]
     isa: Option<ferrolite::Isa>,
     /// Run the subgraph of this signature key, with its named inputs and outputs.

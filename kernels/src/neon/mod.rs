@@ -3,5 +3,6 @@
 pub(crate) mod depthwise;
 pub(crate) mod gemm;
 pub(crate) mod qconv;
+pub(crate) mod qconv_dot;
 pub(crate) mod qdepthwise;
 pub(crate) mod qfc;

@@ -138,6 +138,60 @@ impl Requant4 {
     }
 }
 
+/// The output offset and activation bounds, in every lane.
+#[derive(Clone, Copy)]
+pub(crate) struct OutRange {
+    pub offset: int32x4_t,
+    pub lo: int32x4_t,
+    pub hi: int32x4_t,
+}
+
+impl OutRange {
+    pub(crate) fn new(offset: i32, lo: i32, hi: i32) -> Self {
+        // SAFETY: register-only intrinsics (NEON is part of every aarch64 target).
+        unsafe {
+            OutRange {
+                offset: vdupq_n_s32(offset),
+                lo: vdupq_n_s32(lo),
+                hi: vdupq_n_s32(hi),
+            }
+        }
+    }
+}
+
+/// Requantizes one output pixel's sums, `V` vectors of 4 channels (vector `v` holding
+/// channels `at[v] .. at[v] + 4` of the block), and stores its first `nc` channels at `dst`.
+///
+/// # Safety
+/// `dst` writable for `nc <= 16` bytes.
+#[inline(always)]
+pub(crate) unsafe fn store_pixel<const V: usize>(
+    sums: [int32x4_t; V],
+    rq: &[Requant4; V],
+    at: [usize; V],
+    out: &OutRange,
+    dst: *mut i8,
+    nc: usize,
+) {
+    let mut bytes = [0_i8; 16];
+    for ((s, rq), at) in sums.iter().zip(rq).zip(at) {
+        // SAFETY: register work, then 4 bytes stored inside `bytes` (`at <= 12`).
+        unsafe {
+            let q = rq.apply(*s, out.offset, out.lo, out.hi);
+            // In i8 range after the clamp, so the narrowing moves are exact.
+            let b = vmovn_s16(vcombine_s16(vmovn_s32(q), vdup_n_s16(0)));
+            let four = vget_lane_u32::<0>(vreinterpret_u32_s8(b));
+            bytes
+                .as_mut_ptr()
+                .add(at)
+                .cast::<u32>()
+                .write_unaligned(four);
+        }
+    }
+    // SAFETY: `nc` writable bytes at `dst` (caller).
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, nc) };
+}
+
 /// All tiles of one channel block of `4·V` channels (`V` = 4, or 2 for a narrow last block).
 ///
 /// # Safety
@@ -158,14 +212,7 @@ unsafe fn block<const V: usize>(
     let nc = (oc - c0).min(4 * V);
     // SAFETY: the per-channel arrays hold whole 16-blocks.
     let rq: [Requant4; V] = std::array::from_fn(|v| unsafe { Requant4::load(job, c0 + 4 * v) });
-    // SAFETY: register-only intrinsics.
-    let (out_offset, lo, hi) = unsafe {
-        (
-            vdupq_n_s32(job.out_offset),
-            vdupq_n_s32(job.act_min),
-            vdupq_n_s32(job.act_max),
-        )
-    };
+    let range = OutRange::new(job.out_offset, job.act_min, job.act_max);
     // SAFETY: `xw` ends with a row of `icp` zeros (caller).
     let zero_row = unsafe { job.xw.as_ptr().add(job.xw.len() - job.icp) };
     let pointwise = job.pointwise();
@@ -180,7 +227,7 @@ unsafe fn block<const V: usize>(
             acc = unsafe { tap::<MR, V>(acc, pointwise_rows(job, pix0 + p, rows), w_block, kpt) };
         } else {
             // SAFETY: as above.
-            let win = unsafe { Windows::<MR>::new(job, pix0 + p, rows) };
+            let win = unsafe { Windows::<_, MR>::new(job, pix0 + p, rows) };
             let mut w = w_block;
             for ky in 0..g.filter_h {
                 for kx in 0..g.filter_w {
@@ -195,28 +242,15 @@ unsafe fn block<const V: usize>(
             }
         }
         for (r, a) in acc.iter().enumerate().take(rows) {
-            let mut bytes = [0_i8; 16];
-            for (v, (pair, rq)) in a.iter().zip(&rq).enumerate() {
-                // SAFETY: register work, then 4 bytes stored inside `bytes`.
-                unsafe {
-                    // Lanes (c0 even, c0 odd, c1 even, c1 odd) and the same for c2, c3.
-                    let sums = vpaddq_s32(pair[0], pair[1]);
-                    let q = rq.apply(sums, out_offset, lo, hi);
-                    // In i8 range after the clamp, so the narrowing moves are exact.
-                    let b = vmovn_s16(vcombine_s16(vmovn_s32(q), vdup_n_s16(0)));
-                    let four = vget_lane_u32::<0>(vreinterpret_u32_s8(b));
-                    bytes
-                        .as_mut_ptr()
-                        .add(4 * v)
-                        .cast::<u32>()
-                        .write_unaligned(four);
-                }
-            }
+            // Lanes (c0 even, c0 odd, c1 even, c1 odd) and the same for c2, c3: pairwise
+            // sums give channels c0..c3.
+            // SAFETY: register-only intrinsic.
+            let sums = a.map(|pair| unsafe { vpaddq_s32(pair[0], pair[1]) });
             // SAFETY: row `p + r` of the part lies inside the output; `nc` channels from
             // `c0` are this block's.
             unsafe {
                 let dst = out.add((pix0 + p + r) * oc + c0);
-                std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, nc);
+                store_pixel(sums, &rq, std::array::from_fn(|v| 4 * v), &range, dst, nc);
             }
         }
         p += rows;

@@ -12,7 +12,7 @@
 
 use std::arch::aarch64::*;
 
-use super::qconv::Requant4;
+use super::qconv::{store_pixel, OutRange, Requant4};
 use crate::quant::dw_window::{for_each_chunk, ChunkPtrs, DwJob, CB};
 
 /// An input element type the kernel reads 8 channels of at a time, as int16.
@@ -29,14 +29,7 @@ pub(crate) unsafe fn depthwise_part<T: Src>(job: &DwJob<'_, T>, row0: usize, out
     let g = job.g;
     let c = g.out_c;
     let blocks = c.div_ceil(CB);
-    // SAFETY: register-only intrinsics.
-    let (out_offset, lo, hi) = unsafe {
-        (
-            vdupq_n_s32(job.out_offset),
-            vdupq_n_s32(job.act_min),
-            vdupq_n_s32(job.act_max),
-        )
-    };
+    let range = OutRange::new(job.out_offset, job.act_min, job.act_max);
     // Per chunk, the per-channel constants are loaded once per block.
     let chunk = |ptrs: &ChunkPtrs<T>, n: usize, out_px: *mut i8| {
         for nb in 0..blocks {
@@ -58,27 +51,15 @@ pub(crate) unsafe fn depthwise_part<T: Src>(job: &DwJob<'_, T>, row0: usize, out
                         sum_pairs::<T, 0>(&px[..2 * job.pairs], c0, w_block)
                     }
                 };
-                let mut bytes = [0_i8; 16];
-                // Group `grp` holds channels 0–3, 8–11, 4–7, 12–15 of the block.
-                for (grp, (pair, rq)) in acc.iter().zip(&rq).enumerate() {
-                    let at = [0, 8, 4, 12][grp];
-                    // SAFETY: register work, then 4 bytes stored inside `bytes`.
-                    unsafe {
-                        let q = rq.apply(vpaddq_s32(pair[0], pair[1]), out_offset, lo, hi);
-                        let b = vmovn_s16(vcombine_s16(vmovn_s32(q), vdup_n_s16(0)));
-                        let four = vget_lane_u32::<0>(vreinterpret_u32_s8(b));
-                        bytes
-                            .as_mut_ptr()
-                            .add(at)
-                            .cast::<u32>()
-                            .write_unaligned(four);
-                    }
-                }
+                // Group `grp` holds channels 0–3, 8–11, 4–7, 12–15 of the block; pairwise
+                // sums join each channel's two taps.
+                // SAFETY: register-only intrinsic.
+                let sums = acc.map(|pair| unsafe { vpaddq_s32(pair[0], pair[1]) });
                 // SAFETY: the chunk's pixel `j` lies inside `out`; `min(c − c0, 16)`
                 // channels from `c0` are this block's.
                 unsafe {
                     let dst = out_px.add(j * c + c0);
-                    std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, (c - c0).min(CB));
+                    store_pixel(sums, &rq, [0, 8, 4, 12], &range, dst, (c - c0).min(CB));
                 }
             }
         }

@@ -56,6 +56,8 @@ enum Impl {
     Simd(SimdWeights),
     /// Transformed weights for exact integer Winograd (3×3 stride-1 layers).
     Winograd(WinoWeights),
+    /// int8 blocks for the `sdot` microkernel ([`Isa::NeonDot`]).
+    Dot(DotWeights),
 }
 
 /// Weights and per-channel constants in the SIMD layout (see the module docs).
@@ -102,6 +104,8 @@ impl PackedConvI8 {
             && winograd_suits(g, &q, filter)
         {
             Impl::Winograd(WinoWeights::new(g, &q, filter, bias))
+        } else if let Some(zp) = dot_suits(isa, g, &q) {
+            Impl::Dot(DotWeights::new(g, &q, filter, bias, zp))
         } else if simd_suits(isa, &q) && rows_suits(g) {
             // The filter `[OC, KH, KW, IC]` is already `[OC, KH, 1, KW·IC]` in memory.
             let rows = Rows::new(g);
@@ -127,7 +131,7 @@ impl PackedConvI8 {
 
     /// Whether the SIMD kernel runs this layer.
     pub fn is_simd(&self) -> bool {
-        matches!(self.imp, Impl::Simd(_) | Impl::Winograd(_))
+        matches!(self.imp, Impl::Simd(_) | Impl::Winograd(_) | Impl::Dot(_))
     }
 
     /// Bytes held for the life of the layer (packed weights, per-channel tables).
@@ -142,6 +146,11 @@ impl PackedConvI8 {
                 s.weights.len() * 2
                     + (s.bias.len() + s.mult.len() + s.left.len() + s.right.len()) * 4
             }
+            Impl::Dot(d) => {
+                d.weights.len()
+                    + d.pad.len()
+                    + (d.bias.len() + d.mult.len() + d.left.len() + d.right.len()) * 4
+            }
         };
         imp + self.bias.as_ref().map_or(0, |b| b.len() * 4)
             + (self.q.multipliers.len() + self.q.shifts.len()) * 4
@@ -151,6 +160,10 @@ impl PackedConvI8 {
     pub fn scratch_len(&self) -> usize {
         match &self.imp {
             Impl::Generic { .. } => 0,
+            // The input as int8 with its channels padded to `icq` (int16 elements hold two),
+            // unless they already are.
+            Impl::Dot(d) if d.icq == self.g.in_c => 0,
+            Impl::Dot(d) => (self.g.batches * self.g.in_h * self.g.in_w * d.icq).div_ceil(2),
             Impl::Simd(s) => match &s.rows {
                 // The padded image, then a tail of zeros: the last tap's read runs up to
                 // `icp` values past its pixel, and the kernel's zero row.
@@ -192,6 +205,20 @@ impl PackedConvI8 {
                 let n = g.output_len();
                 self.run_winograd(
                     w,
+                    &input[..g.input_len()],
+                    &mut output[..n],
+                    scratch,
+                    threads,
+                );
+                Ok(())
+            }
+            Impl::Dot(d) => {
+                check_len("input", g.input_len(), input.len())?;
+                check_len("output", g.output_len(), output.len())?;
+                check_len("scratch", self.scratch_len(), scratch.len())?;
+                let n = g.output_len();
+                self.run_dot(
+                    d,
                     &input[..g.input_len()],
                     &mut output[..n],
                     scratch,
@@ -271,27 +298,76 @@ impl PackedConvI8 {
         let pixels = g.batches * g.out_h * g.out_w;
         let blocks = g.out_c.div_ceil(qconv::NR);
         let out = OutPtr(output.as_mut_ptr());
-        if threads > 1 && pixels <= BLOCK_SPLIT_MAX_PIXELS && blocks >= threads {
-            // Small images with many channels (the deep layers) split the channel blocks,
-            // so that each part streams only its own share of the weights.
-            let parts = parallel::target_parts(threads).min(blocks);
-            parallel::for_each_index(parts, threads, |i| {
-                let mine = i * blocks / parts..(i + 1) * blocks / parts;
-                let out = &out;
-                // SAFETY: the tier was confirmed at preparation; the job's arrays were built for
-                // this geometry; parts write disjoint channel blocks of the whole output.
-                unsafe { qconv::conv_part(&job, 0, pixels, mine, out.0) }
-            });
-        } else {
-            let s = parallel::split(pixels, qconv::MR, threads);
-            parallel::for_each_index(s.parts, threads, |i| {
-                let pix0 = i * s.rows_per_part;
-                let n = s.rows_per_part.min(pixels - pix0);
-                let out = &out;
-                // SAFETY: as above; parts write disjoint runs of whole output pixels.
-                unsafe { qconv::conv_part(&job, pix0, n, 0..blocks, out.0) }
-            });
+        split_parts(pixels, blocks, qconv::MR, threads, |pix0, n, mine| {
+            let out = &out;
+            // SAFETY: the tier was confirmed at preparation; the job's arrays were built for
+            // this geometry; parts write disjoint pixels × channel blocks of the output.
+            unsafe { qconv::conv_part(&job, pix0, n, mine, out.0) }
+        });
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    fn run_dot(
+        &self,
+        d: &DotWeights,
+        input: &[i8],
+        output: &mut [i8],
+        scratch: &mut [i16],
+        threads: usize,
+    ) {
+        use crate::neon::qconv_dot;
+        let g = &self.g;
+        if output.is_empty() {
+            return;
         }
+        let xw: &[i8] = if d.icq == g.in_c {
+            input
+        } else {
+            let len = g.batches * g.in_h * g.in_w * d.icq;
+            let bytes = i16s_as_i8s(&mut scratch[..len.div_ceil(2)]);
+            let bytes = &mut bytes[..len];
+            for (dst, src) in bytes
+                .chunks_exact_mut(d.icq)
+                .zip(input.chunks_exact(g.in_c))
+            {
+                dst[..g.in_c].copy_from_slice(src);
+                // Meets zero weights; any value would do.
+                dst[g.in_c..].fill(0);
+            }
+            bytes
+        };
+        let job = ConvJob {
+            g,
+            icp: d.icq,
+            px_stride: d.icq,
+            weights: &d.weights,
+            narrow_last: d.narrow_last,
+            bias: &d.bias,
+            mult: &d.mult,
+            left: &d.left,
+            right: &d.right,
+            out_offset: self.q.output_offset,
+            act_min: self.q.act_min,
+            act_max: self.q.act_max,
+            xw,
+        };
+        let pad = &d.pad[..];
+        let macs = g.output_len() * g.filter_h * g.filter_w * g.in_c;
+        let threads = if macs < MIN_PARALLEL_MACS { 1 } else { threads };
+        let pixels = g.batches * g.out_h * g.out_w;
+        let blocks = g.out_c.div_ceil(qconv_dot::NR);
+        let out = OutPtr(output.as_mut_ptr());
+        split_parts(pixels, blocks, qconv_dot::MR, threads, |pix0, n, mine| {
+            let out = &out;
+            // SAFETY: `dotprod` was confirmed at preparation; the job's arrays were built
+            // for this geometry; parts write disjoint pixels × channel blocks of the output.
+            unsafe { qconv_dot::conv_part(&job, pad, pix0, n, mine, out.0) }
+        });
+    }
+
+    #[cfg(not(target_arch = "aarch64"))]
+    fn run_dot(&self, _: &DotWeights, _: &[i8], _: &mut [i8], _: &mut [i16], _: usize) {
+        unreachable!("sdot weights are only built on aarch64")
     }
 
     /// Workers (scratch pieces) of the Winograd path.
@@ -377,10 +453,107 @@ fn simd_suits(isa: Isa, q: &ConvQuant) -> bool {
     let offset_fits = (-32_639..=32_639).contains(&q.input_offset);
     let tier = match isa.or_generic() {
         Isa::Avx2 => cfg!(target_arch = "x86_64"),
-        Isa::Neon => cfg!(target_arch = "aarch64"),
+        Isa::Neon | Isa::NeonDot => cfg!(target_arch = "aarch64"),
         Isa::Generic => false,
     };
     tier && offset_fits && multipliers_fit(&q.multipliers)
+}
+
+/// Whether the `sdot` kernel runs a layer, and the input zero point it then pads with:
+/// tier [`Isa::NeonDot`], multipliers the vector requantization takes, a zero point that
+/// is an int8 value (padding taps read it), and not a rows-mode layer (few input channels:
+/// the int16 kernel's padded rows suit those better than groups of 4 mostly padding).
+fn dot_suits(isa: Isa, g: &ConvGeometry, q: &ConvQuant) -> Option<i8> {
+    let tier = cfg!(target_arch = "aarch64") && isa.or_generic() == Isa::NeonDot;
+    if !tier || !multipliers_fit(&q.multipliers) || rows_suits(g) {
+        return None;
+    }
+    q.input_offset
+        .checked_neg()
+        .and_then(|zp| i8::try_from(zp).ok())
+}
+
+/// Weights and per-channel constants of the `sdot` kernel (see `neon::qconv_dot`).
+#[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+#[derive(Debug, Clone)]
+struct DotWeights {
+    /// Input channels rounded up to a multiple of 4.
+    icq: usize,
+    /// Whether the last block is 8 channels wide.
+    narrow_last: bool,
+    /// `[block][tap][icq/4][16][4]` (a narrow last block `[tap][icq/4][8][4]`).
+    weights: Vec<i8>,
+    /// `bias − zp·Σ w` per channel, padded to whole blocks.
+    bias: Vec<i32>,
+    mult: Vec<i32>,
+    left: Vec<i32>,
+    right: Vec<i32>,
+    /// `icq` copies of the input zero point: what a padding tap reads.
+    pad: Vec<i8>,
+}
+
+impl DotWeights {
+    fn new(g: &ConvGeometry, q: &ConvQuant, filter: &[i8], bias: Option<&[i32]>, zp: i8) -> Self {
+        let icq = g.in_c.next_multiple_of(4);
+        let taps = g.filter_h * g.filter_w;
+        let blocks = g.out_c.div_ceil(NR);
+        let padded = blocks * NR;
+        let narrow_last = (1..=8).contains(&(g.out_c % NR));
+        let block_len = taps * icq * NR;
+        let len = if narrow_last {
+            (blocks - 1) * block_len + block_len / 2
+        } else {
+            blocks * block_len
+        };
+        let mut weights = vec![0_i8; len];
+        let mut b = vec![0_i32; padded];
+        for (c, rows) in filter[..g.out_c * taps * g.in_c]
+            .chunks_exact((taps * g.in_c).max(1))
+            .enumerate()
+        {
+            let (nb, lane) = (c / NR, c % NR);
+            let width = if narrow_last && nb + 1 == blocks {
+                8
+            } else {
+                NR
+            };
+            for (t, src) in rows.chunks_exact(g.in_c.max(1)).enumerate() {
+                let base = nb * block_len + t * icq * width + lane * 4;
+                for (i, &w) in src.iter().enumerate() {
+                    weights[base + (i / 4) * 4 * width + i % 4] = w;
+                }
+            }
+            // bias + input_offset·Σw, wrapping like the reference's int32 sums (the same
+            // value modulo 2^32).
+            let w_sum = rows.iter().fold(0_i32, |acc, &w| acc + i32::from(w));
+            let own = bias.map_or(0, |b| b[c]);
+            b[c] = own.wrapping_add(q.input_offset.wrapping_mul(w_sum));
+        }
+        let (mut mult, mut left, mut right) = (vec![0; padded], vec![0; padded], vec![0; padded]);
+        for c in 0..g.out_c {
+            mult[c] = q.multipliers[c];
+            (left[c], right[c]) = shift_amounts(q.shifts[c]);
+        }
+        DotWeights {
+            icq,
+            narrow_last,
+            weights,
+            bias: b,
+            mult,
+            left,
+            right,
+            pad: vec![zp; icq],
+        }
+    }
+}
+
+/// The bytes of an int16 scratch slice, for the int8 input copy of the `sdot` kernel.
+#[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+fn i16s_as_i8s(s: &mut [i16]) -> &mut [i8] {
+    let len = s.len() * 2;
+    // SAFETY: i8 has no invalid bit patterns and a weaker alignment than i16; the new slice
+    // covers exactly the same bytes, borrowed mutably for the same lifetime.
+    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut i8, len) }
 }
 
 /// The output tensor's base pointer, shared by parts that write disjoint pixels or channel
@@ -388,6 +561,32 @@ fn simd_suits(isa: Isa, q: &ConvQuant) -> bool {
 struct OutPtr(*mut i8);
 // SAFETY: only used by `run_simd` and `run_winograd`, whose parts write disjoint outputs.
 unsafe impl Sync for OutPtr {}
+
+/// Runs `part(pix0, npix, blocks)` over the parts of a convolution of `pixels` output pixels
+/// and `blocks` channel blocks on up to `threads` threads: small images with many channels
+/// (the deep layers) split the channel blocks, so that each part streams only its own share
+/// of the weights; the others split the pixels, in whole tiles of `mr`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn split_parts(
+    pixels: usize,
+    blocks: usize,
+    mr: usize,
+    threads: usize,
+    part: impl Fn(usize, usize, std::ops::Range<usize>) + Sync,
+) {
+    if threads > 1 && pixels <= BLOCK_SPLIT_MAX_PIXELS && blocks >= threads {
+        let parts = parallel::target_parts(threads).min(blocks);
+        parallel::for_each_index(parts, threads, |i| {
+            part(0, pixels, i * blocks / parts..(i + 1) * blocks / parts);
+        });
+    } else {
+        let s = parallel::split(pixels, mr, threads);
+        parallel::for_each_index(s.parts, threads, |i| {
+            let pix0 = i * s.rows_per_part;
+            part(pix0, s.rows_per_part.min(pixels - pix0), 0..blocks);
+        });
+    }
+}
 
 /// Images of at most this many output pixels split their channel blocks over threads.
 const BLOCK_SPLIT_MAX_PIXELS: usize = 256;
@@ -617,12 +816,14 @@ impl Rows {
     }
 }
 
-/// [`qconv::widen`](crate::x86::qconv::widen) with the pixels split over `threads` (a
-/// serial copy of every layer's input would cap the speed-up of the parallel kernels).
+/// The input widened to int16 with its zero point subtracted, the pixels split over
+/// `threads` (a serial copy of every layer's input would cap the speed-up of the parallel
+/// kernels): [`qconv::widen`](crate::x86::qconv::widen) on x86-64, [`widen_portable`] on
+/// aarch64.
 ///
 /// # Safety
-/// As for `widen`: AVX2 must be available; `dst.len() == src.len() / c · cp`.
-#[cfg(target_arch = "x86_64")]
+/// On x86-64 AVX2 must be available; `dst.len() == src.len() / c · cp`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 unsafe fn widen_parallel(
     src: &[i8],
     c: usize,
@@ -639,31 +840,12 @@ unsafe fn widen_parallel(
     parallel::for_each_part(dst, cp, 1, threads, |pix0, part| {
         let src = &src[pix0 * c..][..part.len() / cp * c];
         // SAFETY: AVX2 (caller); `part` holds whole pixels, `src` the same pixels.
-        unsafe { crate::x86::qconv::widen(src, c, part, cp, off) }
-    });
-}
-
-/// [`widen_portable`] with the pixels split over `threads`, as on x86-64.
-///
-/// # Safety
-/// None beyond the signature's (kept `unsafe` to match the x86-64 version); `dst.len() ==
-/// src.len() / c · cp`.
-#[cfg(target_arch = "aarch64")]
-unsafe fn widen_parallel(
-    src: &[i8],
-    c: usize,
-    dst: &mut [i16],
-    cp: usize,
-    off: i32,
-    threads: usize,
-) {
-    let threads = if dst.len() < MIN_PARALLEL_WIDEN {
-        1
-    } else {
-        threads
-    };
-    parallel::for_each_part(dst, cp, 1, threads, |pix0, part| {
-        widen_portable(&src[pix0 * c..][..part.len() / cp * c], c, part, cp, off);
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            crate::x86::qconv::widen(src, c, part, cp, off)
+        };
+        #[cfg(target_arch = "aarch64")]
+        widen_portable(src, c, part, cp, off);
     });
 }
 
@@ -726,6 +908,15 @@ mod tests {
                 assert_eq!(out, want, "case {case} {isa} threads {threads} {g:?}");
             }
         }
+    }
+
+    /// The layer `g` with all-one weights packed for `isa`, input and output zero point `zp`
+    /// (to see which implementation a tier picks).
+    fn ones(g: &ConvGeometry, zp: i64, isa: Isa) -> PackedConvI8 {
+        let p = QuantParams::new(0.05, zp);
+        let q = ConvQuant::new_i8(p, &[0.01], p, FusedActivation::None, g.out_c).unwrap();
+        let filter = vec![1_i8; g.out_c * g.filter_h * g.filter_w * g.in_c];
+        PackedConvI8::new(g, q, &filter, None, isa, 1).unwrap()
     }
 
     #[test]
@@ -819,11 +1010,32 @@ mod tests {
                 pad_left: pad,
             };
             for isa in Isa::available().into_iter().filter(|&i| i != Isa::Generic) {
-                let p = QuantParams::new(0.05, 3);
-                let q = ConvQuant::new_i8(p, &[0.01; 24], p, FusedActivation::None, oc).unwrap();
-                let filter = vec![1_i8; oc * k * k * ic];
-                let packed = PackedConvI8::new(&g, q, &filter, None, isa, 1).unwrap();
+                let packed = ones(&g, 3, isa);
                 assert!(matches!(&packed.imp, Impl::Simd(s) if s.rows.is_some()));
+            }
+            check(&mut r, &g, case);
+        }
+    }
+
+    #[test]
+    fn dot_tier_runs_int8_layers_with_sdot() {
+        // Where the CPU has the dot product tier (qemu's default CPU does): input channels
+        // that are and are not a multiple of 4 (the int8 copy), padded and pointwise layers,
+        // narrow and wide channel blocks, a zero point of -128 (an offset of 128).
+        let mut r = Lcg(41);
+        for (case, (h, w, ic, oc, k, s, pad)) in [
+            (9, 11, 64, 24, 3, 1, 1),
+            (8, 7, 70, 40, 3, 2, 1),
+            (6, 6, 33, 8, 1, 1, 0),
+            (5, 9, 96, 17, 5, 1, 2),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let g = square(2, (h, w, ic), oc, k, s, pad);
+            if Isa::NeonDot.is_available() {
+                let packed = ones(&g, -128, Isa::NeonDot);
+                assert!(matches!(packed.imp, Impl::Dot(_)));
             }
             check(&mut r, &g, case);
         }

@@ -4,18 +4,20 @@
 
 use super::geometry::ConvGeometry;
 
-/// Everything one convolution part reads.
-pub(crate) struct ConvJob<'a> {
+/// Everything one convolution part reads. `T` is the element of the input copy and of the
+/// weights: int16 for the `vpmaddwd`/`smlal` kernels, int8 for the `sdot` one.
+pub(crate) struct ConvJob<'a, T = i16> {
     pub g: &'a ConvGeometry,
     /// Values one tap reads (input channels, or a filter row's in rows mode), rounded up to
-    /// even.
+    /// the kernel's group (2 values, or 4 for `sdot`).
     pub icp: usize,
     /// Values from one input pixel to the next in `xw` (`icp`, or the input channels in
     /// rows mode).
     pub px_stride: usize,
-    /// Packed weights, `[block][tap][icp/2][16][2]` int16; with `narrow_last` the last
-    /// block is `[tap][icp/2][8][2]` (at most 8 channels left).
-    pub weights: &'a [i16],
+    /// Packed weights, `[block][tap][icp/G][16][G]` for groups of `G` input channels (2,
+    /// or 4 for `sdot`); with `narrow_last` the last block is `[tap][icp/G][8][G]` (at most
+    /// 8 channels left).
+    pub weights: &'a [T],
     pub narrow_last: bool,
     /// Per-channel bias, multiplier, left and right shifts, padded to whole blocks.
     pub bias: &'a [i32],
@@ -25,11 +27,12 @@ pub(crate) struct ConvJob<'a> {
     pub out_offset: i32,
     pub act_min: i32,
     pub act_max: i32,
-    /// Widened input `[N·H·W][icp]` followed by one row of `icp` zeros.
-    pub xw: &'a [i16],
+    /// The input `[N·H·W][px_stride]`: widened with the zero point subtracted and followed
+    /// by one row of `icp` zeros (int16), or as int8 (`sdot`, padding read elsewhere).
+    pub xw: &'a [T],
 }
 
-impl ConvJob<'_> {
+impl<T> ConvJob<'_, T> {
     /// Whether output pixel `q` reads input pixel `q` alone (1×1, stride 1, no padding).
     pub(crate) fn pointwise(&self) -> bool {
         let g = self.g;
@@ -45,22 +48,22 @@ impl ConvJob<'_> {
 
 /// The input windows of `R` consecutive output pixels (a register tile). Pixels past the
 /// part's `rows` repeat the last one; their results are computed and not stored.
-pub(crate) struct Windows<const R: usize> {
+pub(crate) struct Windows<T, const R: usize> {
     img: [usize; R],
     y0: [isize; R],
     x0: [isize; R],
     /// The window's first pixel, for pixels whose whole window lies inside the input.
-    first: [*const i16; R],
+    first: [*const T; R],
     inside: [bool; R],
 }
 
-impl<const R: usize> Windows<R> {
+impl<T, const R: usize> Windows<T, R> {
     /// The windows of output pixels `pix .. pix + rows` (`1 <= rows <= R`).
     ///
     /// # Safety
     /// The pixels lie inside the output and `job.xw` holds the widened input.
     #[inline(always)]
-    pub(crate) unsafe fn new(job: &ConvJob<'_>, pix: usize, rows: usize) -> Self {
+    pub(crate) unsafe fn new(job: &ConvJob<'_, T>, pix: usize, rows: usize) -> Self {
         let g = job.g;
         let xw = job.xw.as_ptr();
         let plane = g.out_h * g.out_w;
@@ -116,11 +119,11 @@ impl<const R: usize> Windows<R> {
     #[inline(always)]
     pub(crate) unsafe fn tap(
         &self,
-        job: &ConvJob<'_>,
-        zero_row: *const i16,
+        job: &ConvJob<'_, T>,
+        zero_row: *const T,
         ky: usize,
         kx: usize,
-    ) -> [*const i16; R] {
+    ) -> [*const T; R] {
         let g = job.g;
         let xw = job.xw.as_ptr();
         let mut ptrs = [zero_row; R];
@@ -149,11 +152,11 @@ impl<const R: usize> Windows<R> {
 /// # Safety
 /// The pixels lie inside the output (and so, pointwise, inside the input).
 #[inline(always)]
-pub(crate) unsafe fn pointwise_rows<const R: usize>(
-    job: &ConvJob<'_>,
+pub(crate) unsafe fn pointwise_rows<T, const R: usize>(
+    job: &ConvJob<'_, T>,
     pix: usize,
     rows: usize,
-) -> [*const i16; R] {
+) -> [*const T; R] {
     let xw = job.xw.as_ptr();
     // SAFETY: pixel `pix + min(r, rows - 1)` is inside the input (caller).
     std::array::from_fn(|r| unsafe { xw.add((pix + r.min(rows - 1)) * job.px_stride) })

@@ -96,7 +96,7 @@ impl PackedDepthwiseI8 {
         let offset_fits = (-32_639..=32_639).contains(&q.input_offset);
         let tier = match isa.or_generic() {
             Isa::Avx2 => cfg!(target_arch = "x86_64"),
-            Isa::Neon => cfg!(target_arch = "aarch64"),
+            Isa::Neon | Isa::NeonDot => cfg!(target_arch = "aarch64"),
             Isa::Generic => false,
         };
         let simd = tier

@@ -79,7 +79,7 @@ impl PackedFcI8 {
         let small = |o: i32| (-255..=255).contains(&o);
         let tier = match isa.or_generic() {
             Isa::Avx2 => cfg!(target_arch = "x86_64"),
-            Isa::Neon => cfg!(target_arch = "aarch64"),
+            Isa::Neon | Isa::NeonDot => cfg!(target_arch = "aarch64"),
             Isa::Generic => false,
         };
         let simd = tier && small(q.input_offset) && small(q.filter_offset);

@@ -130,7 +130,7 @@ unsafe fn block<const W: usize>(
             acc = unsafe { tap::<MR, W>(acc, pointwise_rows(job, pix0 + p, rows), w_block, kpt) };
         } else {
             // SAFETY: as above.
-            let win = unsafe { Windows::<MR>::new(job, pix0 + p, rows) };
+            let win = unsafe { Windows::<_, MR>::new(job, pix0 + p, rows) };
             let mut w = w_block;
             for ky in 0..g.filter_h {
                 for kx in 0..g.filter_w {
