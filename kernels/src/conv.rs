@@ -10,9 +10,9 @@
 //!   through that table, so no receptive field is ever copied (no im2col); only the table,
 //!   `taps` offsets per pixel, lives in scratch (see [`PackedConv::scratch_len`]). With few
 //!   input channels a tap is a whole filter row of a zero-padded copy of the input instead of
-//!   one pixel (see [`Mode::Rows`]).
+//!   one pixel (see `Mode::Rows`).
 //! - In the SIMD tiers, 3×3 stride-1 convolutions run by Winograd's F(2×2, 3×3) instead
-//!   ([`crate::winograd`]): 2.25 times fewer multiply-adds.
+//!   (`crate::winograd`): 2.25 times fewer multiply-adds.
 //!
 //! Padding taps contribute `0·w` terms to the sums. The reference skips them instead; the
 //! two agree except for the sign of an exactly-zero sum and for non-finite weights, which are

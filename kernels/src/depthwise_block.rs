@@ -87,7 +87,7 @@ pub fn can_project(dw: &DepthwiseParams, pw: &Pointwise) -> bool {
 
 /// Whether expanding `dw`'s input with `pw` in the block pays with `threads` threads: when
 /// the expanded tensor is too large to stay in cache between the two layers, and the image is
-/// tall enough for parts (see [`HALO_SHARE`]) to keep every thread busy.
+/// tall enough for parts (see `HALO_SHARE`) to keep every thread busy.
 pub fn worth_expanding(pw: &ConvParams, dw: &DepthwiseParams, threads: usize) -> bool {
     let rows = dw.batch * dw.out_h;
     pw.output_len() >= MIN_FUSED_FLOATS

@@ -12,11 +12,16 @@
 //!   (`x + input_offset`, exact in int16) into scratch, followed by one row of zeros that
 //!   padding taps read. Since `Σ w·(x − zp)` is the reference sum itself (padding taps add
 //!   `w·0`), no zero-point correction is needed afterwards;
-//! - layers with few input channels run in rows mode ([`Rows`]): one tap per filter row,
+//! - layers with few input channels run in rows mode (`Rows`): one tap per filter row,
 //!   read from a padded widened copy of the input;
 //! - output pixels are split over threads in whole tiles, or, in small images with many
 //!   channels, the channel blocks are; each output element is computed by the same
 //!   instructions whatever the split, so the bytes do not depend on the thread count.
+//!
+//! [`Isa::NeonDot`] runs the layers that are not in rows mode with `sdot` on int8 operands
+//! (`neon::qconv_dot`, layout `DotWeights`), the zero point folded into the bias; rows-mode
+//! layers run the `smlal` kernel. 3×3 stride-1 layers with enough channels run exact integer
+//! Winograd in the AVX2 tier (`WinoWeights`).
 
 // The SIMD layouts run on x86-64 and aarch64 (Winograd on x86-64 only); elsewhere they
 // compile but stay unused.
@@ -525,7 +530,9 @@ impl DotWeights {
             }
             // bias + input_offset·Σw, wrapping like the reference's int32 sums (the same
             // value modulo 2^32).
-            let w_sum = rows.iter().fold(0_i32, |acc, &w| acc + i32::from(w));
+            let w_sum = rows
+                .iter()
+                .fold(0_i32, |acc, &w| acc.wrapping_add(i32::from(w)));
             let own = bias.map_or(0, |b| b[c]);
             b[c] = own.wrapping_add(q.input_offset.wrapping_mul(w_sum));
         }
