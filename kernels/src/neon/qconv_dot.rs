@@ -32,11 +32,14 @@ pub(crate) const MR: usize = 6;
 pub(crate) const NR: usize = 16;
 
 /// `acc + Σ_{j<4} a[4i+j]·b[4i+j]` in each int32 lane `i`.
+///
+/// # Safety
+/// The CPU must have `dotprod` (callers enable the feature and are reached only when the
+/// tier was confirmed at preparation).
 #[inline(always)]
-fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+pub(crate) unsafe fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
     let mut acc = acc;
-    // SAFETY: a register-only instruction; its callers enable `dotprod` and run only where
-    // the CPU has it (the tier is checked at preparation).
+    // SAFETY: a register-only instruction, available by the caller's contract.
     unsafe {
         asm!(
             "sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b",
