@@ -19,6 +19,7 @@
 //! outside the float tolerance contract anyway.
 
 use crate::activation::{Clamp, Residual};
+use crate::conv_planar;
 use crate::gemm::{self, BlockA, Grid, PackedB, SharedOut, TableBound, MB, PAD};
 use crate::isa::Isa;
 use crate::parallel;
@@ -142,6 +143,8 @@ enum Weights {
     Direct(PackedB),
     /// Transformed for Winograd's F(2×2, 3×3) (see [`crate::winograd`]).
     Winograd(winograd::Filter),
+    /// For output pixels in the vector lanes (see `crate::conv_planar`).
+    Planar(conv_planar::Filter),
 }
 
 impl PackedConv {
@@ -153,12 +156,14 @@ impl PackedConv {
         let isa = isa.or_generic().float_tier();
         let weights = if winograd::suits(p, isa) {
             Weights::Winograd(winograd::Filter::new(filter, p.out_c, p.in_c, isa))
+        } else if conv_planar::suits(p, isa) {
+            Weights::Planar(conv_planar::Filter::new(p, filter))
         } else {
             Weights::Direct(PackedB::from_transposed(filter, p.out_c, p.k(), isa))
         };
         let table = match weights {
             Weights::Direct(_) => TapTable::new(p),
-            Weights::Winograd(_) => None,
+            Weights::Winograd(_) | Weights::Planar(_) => None,
         };
         PackedConv {
             p: *p,
@@ -173,6 +178,7 @@ impl PackedConv {
         let w = match &self.weights {
             Weights::Direct(b) => b.byte_size(),
             Weights::Winograd(f) => f.byte_size(),
+            Weights::Planar(f) => f.byte_size(),
         };
         w + self.zeros.len() * std::mem::size_of::<f32>()
             + self
@@ -190,7 +196,7 @@ impl PackedConv {
     pub(crate) fn gemm(&self) -> Option<&PackedB> {
         match &self.weights {
             Weights::Direct(b) => Some(b),
-            Weights::Winograd(_) => None,
+            Weights::Winograd(_) | Weights::Planar(_) => None,
         }
     }
 
@@ -205,6 +211,10 @@ impl PackedConv {
         match &self.weights {
             Weights::Winograd(_) => ScratchLen {
                 floats: winograd::scratch_floats(&self.p, threads),
+                offsets: 0,
+            },
+            Weights::Planar(_) => ScratchLen {
+                floats: conv_planar::scratch_floats(&self.p),
                 offsets: 0,
             },
             Weights::Direct(_) => {
@@ -252,7 +262,7 @@ impl ConvParams {
     }
 
     /// Height and width of an input padded so that every window lies inside it.
-    fn padded_hw(&self) -> (usize, usize) {
+    pub(crate) fn padded_hw(&self) -> (usize, usize) {
         let reach = |out: usize, stride: usize, k: usize, d: usize| {
             out.saturating_sub(1) * stride + (k - 1) * d + 1
         };
@@ -341,6 +351,9 @@ pub fn conv2d_f32(
         Weights::Direct(b) => b,
         Weights::Winograd(f) => {
             return winograd::run(p, input, f, bias, output, floats, threads, residual);
+        }
+        Weights::Planar(f) => {
+            return conv_planar::run(p, input, f, bias, output, floats, threads, residual);
         }
     };
     let mode = p.mode();
@@ -773,6 +786,44 @@ pub(crate) mod tests {
             pad_top: 0,
             pad_left: 0,
             clamp,
+        }
+    }
+
+    /// Stride-1 layers with at most 6 output channels: the planar method in the AVX2 tier
+    /// (row widths a multiple of 16 and not, both tile widths, padding, two images).
+    #[test]
+    fn few_output_channels_planar() {
+        let mut rng = Rng(0x91a);
+        let cases = [
+            // [batch, h, w, in_c], out_c, [kh, kw], [pad_top, pad_left, pad_bottom, pad_right]
+            ([1, 32, 32, 15], 6, [3, 3], [1, 1, 1, 1]),
+            ([2, 9, 19, 3], 1, [3, 3], [0, 0, 0, 0]),
+            ([1, 6, 35, 8], 4, [5, 5], [2, 2, 2, 2]),
+            ([1, 7, 16, 2], 5, [1, 3], [0, 1, 0, 1]),
+            ([1, 4, 21, 63], 3, [2, 2], [1, 0, 0, 1]),
+        ];
+        for (i, ([batch, h, w, in_c], out_c, [kh, kw], [pt, pl, pb, pr])) in
+            cases.into_iter().enumerate()
+        {
+            let p = ConvParams {
+                out_h: h + pt + pb + 1 - kh,
+                out_w: w + pl + pr + 1 - kw,
+                kernel_h: kh,
+                kernel_w: kw,
+                pad_top: pt,
+                pad_left: pl,
+                ..pointwise(
+                    [batch, h, w, in_c],
+                    out_c,
+                    [Clamp::NONE, Clamp::RELU6][i % 2],
+                )
+            };
+            assert!(conv_planar::suits(&p, Isa::Avx2) == cfg!(target_arch = "x86_64"));
+            if Isa::Avx2.is_available() {
+                let packed = PackedConv::new(&p, &rng.vec(p.k() * out_c), Isa::Avx2);
+                assert!(matches!(packed.weights, Weights::Planar(_)), "{p:?}");
+            }
+            check(&p, &mut rng, "planar");
         }
     }
 

@@ -13,6 +13,7 @@ pub mod activations;
 pub mod broadcast;
 pub mod buffer;
 pub mod conv;
+mod conv_planar;
 pub mod depthwise;
 pub mod depthwise_block;
 pub mod detection;

@@ -1,6 +1,7 @@
 //! x86-64 kernels of the [`Isa::Avx2`](crate::isa::Isa::Avx2) tier: AVX2 + FMA intrinsics in
 //! `#[target_feature]` functions, reached only through tiers checked at run time.
 
+pub(crate) mod conv_planar;
 pub(crate) mod depthwise;
 pub(crate) mod gemm;
 pub(crate) mod qadd;

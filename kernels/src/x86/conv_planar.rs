@@ -1,0 +1,63 @@
+//! AVX2 + FMA tile of the planar float convolution (see `crate::conv_planar`): 16 output
+//! pixels of one row (two vectors) × `OCT` output channels, 2·`OCT` accumulators. Per filter
+//! tap and input channel: two loads of 16 neighbouring input values, one broadcast weight per
+//! channel, two multiply-adds per channel.
+
+use std::arch::x86_64::*;
+
+use crate::activation::Clamp;
+
+/// Geometry of one tile's reads: the planar input at the tile's first window (channel 0, the
+/// window's top-left value), and the filter of its channel group.
+pub(crate) struct Tile {
+    /// Input at channel 0, row `y`, column `x0` of the padded planar image.
+    pub src: *const f32,
+    /// Floats between input channels (one padded plane).
+    pub plane: usize,
+    /// Floats between padded rows.
+    pub row: usize,
+    pub in_c: usize,
+    pub kernel_h: usize,
+    pub kernel_w: usize,
+    /// Weights `[ic][kh][kw][8]` of the group (lanes past the group's channels are zero).
+    pub w: *const f32,
+    /// Bias of the group's 8 channel slots.
+    pub bias: *const f32,
+}
+
+/// Computes the tile and writes `clamp(sum + bias)` of channel slot `o` (< `OCT`) for pixel
+/// `i` (< 16) to `out[o][i]`.
+///
+/// # Safety
+/// AVX2 and FMA available; `t.src + c·plane + dy·row + dx` readable for 16 floats for every
+/// `c < in_c`, `dy < kernel_h`, `dx < kernel_w`; `t.w` readable for
+/// `in_c·kernel_h·kernel_w·8` floats and `t.bias` for 8.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn tile<const OCT: usize>(t: &Tile, clamp: Clamp, out: &mut [[f32; 16]; OCT]) {
+    let mut acc = [[_mm256_setzero_ps(); 2]; OCT];
+    let mut w = t.w;
+    for c in 0..t.in_c {
+        for dy in 0..t.kernel_h {
+            let src = t.src.add(c * t.plane + dy * t.row);
+            for dx in 0..t.kernel_w {
+                let x0 = _mm256_loadu_ps(src.add(dx));
+                let x1 = _mm256_loadu_ps(src.add(dx + 8));
+                for (o, a) in acc.iter_mut().enumerate() {
+                    let wv = _mm256_broadcast_ss(&*w.add(o));
+                    a[0] = _mm256_fmadd_ps(wv, x0, a[0]);
+                    a[1] = _mm256_fmadd_ps(wv, x1, a[1]);
+                }
+                w = w.add(8);
+            }
+        }
+    }
+    let (lo, hi) = (_mm256_set1_ps(clamp.min), _mm256_set1_ps(clamp.max));
+    for (o, (a, dst)) in acc.iter().zip(out.iter_mut()).enumerate() {
+        let b = _mm256_broadcast_ss(&*t.bias.add(o));
+        for (v, half) in a.iter().enumerate() {
+            // Operand order as `Clamp::apply`: a NaN sum stays NaN.
+            let y = _mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_add_ps(*half, b)));
+            _mm256_storeu_ps(dst.as_mut_ptr().add(8 * v), y);
+        }
+    }
+}
