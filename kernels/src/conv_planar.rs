@@ -5,7 +5,7 @@
 //! multiply-add needs its own broadcast of an input value: the loads, not the multiply-adds,
 //! set its pace (about 1.3 multiply-adds a cycle on AMD Zen 3 against 2), and 6 channels fill
 //! only 6 of 8 lanes. Turned around, a vector holds 16 neighbouring output pixels of one
-//! channel: the input is first copied into a zero-padded *planar* image (`[batch][C][H][W]`),
+//! channel: the input is first copied into a zero-padded *planar* image (`[batch][H][C][W]`),
 //! where the values the 16 pixels read at one filter tap and input channel are 16 consecutive
 //! floats, so a tap costs two loads, one broadcast weight per output channel and two
 //! multiply-adds per channel, 12 multiply-adds to 8 loads with 6 channels.
@@ -23,7 +23,7 @@ use crate::parallel;
 const TILE_PX: usize = 16;
 /// Most output channels this method takes (one tile of 12 accumulators). With 7 or 8 the
 /// GEMM's one-vector tile fills its lanes, and two tiles of 4 channels here were slower than
-/// it (AMD Zen 3, 32×32×15 input).
+/// it (AMD Zen 3, 32×32×15 → 8 channels in the CIFAR ResNet: ×1.15).
 const MAX_OUT_C: usize = 6;
 /// Input channels below which it is used, as for the GEMM's filter-row mode: with more, one
 /// GEMM tap already feeds many multiply-adds per broadcast.
@@ -40,7 +40,9 @@ pub(crate) fn suits(p: &ConvParams, isa: Isa) -> bool {
         && p.dilation_h == 1
         && p.dilation_w == 1
         && (1..=MAX_OUT_C).contains(&p.out_c)
-        && p.in_c < MAX_IN_C
+        && (1..MAX_IN_C).contains(&p.in_c)
+        && p.kernel_h >= 1
+        && p.kernel_w >= 1
         && p.out_w >= TILE_PX
         && !p.is_pointwise()
 }
@@ -115,11 +117,10 @@ pub(crate) fn run(
             for (i, out_row) in rows.chunks_exact_mut(row_len).enumerate() {
                 let r = r0 + i;
                 let (b, y) = (r / p.out_h, r % p.out_h);
-                let src = &planar[b * image + y * wp..(b + 1) * image];
+                let src = &planar[b * image + y * p.in_c * wp..(b + 1) * image];
                 let row = Row {
                     p,
                     wp,
-                    hp,
                     src,
                     w: &f.w,
                     bias: &slots,
@@ -145,7 +146,6 @@ pub(crate) fn run(
 struct Row<'a> {
     p: &'a ConvParams,
     wp: usize,
-    hp: usize,
     /// The padded image from the row's first input row on.
     src: &'a [f32],
     w: &'a [f32],
@@ -178,15 +178,15 @@ impl Row<'_> {
     #[cfg(target_arch = "x86_64")]
     fn tile<const OCT: usize>(&self, x: usize, vals: &mut [[f32; TILE_PX]; OCT]) {
         let p = self.p;
-        let plane = self.hp * self.wp;
+        let (plane, row) = (self.wp, p.in_c * self.wp);
         // The furthest read (input channel in_c-1, filter row kh-1, column x+kw-1+15) and the
         // weights read, checked here so the tile's raw reads are in bounds.
-        let last = (p.in_c - 1) * plane + (p.kernel_h - 1) * self.wp + x + p.kernel_w - 1 + 15;
+        let last = (p.in_c - 1) * plane + (p.kernel_h - 1) * row + x + p.kernel_w - 1 + 15;
         assert!(last < self.src.len() && self.w.len() >= p.in_c * p.kernel_h * p.kernel_w * 8);
         let t = crate::x86::conv_planar::Tile {
             src: self.src[x..].as_ptr(),
             plane,
-            row: self.wp,
+            row,
             in_c: p.in_c,
             kernel_h: p.kernel_h,
             kernel_w: p.kernel_w,
@@ -204,29 +204,37 @@ impl Row<'_> {
     }
 }
 
-/// Copies the NHWC input into `dst`, `[batch][C][hp][wp]` with `pad_top` rows and `pad_left`
-/// columns of zeros before each plane's values and zeros after them.
+/// Copies the NHWC input into `dst`, `[batch][hp][C][wp]` with `pad_top` rows and `pad_left`
+/// columns of zeros before the values of each channel and zeros after them. (Rows outermost:
+/// an input row fills one contiguous block, and a tile's reads at one filter row are too; a
+/// channel-outermost copy of a large image ran slower.)
 fn to_planar(p: &ConvParams, input: &[f32], hp: usize, wp: usize, dst: &mut [f32]) {
     let c = p.in_c;
     let (top, left) = (p.pad_top, p.pad_left);
     for (b, img) in dst.chunks_exact_mut(c * hp * wp).enumerate() {
         // One fill of the whole image: filling only the padding took a call per row.
         img.fill(0.0);
+        let plane = wp;
         for y in 0..p.in_h {
             let src = &input[(b * p.in_h + y) * p.in_w * c..][..p.in_w * c];
-            let at = (top + y) * wp + left;
-            // One plane row at a time: contiguous writes, strided reads within one input row.
-            let plane = hp * wp;
+            let at = (top + y) * c * wp + left;
             // The last value written, checked so the unchecked writes below stay inside.
             assert!((c - 1) * plane + at + p.in_w <= img.len());
-            let d = img.as_mut_ptr();
-            for (x, px) in src.chunks_exact(c).enumerate() {
-                for (ch, &v) in px.iter().enumerate() {
-                    // SAFETY: `ch < c` and `x < in_w`, inside `img` (asserted above). (The
-                    // checked form ran several times slower.)
-                    unsafe { *d.add(ch * plane + at + x) = v };
+            let d = img[at..].as_mut_ptr();
+            let scalar = |x: usize| {
+                for (ch, &v) in src[x * c..(x + 1) * c].iter().enumerate() {
+                    // SAFETY: `ch < c` and `x < in_w`: inside `img` (asserted above).
+                    unsafe { *d.add(ch * plane + x) = v };
                 }
-            }
+            };
+            // SAFETY: the method runs only in the AVX2 tier; it reads `src` and writes the
+            // values `scalar` would (in bounds, as asserted).
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                crate::x86::conv_planar::transpose_row(src.as_ptr(), p.in_w, c, d, plane, scalar)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            (0..p.in_w).for_each(scalar);
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use std::arch::x86_64::*;
 
+use super::first_lanes;
 use crate::activation::Clamp;
 
 /// Geometry of one tile's reads: the planar input at the tile's first window (channel 0, the
@@ -60,4 +61,73 @@ pub(crate) unsafe fn tile<const OCT: usize>(t: &Tile, clamp: Clamp, out: &mut [[
             _mm256_storeu_ps(dst.as_mut_ptr().add(8 * v), y);
         }
     }
+}
+
+/// Copies one NHWC input row (`w` pixels of `c` channels at `src`) into `c` plane rows:
+/// channel `ch` of pixel `x` goes to `dst + ch·plane + x`. Blocks of 8 pixels × 8 channels
+/// are transposed in registers (masked loads for a channel tail); pixels past the last whole
+/// block go through `tail`.
+///
+/// # Safety
+/// AVX2 available; `src` readable for `w·c` floats; `dst + ch·plane + x` writable for every
+/// `ch < c`, `x < w`.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn transpose_row(
+    src: *const f32,
+    w: usize,
+    c: usize,
+    dst: *mut f32,
+    plane: usize,
+    tail: impl Fn(usize),
+) {
+    let mut x0 = 0;
+    while x0 + 8 <= w {
+        let mut c0 = 0;
+        while c0 < c {
+            let n = (c - c0).min(8);
+            let m = first_lanes(n);
+            let r: [__m256; 8] =
+                std::array::from_fn(|i| _mm256_maskload_ps(src.add((x0 + i) * c + c0), m));
+            let t = transpose8(r);
+            for (j, v) in t.iter().enumerate().take(n) {
+                _mm256_storeu_ps(dst.add((c0 + j) * plane + x0), *v);
+            }
+            c0 += 8;
+        }
+        x0 += 8;
+    }
+    for x in x0..w {
+        tail(x);
+    }
+}
+
+/// Row `j` of the result is lane `j` of every input vector.
+#[inline(always)]
+unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let s1 = _mm256_shuffle_ps::<0xee>(t0, t2);
+    let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let s3 = _mm256_shuffle_ps::<0xee>(t1, t3);
+    let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let s5 = _mm256_shuffle_ps::<0xee>(t4, t6);
+    let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let s7 = _mm256_shuffle_ps::<0xee>(t5, t7);
+    [
+        _mm256_permute2f128_ps::<0x20>(s0, s4),
+        _mm256_permute2f128_ps::<0x20>(s1, s5),
+        _mm256_permute2f128_ps::<0x20>(s2, s6),
+        _mm256_permute2f128_ps::<0x20>(s3, s7),
+        _mm256_permute2f128_ps::<0x31>(s0, s4),
+        _mm256_permute2f128_ps::<0x31>(s1, s5),
+        _mm256_permute2f128_ps::<0x31>(s2, s6),
+        _mm256_permute2f128_ps::<0x31>(s3, s7),
+    ]
 }
