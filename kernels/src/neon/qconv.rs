@@ -19,6 +19,7 @@
 use std::arch::aarch64::*;
 use std::ops::Range;
 
+use crate::quant::channel_consts::Requant;
 use crate::quant::conv_window::{pointwise_rows, ConvJob, Windows};
 
 /// Output pixels per tile.
@@ -75,27 +76,20 @@ pub(crate) struct Requant4 {
 }
 
 impl Requant4 {
-    /// # Safety
-    /// Channels `c .. c + 4` exist in the job's per-channel arrays.
-    #[inline(always)]
-    unsafe fn load(job: &ConvJob<'_>, c: usize) -> Self {
-        // SAFETY: the caller's contract.
-        unsafe { Self::load_from(job.bias, job.mult, job.left, job.right, c) }
-    }
-
-    /// The constants of entries `c .. c + 4` of per-channel arrays (`left`, `right` as
-    /// produced by [`shift_amounts`](crate::quant::conv_packed::shift_amounts)).
+    /// The constants of lanes `c .. c + 4` of `rq` (`left`, `right` as produced by
+    /// [`shift_amounts`](crate::quant::channel_consts::shift_amounts)).
     ///
     /// # Safety
-    /// Each array holds at least `c + 4` values.
+    /// Each per-lane array of `rq` holds at least `c + 4` values.
     #[inline(always)]
-    pub(crate) unsafe fn load_from(
-        bias: &[i32],
-        mult: &[i32],
-        left: &[i32],
-        right: &[i32],
-        c: usize,
-    ) -> Self {
+    pub(crate) unsafe fn load(rq: &Requant<'_>, c: usize) -> Self {
+        let Requant {
+            bias,
+            mult,
+            left,
+            right,
+            ..
+        } = rq;
         // SAFETY: 4 values at `c` in each array (caller).
         unsafe {
             let right = vld1q_s32(right.as_ptr().add(c));
@@ -211,8 +205,8 @@ unsafe fn block<const V: usize>(
     let oc = g.out_c;
     let nc = (oc - c0).min(4 * V);
     // SAFETY: the per-channel arrays hold whole 16-blocks.
-    let rq: [Requant4; V] = std::array::from_fn(|v| unsafe { Requant4::load(job, c0 + 4 * v) });
-    let range = OutRange::new(job.out_offset, job.act_min, job.act_max);
+    let rq: [Requant4; V] = std::array::from_fn(|v| unsafe { Requant4::load(&job.rq, c0 + 4 * v) });
+    let range = OutRange::new(job.rq.out_offset, job.rq.act_min, job.rq.act_max);
     // SAFETY: `xw` ends with a row of `icp` zeros (caller).
     let zero_row = unsafe { job.xw.as_ptr().add(job.xw.len() - job.icp) };
     let pointwise = job.pointwise();

@@ -112,9 +112,9 @@ unsafe fn block<const V: usize>(
     let nc = (oc - c0).min(4 * V);
     let rq: [Requant4; V] = std::array::from_fn(|v| {
         // SAFETY: the per-channel arrays hold whole 16-blocks.
-        unsafe { Requant4::load_from(job.bias, job.mult, job.left, job.right, c0 + 4 * v) }
+        unsafe { Requant4::load(&job.rq, c0 + 4 * v) }
     });
-    let range = OutRange::new(job.out_offset, job.act_min, job.act_max);
+    let range = OutRange::new(job.rq.out_offset, job.rq.act_min, job.rq.act_max);
     // SAFETY: register-only intrinsic.
     let zero = unsafe { vdupq_n_s32(0) };
     let pointwise = job.pointwise();

@@ -29,15 +29,14 @@ pub(crate) unsafe fn depthwise_part<T: Src>(job: &DwJob<'_, T>, row0: usize, out
     let g = job.g;
     let c = g.out_c;
     let blocks = c.div_ceil(CB);
-    let range = OutRange::new(job.out_offset, job.act_min, job.act_max);
+    let range = OutRange::new(job.rq.out_offset, job.rq.act_min, job.rq.act_max);
     // Per chunk, the per-channel constants are loaded once per block.
     let chunk = |ptrs: &ChunkPtrs<T>, n: usize, out_px: *mut i8| {
         for nb in 0..blocks {
             let c0 = nb * CB;
             // SAFETY: the block's constants (in lane order, groups of 4) exist.
-            let rq: [Requant4; 4] = std::array::from_fn(|grp| unsafe {
-                Requant4::load_from(job.bias, job.mult, job.left, job.right, c0 + 4 * grp)
-            });
+            let rq: [Requant4; 4] =
+                std::array::from_fn(|grp| unsafe { Requant4::load(&job.rq, c0 + 4 * grp) });
             // SAFETY: weight block `nb` exists.
             let w_block = unsafe { job.weights.as_ptr().add(nb * job.pairs * 2 * CB) };
             for (j, px) in ptrs.iter().enumerate().take(n) {

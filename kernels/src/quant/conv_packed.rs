@@ -27,6 +27,7 @@
 // compile but stay unused.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
 
+use super::channel_consts::ChannelConsts;
 use super::conv::{conv2d_i8, filter_row_sums, ConvQuant};
 use super::conv_window::ConvJob;
 use super::error::{check_len, QuantError};
@@ -76,10 +77,7 @@ struct SimdWeights {
     /// Whether the last block is 8 channels wide.
     narrow_last: bool,
     weights: Vec<i16>,
-    bias: Vec<i32>,
-    mult: Vec<i32>,
-    left: Vec<i32>,
-    right: Vec<i32>,
+    consts: ChannelConsts,
 }
 
 impl PackedConvI8 {
@@ -143,19 +141,9 @@ impl PackedConvI8 {
     pub fn byte_size(&self) -> usize {
         let imp = match &self.imp {
             Impl::Generic { filter, row_sums } => filter.len() + row_sums.len() * 4,
-            Impl::Winograd(w) => {
-                w.weights.len() * 2
-                    + (w.bias.len() + w.mult.len() + w.left.len() + w.right.len()) * 4
-            }
-            Impl::Simd(s) => {
-                s.weights.len() * 2
-                    + (s.bias.len() + s.mult.len() + s.left.len() + s.right.len()) * 4
-            }
-            Impl::Dot(d) => {
-                d.weights.len()
-                    + d.pad.len()
-                    + (d.bias.len() + d.mult.len() + d.left.len() + d.right.len()) * 4
-            }
+            Impl::Winograd(w) => w.weights.len() * 2 + w.consts.byte_size(),
+            Impl::Simd(s) => s.weights.len() * 2 + s.consts.byte_size(),
+            Impl::Dot(d) => d.weights.len() + d.pad.len() + d.consts.byte_size(),
         };
         imp + self.bias.as_ref().map_or(0, |b| b.len() * 4)
             + (self.q.multipliers.len() + self.q.shifts.len()) * 4
@@ -289,13 +277,7 @@ impl PackedConvI8 {
             px_stride,
             weights: &s.weights,
             narrow_last: s.narrow_last,
-            bias: &s.bias,
-            mult: &s.mult,
-            left: &s.left,
-            right: &s.right,
-            out_offset: self.q.output_offset,
-            act_min: self.q.act_min,
-            act_max: self.q.act_max,
+            rq: s.consts.view(&self.q),
             xw,
         };
         let macs = g.output_len() * g.filter_h * g.filter_w * g.in_c;
@@ -347,13 +329,7 @@ impl PackedConvI8 {
             px_stride: d.icq,
             weights: &d.weights,
             narrow_last: d.narrow_last,
-            bias: &d.bias,
-            mult: &d.mult,
-            left: &d.left,
-            right: &d.right,
-            out_offset: self.q.output_offset,
-            act_min: self.q.act_min,
-            act_max: self.q.act_max,
+            rq: d.consts.view(&self.q),
             xw,
         };
         let pad = &d.pad[..];
@@ -413,13 +389,7 @@ impl PackedConvI8 {
             cw: w.cw,
             ocp: w.ocp,
             weights: &w.weights,
-            bias: &w.bias,
-            mult: &w.mult,
-            left: &w.left,
-            right: &w.right,
-            out_offset: self.q.output_offset,
-            act_min: self.q.act_min,
-            act_max: self.q.act_max,
+            rq: w.consts.view(&self.q),
             xw,
             chunk: qwinograd::chunk_tiles(tiles, threads),
         };
@@ -488,11 +458,8 @@ struct DotWeights {
     narrow_last: bool,
     /// `[block][tap][icq/4][16][4]` (a narrow last block `[tap][icq/4][8][4]`).
     weights: Vec<i8>,
-    /// `bias − zp·Σ w` per channel, padded to whole blocks.
-    bias: Vec<i32>,
-    mult: Vec<i32>,
-    left: Vec<i32>,
-    right: Vec<i32>,
+    /// Its bias is `bias − zp·Σ w` per channel.
+    consts: ChannelConsts,
     /// `icq` copies of the input zero point: what a padding tap reads.
     pad: Vec<i8>,
 }
@@ -511,7 +478,7 @@ impl DotWeights {
             blocks * block_len
         };
         let mut weights = vec![0_i8; len];
-        let mut b = vec![0_i32; padded];
+        let mut consts = ChannelConsts::in_order(q, g.out_c, padded, bias);
         for (c, rows) in filter[..g.out_c * taps * g.in_c]
             .chunks_exact((taps * g.in_c).max(1))
             .enumerate()
@@ -533,22 +500,13 @@ impl DotWeights {
             let w_sum = rows
                 .iter()
                 .fold(0_i32, |acc, &w| acc.wrapping_add(i32::from(w)));
-            let own = bias.map_or(0, |b| b[c]);
-            b[c] = own.wrapping_add(q.input_offset.wrapping_mul(w_sum));
-        }
-        let (mut mult, mut left, mut right) = (vec![0; padded], vec![0; padded], vec![0; padded]);
-        for c in 0..g.out_c {
-            mult[c] = q.multipliers[c];
-            (left[c], right[c]) = shift_amounts(q.shifts[c]);
+            consts.bias[c] = consts.bias[c].wrapping_add(q.input_offset.wrapping_mul(w_sum));
         }
         DotWeights {
             icq,
             narrow_last,
             weights,
-            bias: b,
-            mult,
-            left,
-            right,
+            consts,
             pad: vec![zp; icq],
         }
     }
@@ -642,10 +600,7 @@ struct WinoWeights {
     cw: usize,
     ocp: usize,
     weights: Vec<i16>,
-    bias: Vec<i32>,
-    mult: Vec<i32>,
-    left: Vec<i32>,
-    right: Vec<i32>,
+    consts: ChannelConsts,
 }
 
 impl WinoWeights {
@@ -676,23 +631,11 @@ impl WinoWeights {
                 }
             }
         }
-        let mut b = vec![0; ocp];
-        if let Some(bias) = bias {
-            b[..g.out_c].copy_from_slice(&bias[..g.out_c]);
-        }
-        let (mut mult, mut left, mut right) = (vec![0; ocp], vec![0; ocp], vec![0; ocp]);
-        for c in 0..g.out_c {
-            mult[c] = q.multipliers[c];
-            (left[c], right[c]) = shift_amounts(q.shifts[c]);
-        }
         WinoWeights {
             cw,
             ocp,
             weights,
-            bias: b,
-            mult,
-            left,
-            right,
+            consts: ChannelConsts::in_order(q, g.out_c, ocp, bias),
         }
     }
 }
@@ -739,24 +682,12 @@ impl SimdWeights {
                 }
             }
         }
-        let mut b = vec![0; padded];
-        if let Some(bias) = bias {
-            b[..g.out_c].copy_from_slice(&bias[..g.out_c]);
-        }
-        let (mut mult, mut left, mut right) = (vec![0; padded], vec![0; padded], vec![0; padded]);
-        for c in 0..g.out_c {
-            mult[c] = q.multipliers[c];
-            (left[c], right[c]) = shift_amounts(q.shifts[c]);
-        }
         SimdWeights {
             icp,
             rows: None,
             narrow_last,
             weights,
-            bias: b,
-            mult,
-            left,
-            right,
+            consts: ChannelConsts::in_order(q, g.out_c, padded, bias),
         }
     }
 }
@@ -872,14 +803,6 @@ pub(crate) fn widen_portable(src: &[i8], c: usize, dst: &mut [i16], cp: usize, o
 
 /// Below this many widened values the copy stays on one thread.
 const MIN_PARALLEL_WIDEN: usize = 1 << 16;
-
-/// The left and right shifts the scalar requantization applies for `shift`:
-/// `x·2^left` wraps, so `left` is taken mod 32; the rounding division clamps to 0..=31.
-pub(crate) fn shift_amounts(shift: i32) -> (i32, i32) {
-    let left = (shift.max(0) as u32 & 31) as i32;
-    let right = shift.saturating_neg().clamp(0, 31);
-    (left, right)
-}
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,7 @@
 //! `neon::qconv`), and where each filter tap of a tile of output pixels reads its input:
 //! pure address arithmetic, the same for every tier.
 
+use super::channel_consts::Requant;
 use super::geometry::ConvGeometry;
 
 /// Everything one convolution part reads. `T` is the element of the input copy and of the
@@ -19,14 +20,8 @@ pub(crate) struct ConvJob<'a, T = i16> {
     /// 8 channels left).
     pub weights: &'a [T],
     pub narrow_last: bool,
-    /// Per-channel bias, multiplier, left and right shifts, padded to whole blocks.
-    pub bias: &'a [i32],
-    pub mult: &'a [i32],
-    pub left: &'a [i32],
-    pub right: &'a [i32],
-    pub out_offset: i32,
-    pub act_min: i32,
-    pub act_max: i32,
+    /// Per-channel constants padded to whole blocks, output offset and clamp.
+    pub rq: Requant<'a>,
     /// The input `[N·H·W][px_stride]`: widened with the zero point subtracted and followed
     /// by one row of `icp` zeros (int16), or as int8 (`sdot`, padding read elsewhere).
     pub xw: &'a [T],

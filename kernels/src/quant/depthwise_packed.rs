@@ -19,8 +19,8 @@
     allow(dead_code, unused_imports)
 )]
 
+use super::channel_consts::ChannelConsts;
 use super::conv::ConvQuant;
-use super::conv_packed::shift_amounts;
 use super::depthwise::depthwise_conv2d;
 use super::dw_window::{DwJob, CB, MAX_TAPS};
 use super::error::{check_len, QuantError};
@@ -56,10 +56,7 @@ struct SimdWeights {
     cp: usize,
     pairs: usize,
     weights: Vec<i16>,
-    bias: Vec<i32>,
-    mult: Vec<i32>,
-    left: Vec<i32>,
-    right: Vec<i32>,
+    consts: ChannelConsts,
     /// Set when the kernel reads the int8 input directly (see the module docs).
     direct: Option<Direct>,
 }
@@ -67,7 +64,7 @@ struct SimdWeights {
 /// The direct int8 path's constants.
 #[derive(Debug, Clone)]
 struct Direct {
-    /// `bias − zp·Σ w` per lane, in the order of `SimdWeights::bias`.
+    /// `bias − zp·Σ w` per lane, in the order of `SimdWeights::consts`.
     bias: Vec<i32>,
     /// `cp` copies of the zero point, read by padding taps.
     pad: Vec<i8>,
@@ -128,7 +125,7 @@ impl PackedDepthwiseI8 {
             Impl::Generic(f) => f.len(),
             Impl::Simd(s) => {
                 s.weights.len() * 2
-                    + (s.bias.len() + s.mult.len() + s.left.len() + s.right.len()) * 4
+                    + s.consts.byte_size()
                     + s.direct
                         .as_ref()
                         .map_or(0, |d| d.bias.len() * 4 + d.pad.len())
@@ -222,7 +219,7 @@ impl PackedDepthwiseI8 {
         };
         #[cfg(target_arch = "aarch64")]
         super::conv_packed::widen_portable(input, g.in_c, body, s.cp, self.q.input_offset);
-        let job = self.job(s, &*body, &*zero, &s.bias);
+        let job = self.job(s, &*body, &*zero, &s.consts.bias);
         parallel::for_each_part(output, g.out_w * g.out_c, 1, threads, |row0, part| {
             // SAFETY: the tier was confirmed at preparation; the job matches the geometry;
             // `part` is whole output rows starting at `row0`.
@@ -243,13 +240,10 @@ impl PackedDepthwiseI8 {
             cp: s.cp,
             pairs: s.pairs,
             weights: &s.weights,
-            bias,
-            mult: &s.mult,
-            left: &s.left,
-            right: &s.right,
-            out_offset: self.q.output_offset,
-            act_min: self.q.act_min,
-            act_max: self.q.act_max,
+            rq: super::channel_consts::Requant {
+                bias,
+                ..s.consts.view(&self.q)
+            },
             x,
             pad,
         }
@@ -269,8 +263,7 @@ impl SimdWeights {
         let cp = c.next_multiple_of(CB);
         let blocks = cp / CB;
         let mut weights = vec![0_i16; blocks * pairs * 2 * CB];
-        let (mut b, mut mult) = (vec![0; cp], vec![0; cp]);
-        let (mut left, mut right) = (vec![0; cp], vec![0; cp]);
+        let mut consts = ChannelConsts::zeros(cp);
         for nb in 0..blocks {
             for (lane, &off) in LANE_CHANNEL.iter().enumerate() {
                 let ch = nb * CB + off;
@@ -278,9 +271,7 @@ impl SimdWeights {
                     continue;
                 }
                 let at = nb * CB + lane;
-                b[at] = bias.map_or(0, |b| b[ch]);
-                mult[at] = q.multipliers[ch];
-                (left[at], right[at]) = shift_amounts(q.shifts[ch]);
+                consts.set(at, q, ch, bias.map_or(0, |b| b[ch]));
                 for t in 0..taps {
                     let dst = (nb * pairs + t / 2) * 2 * CB + lane * 2 + t % 2;
                     weights[dst] = i16::from(filter[t * c + ch]);
@@ -302,7 +293,7 @@ impl SimdWeights {
                     });
                     // bias + input_offset·Σw: the input offset is −zp. Wrapping, like the
                     // reference's int32 sums (the same value modulo 2^32).
-                    b[at].wrapping_add(q.input_offset.wrapping_mul(w_sum))
+                    consts.bias[at].wrapping_add(q.input_offset.wrapping_mul(w_sum))
                 })
                 .collect();
             Direct {
@@ -315,10 +306,7 @@ impl SimdWeights {
             pairs,
             weights,
             direct,
-            bias: b,
-            mult,
-            left,
-            right,
+            consts,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! output pixels of a row, the input pixel each filter tap reads. Pure address arithmetic,
 //! the same for every tier.
 
+use super::channel_consts::Requant;
 use super::geometry::ConvGeometry;
 
 /// Channels per step.
@@ -21,14 +22,8 @@ pub(crate) struct DwJob<'a, T> {
     pub pairs: usize,
     /// `[block][pair][32]` int16 weights, interleaved as described above.
     pub weights: &'a [i16],
-    /// Per-channel bias, multiplier, left and right shifts in lane order, `[block][16]`.
-    pub bias: &'a [i32],
-    pub mult: &'a [i32],
-    pub left: &'a [i32],
-    pub right: &'a [i32],
-    pub out_offset: i32,
-    pub act_min: i32,
-    pub act_max: i32,
+    /// Per-channel constants in lane order (`[block][16]`), output offset and clamp.
+    pub rq: Requant<'a>,
     /// The input `[N·H·W][cp]`: widened to int16 with the zero point subtracted, or the
     /// int8 input itself when `cp` is its channel count.
     pub x: &'a [T],

@@ -29,6 +29,7 @@ pub mod activation16;
 pub mod add;
 pub mod add16;
 pub mod broadcast;
+pub(crate) mod channel_consts;
 pub mod conv;
 pub mod conv16;
 pub mod conv_packed;

@@ -50,9 +50,9 @@ pub(crate) unsafe fn conv_part(
     let xw = job.xw.as_ptr();
     // SAFETY: `xw` holds a trailing zero row of `icp` values (caller's contract).
     let zero_row = unsafe { xw.add(job.xw.len() - job.icp) };
-    let out_offset = _mm256_set1_epi32(job.out_offset);
-    let lo = _mm256_set1_epi32(job.act_min);
-    let hi = _mm256_set1_epi32(job.act_max);
+    let out_offset = _mm256_set1_epi32(job.rq.out_offset);
+    let lo = _mm256_set1_epi32(job.rq.act_min);
+    let hi = _mm256_set1_epi32(job.rq.act_max);
     for nb in blocks {
         let c0 = nb * NR;
         let nc = (oc - c0).min(NR);
@@ -103,22 +103,7 @@ unsafe fn block<const W: usize>(
     let g = job.g;
     let oc = g.out_c;
     // SAFETY: the per-channel arrays hold whole 16-blocks, so lanes c0..c0+16 exist.
-    let (rq, bias) = unsafe {
-        let m = job.mult.as_ptr().add(c0);
-        let l = job.left.as_ptr().add(c0);
-        let r = job.right.as_ptr().add(c0);
-        let b = job.bias.as_ptr().add(c0);
-        (
-            [
-                Requant8::load(m, l, r),
-                Requant8::load(m.add(8), l.add(8), r.add(8)),
-            ],
-            [
-                _mm256_loadu_si256(b as *const __m256i),
-                _mm256_loadu_si256(b.add(8) as *const __m256i),
-            ],
-        )
-    };
+    let (rq, bias) = unsafe { Requant8::block16(&job.rq, c0) };
     let pointwise = job.pointwise();
     let mut p = 0;
     while p < npix {

@@ -61,9 +61,9 @@ pub(crate) unsafe fn depthwise_part<T: Src>(job: &DwJob<'_, T>, row0: usize, out
     let blocks = c.div_ceil(CB);
     let xw = job.x.as_ptr();
     let zero_row = job.pad.as_ptr();
-    let out_offset = _mm256_set1_epi32(job.out_offset);
-    let lo = _mm256_set1_epi32(job.act_min);
-    let hi = _mm256_set1_epi32(job.act_max);
+    let out_offset = _mm256_set1_epi32(job.rq.out_offset);
+    let lo = _mm256_set1_epi32(job.rq.act_min);
+    let hi = _mm256_set1_epi32(job.rq.act_max);
     // Tap pointers of up to CHUNK output pixels of a row; odd tap counts end with a zero
     // row (weight 0). The per-channel constants are then loaded once per chunk and block.
     let mut ptrs = [[zero_row; MAX_TAPS]; CHUNK];
@@ -126,14 +126,7 @@ pub(crate) unsafe fn depthwise_part<T: Src>(job: &DwJob<'_, T>, row0: usize, out
                 // SAFETY: weight block `nb` and the block's constants exist; each pointer
                 // row holds `cp ≥ c0 + 16` values; stores stay inside the chunk's pixels.
                 unsafe {
-                    let k = job.mult.as_ptr().add(c0);
-                    let l = job.left.as_ptr().add(c0);
-                    let s = job.right.as_ptr().add(c0);
-                    let bias = job.bias.as_ptr().add(c0);
-                    let rq0 = Requant8::load(k, l, s);
-                    let rq1 = Requant8::load(k.add(8), l.add(8), s.add(8));
-                    let b0 = _mm256_loadu_si256(bias as *const __m256i);
-                    let b1 = _mm256_loadu_si256(bias.add(8) as *const __m256i);
+                    let ([rq0, rq1], [b0, b1]) = Requant8::block16(&job.rq, c0);
                     let w_block = job.weights.as_ptr().add(nb * job.pairs * 2 * CB);
                     for (j, px) in ptrs.iter().enumerate().take(n) {
                         // 3×3 filters (five tap pairs) take a fully unrolled loop.

@@ -16,6 +16,7 @@ use std::arch::x86_64::*;
 
 use super::qconv::{tap, NR};
 use super::qrequant::{finish, Requant8};
+use crate::quant::channel_consts::Requant;
 use crate::quant::geometry::ConvGeometry;
 
 /// Tiles per chunk (a multiple of the microkernel's 4 rows).
@@ -30,13 +31,8 @@ pub(crate) struct WinoJob<'a> {
     pub ocp: usize,
     /// `[ξ][block][cw/2][16][2]` transformed weights.
     pub weights: &'a [i16],
-    pub bias: &'a [i32],
-    pub mult: &'a [i32],
-    pub left: &'a [i32],
-    pub right: &'a [i32],
-    pub out_offset: i32,
-    pub act_min: i32,
-    pub act_max: i32,
+    /// Per-channel constants padded to `ocp`, output offset and clamp.
+    pub rq: Requant<'a>,
     /// Widened input `[N·H·W][cw]` followed by one zero row.
     pub xw: &'a [i16],
     /// Tiles per chunk, `1..=TC` (see [`chunk_tiles`]).
@@ -153,22 +149,13 @@ pub(crate) unsafe fn run_chunks(
             }
         }
         // 3. Output transform, requantization, store.
-        let out_offset = _mm256_set1_epi32(job.out_offset);
-        let lo = _mm256_set1_epi32(job.act_min);
-        let hi = _mm256_set1_epi32(job.act_max);
+        let out_offset = _mm256_set1_epi32(job.rq.out_offset);
+        let lo = _mm256_set1_epi32(job.rq.act_min);
+        let hi = _mm256_set1_epi32(job.rq.act_max);
         for c in (0..g.out_c).step_by(8) {
             let nc = (g.out_c - c).min(8);
             // SAFETY: per-channel arrays are padded to `ocp ≥ c + 8`.
-            let (rq, bias) = unsafe {
-                (
-                    Requant8::load(
-                        job.mult.as_ptr().add(c),
-                        job.left.as_ptr().add(c),
-                        job.right.as_ptr().add(c),
-                    ),
-                    _mm256_loadu_si256(job.bias.as_ptr().add(c) as *const __m256i),
-                )
-            };
+            let (rq, bias) = unsafe { Requant8::at(&job.rq, c) };
             for t in 0..n {
                 let tt = t0 + t;
                 let (b, ty, tx) = (tt / (th * tw), (tt % (th * tw)) / tw, tt % tw);
