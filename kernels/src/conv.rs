@@ -214,7 +214,7 @@ impl PackedConv {
                 offsets: 0,
             },
             Weights::Planar(_) => ScratchLen {
-                floats: conv_planar::scratch_floats(&self.p),
+                floats: conv_planar::scratch_floats(&self.p, threads),
                 offsets: 0,
             },
             Weights::Direct(_) => {

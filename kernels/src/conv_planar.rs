@@ -5,8 +5,8 @@
 //! multiply-add needs its own broadcast of an input value: the loads, not the multiply-adds,
 //! set its pace (about 1.3 multiply-adds a cycle on AMD Zen 3 against 2), and 6 channels fill
 //! only 6 of 8 lanes. Turned around, a vector holds 16 neighbouring output pixels of one
-//! channel: the input is first copied into a zero-padded *planar* image (`[batch][H][C][W]`),
-//! where the values the 16 pixels read at one filter tap and input channel are 16 consecutive
+//! channel: the input is copied, a band of rows at a time, into a zero-padded *planar* form
+//! (each row `[C][W]`), where the values the 16 pixels read at one filter tap and input channel are 16 consecutive
 //! floats, so a tap costs two loads, one broadcast weight per output channel and two
 //! multiply-adds per channel, 12 multiply-adds to 8 loads with 6 channels.
 //!
@@ -74,14 +74,37 @@ impl Filter {
     }
 }
 
-/// Scratch floats of [`run`]: the padded planar copy of the input.
-pub(crate) fn scratch_floats(p: &ConvParams) -> usize {
-    let (hp, wp) = p.padded_hw();
-    p.batch * p.in_c * hp * wp
+/// Floats a band of planar rows aims for: 256 KiB, half an L2 cache. Each thread part copies
+/// its input a band at a time, just before the rows that read it; a whole-image copy of a
+/// large input ran at memory speed (a quarter of a 128×128×32 → 3 layer's time). Unit tests
+/// use a small band, so that their images span several.
+const BAND_FLOATS: usize = if cfg!(test) { 1 << 9 } else { 1 << 16 };
+
+/// Output rows per band (at least one), and the band's floats: those rows' windows, `kh - 1`
+/// more input rows than output rows, each `in_c × wp`.
+fn band(p: &ConvParams) -> (usize, usize) {
+    let (_, wp) = p.padded_hw();
+    let row = p.in_c * wp;
+    let rows = (BAND_FLOATS / row.max(1))
+        .saturating_sub(p.kernel_h - 1)
+        .clamp(1, p.out_h.max(1));
+    (rows, (rows + p.kernel_h - 1) * row)
+}
+
+/// Output rows per thread part at least (enough multiply-adds to be worth a part).
+fn grain(p: &ConvParams) -> usize {
+    let row_macs = p.out_w * p.out_c * p.kernel_h * p.kernel_w * p.in_c;
+    MIN_MACS_PER_PART.div_ceil(row_macs.max(1))
+}
+
+/// Scratch floats of [`run`] with `threads` threads: one band per worker.
+pub(crate) fn scratch_floats(p: &ConvParams, threads: usize) -> usize {
+    band(p).1 * parallel::max_parts(p.batch * p.out_h, grain(p), threads)
 }
 
 /// The convolution `p` (which [`suits`]) by this method. Preconditions as for
-/// [`crate::conv::conv2d_f32`]; `scratch` holds at least [`scratch_floats`] floats.
+/// [`crate::conv::conv2d_f32`]; `scratch` holds at least one band (more allow more threads,
+/// up to [`scratch_floats`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     p: &ConvParams,
@@ -93,48 +116,56 @@ pub(crate) fn run(
     threads: usize,
     residual: Option<&Residual>,
 ) {
-    let (hp, wp) = p.padded_hw();
-    // Every tile's reads stay inside its padded image: the last tile of a row starts at
-    // `out_w - 16` and reads up to `kernel_w - 1` columns further; rows likewise.
-    assert!(p.out_w >= TILE_PX && wp + 1 >= p.out_w + p.kernel_w && hp + 1 >= p.out_h + p.kernel_h);
-    let planar = &mut scratch[..scratch_floats(p)];
-    to_planar(p, input, hp, wp, planar);
-    let planar = &*planar;
+    let (_, wp) = p.padded_hw();
+    // Every tile's reads stay inside its band: the last tile of a row starts at
+    // `out_w - 16` and reads up to `kernel_w - 1` columns further.
+    assert!(p.out_w >= TILE_PX && wp + 1 >= p.out_w + p.kernel_w);
+    let (band_rows, band_len) = band(p);
+    assert!(scratch.len() >= band_len, "scratch shorter than one band");
     let mut slots = [0.0f32; 8];
     if let Some(b) = bias {
         slots[..p.out_c].copy_from_slice(&b[..p.out_c]);
     }
     let row_len = p.out_w * p.out_c;
-    let row_macs = row_len * p.kernel_h * p.kernel_w * p.in_c;
-    let grain = MIN_MACS_PER_PART.div_ceil(row_macs.max(1));
-    let image = p.in_c * hp * wp;
-    parallel::for_each_part(
+    let in_row = p.in_c * wp;
+    parallel::for_each_part_with_scratch(
         &mut output[..p.output_len()],
         row_len,
-        grain,
+        grain(p),
         threads,
-        |r0, rows| {
-            for (i, out_row) in rows.chunks_exact_mut(row_len).enumerate() {
-                let r = r0 + i;
+        scratch,
+        band_len,
+        |r0, rows, band| {
+            let mut rows = rows;
+            let mut r = r0;
+            while !rows.is_empty() {
+                // A band ends with the part or with the image.
                 let (b, y) = (r / p.out_h, r % p.out_h);
-                let src = &planar[b * image + y * p.in_c * wp..(b + 1) * image];
-                let row = Row {
-                    p,
-                    wp,
-                    src,
-                    w: &f.w,
-                    bias: &slots,
-                };
-                // Up to 4 channels: 8 accumulators, still enough to cover the latency of a
-                // multiply-add, and no work on empty lanes.
-                if p.out_c <= 4 {
-                    row.run::<4>(out_row);
-                } else {
-                    row.run::<6>(out_row);
+                let n = band_rows.min(rows.len() / row_len).min(p.out_h - y);
+                let band = &mut band[..(n + p.kernel_h - 1) * in_row];
+                fill_band(p, input, b, y, wp, band);
+                let (now, later) = std::mem::take(&mut rows).split_at_mut(n * row_len);
+                for (j, out_row) in now.chunks_exact_mut(row_len).enumerate() {
+                    let row = Row {
+                        p,
+                        wp,
+                        src: &band[j * in_row..],
+                        w: &f.w,
+                        bias: &slots,
+                    };
+                    // Up to 4 channels: 8 accumulators, still enough to cover the latency
+                    // of a multiply-add, and no work on empty lanes.
+                    if p.out_c <= 4 {
+                        row.run::<4>(out_row);
+                    } else {
+                        row.run::<6>(out_row);
+                    }
+                    if let Some(res) = residual {
+                        res.apply(out_row, (r + j) * row_len);
+                    }
                 }
-                if let Some(res) = residual {
-                    res.apply(out_row, r * row_len);
-                }
+                rows = later;
+                r += n;
             }
         },
     );
@@ -204,37 +235,38 @@ impl Row<'_> {
     }
 }
 
-/// Copies the NHWC input into `dst`, `[batch][hp][C][wp]` with `pad_top` rows and `pad_left`
-/// columns of zeros before the values of each channel and zeros after them. (Rows outermost:
-/// an input row fills one contiguous block, and a tile's reads at one filter row are too; a
-/// channel-outermost copy of a large image ran slower.)
-fn to_planar(p: &ConvParams, input: &[f32], hp: usize, wp: usize, dst: &mut [f32]) {
+/// Fills `band` with rows `y0 ..` of image `b` of the padded input in planar form: each row
+/// `[C][wp]`, `pad_left` zeros before the values of each channel and zeros after them; rows
+/// in the top or bottom padding all zeros. (Rows outermost: an input row fills one contiguous
+/// block, and a tile's reads at one filter row are too; a channel-outermost copy of a large
+/// image ran slower.)
+fn fill_band(p: &ConvParams, input: &[f32], b: usize, y0: usize, wp: usize, band: &mut [f32]) {
     let c = p.in_c;
     let (top, left) = (p.pad_top, p.pad_left);
-    for (b, img) in dst.chunks_exact_mut(c * hp * wp).enumerate() {
-        // One fill of the whole image: filling only the padding took a call per row.
-        img.fill(0.0);
+    for (k, blk) in band.chunks_exact_mut(c * wp).enumerate() {
+        // One fill of the row block: filling only the padding took a call per channel.
+        blk.fill(0.0);
+        let Some(iy) = (y0 + k).checked_sub(top).filter(|&iy| iy < p.in_h) else {
+            continue;
+        };
+        let src = &input[(b * p.in_h + iy) * p.in_w * c..][..p.in_w * c];
         let plane = wp;
-        for y in 0..p.in_h {
-            let src = &input[(b * p.in_h + y) * p.in_w * c..][..p.in_w * c];
-            let at = (top + y) * c * wp + left;
-            // The last value written, checked so the unchecked writes below stay inside.
-            assert!((c - 1) * plane + at + p.in_w <= img.len());
-            let d = img[at..].as_mut_ptr();
-            let scalar = |x: usize| {
-                for (ch, &v) in src[x * c..(x + 1) * c].iter().enumerate() {
-                    // SAFETY: `ch < c` and `x < in_w`: inside `img` (asserted above).
-                    unsafe { *d.add(ch * plane + x) = v };
-                }
-            };
-            // SAFETY: the method runs only in the AVX2 tier; it reads `src` and writes the
-            // values `scalar` would (in bounds, as asserted).
-            #[cfg(target_arch = "x86_64")]
-            unsafe {
-                crate::x86::conv_planar::transpose_row(src.as_ptr(), p.in_w, c, d, plane, scalar)
-            };
-            #[cfg(not(target_arch = "x86_64"))]
-            (0..p.in_w).for_each(scalar);
-        }
+        // The last value written, checked so the unchecked writes below stay inside.
+        assert!((c - 1) * plane + left + p.in_w <= blk.len());
+        let d = blk[left..].as_mut_ptr();
+        let scalar = |x: usize| {
+            for (ch, &v) in src[x * c..(x + 1) * c].iter().enumerate() {
+                // SAFETY: `ch < c` and `x < in_w`: inside `blk` (asserted above).
+                unsafe { *d.add(ch * plane + x) = v };
+            }
+        };
+        // SAFETY: the method runs only in the AVX2 tier; it reads `src` and writes the
+        // values `scalar` would (in bounds, as asserted).
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            crate::x86::conv_planar::transpose_row(src.as_ptr(), p.in_w, c, d, plane, scalar)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        (0..p.in_w).for_each(scalar);
     }
 }
