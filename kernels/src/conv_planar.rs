@@ -177,7 +177,7 @@ pub(crate) fn run(
 struct Row<'a> {
     p: &'a ConvParams,
     wp: usize,
-    /// The padded image from the row's first input row on.
+    /// The planar band from the row's first input row on.
     src: &'a [f32],
     w: &'a [f32],
     bias: &'a [f32; 8],

@@ -9,20 +9,20 @@ use super::first_lanes;
 use crate::activation::Clamp;
 
 /// Geometry of one tile's reads: the planar input at the tile's first window (channel 0, the
-/// window's top-left value), and the filter of its channel group.
+/// window's top-left value), and the filter.
 pub(crate) struct Tile {
-    /// Input at channel 0, row `y`, column `x0` of the padded planar image.
+    /// Input at channel 0, the window's first row and column `x0` of the padded planar band.
     pub src: *const f32,
-    /// Floats between input channels (one padded plane).
+    /// Floats between input channels (one padded row of one channel).
     pub plane: usize,
-    /// Floats between padded rows.
+    /// Floats between padded input rows (all channels of a row).
     pub row: usize,
     pub in_c: usize,
     pub kernel_h: usize,
     pub kernel_w: usize,
-    /// Weights `[ic][kh][kw][8]` of the group (lanes past the group's channels are zero).
+    /// Weights `[ic][kh][kw][8]` (lanes past the output channels are zero).
     pub w: *const f32,
-    /// Bias of the group's 8 channel slots.
+    /// Bias of the 8 channel slots.
     pub bias: *const f32,
 }
 
