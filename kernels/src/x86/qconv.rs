@@ -16,7 +16,7 @@ use std::ops::Range;
 
 use super::qrequant::{finish, pack16_i8, Requant8};
 pub(crate) use crate::quant::conv_window::ConvJob;
-use crate::quant::conv_window::{pointwise_rows, Windows};
+use crate::quant::conv_window::{inside_firsts, pointwise_rows, Windows};
 
 /// Output pixels per tile.
 pub(crate) const MR: usize = 6;
@@ -105,6 +105,7 @@ unsafe fn block<const W: usize>(
     // SAFETY: the per-channel arrays hold whole 16-blocks, so lanes c0..c0+16 exist.
     let (rq, bias) = unsafe { Requant8::block16(&job.rq, c0) };
     let pointwise = job.pointwise();
+    let inside = job.windows_inside();
     let mut p = 0;
     while p < npix {
         let rows = (npix - p).min(MR);
@@ -113,6 +114,22 @@ unsafe fn block<const W: usize>(
             // SAFETY: the part's pixels lie inside the output (caller); one tap of `kpt`
             // pairs, as for the taps below.
             acc = unsafe { tap::<MR, W>(acc, pointwise_rows(job, pix0 + p, rows), w_block, kpt) };
+        } else if inside {
+            // SAFETY: as above; every window lies inside the input.
+            let first = unsafe { inside_firsts::<_, MR>(job, pix0 + p, rows) };
+            let mut w = w_block;
+            for ky in 0..g.filter_h {
+                for kx in 0..g.filter_w {
+                    let toff = job.tap_offset(ky, kx);
+                    // SAFETY: each tap lies inside its pixel's window; `w` and the rows as
+                    // below.
+                    unsafe {
+                        let ptrs = first.map(|f| f.add(toff));
+                        acc = tap::<MR, W>(acc, ptrs, w, kpt);
+                        w = w.add(kpt * 2 * 8 * W);
+                    }
+                }
+            }
         } else {
             // SAFETY: as above.
             let win = unsafe { Windows::<_, MR>::new(job, pix0 + p, rows) };
