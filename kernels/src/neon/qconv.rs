@@ -20,7 +20,7 @@ use std::arch::aarch64::*;
 use std::ops::Range;
 
 use crate::quant::channel_consts::Requant;
-use crate::quant::conv_window::{pointwise_rows, ConvJob, Windows};
+use crate::quant::conv_window::{inside_firsts, pointwise_rows, ConvJob, Windows};
 
 /// Output pixels per tile.
 pub(crate) const MR: usize = 3;
@@ -210,6 +210,7 @@ unsafe fn block<const V: usize>(
     // SAFETY: `xw` ends with a row of `icp` zeros (caller).
     let zero_row = unsafe { job.xw.as_ptr().add(job.xw.len() - job.icp) };
     let pointwise = job.pointwise();
+    let inside = job.windows_inside();
     let mut p = 0;
     while p < npix {
         let rows = (npix - p).min(MR);
@@ -219,6 +220,22 @@ unsafe fn block<const V: usize>(
         if pointwise {
             // SAFETY: the pixels lie inside the output (caller); one tap of `kpt` pairs.
             acc = unsafe { tap::<MR, V>(acc, pointwise_rows(job, pix0 + p, rows), w_block, kpt) };
+        } else if inside {
+            // SAFETY: as above; every window lies inside the input.
+            let first = unsafe { inside_firsts::<_, MR>(job, pix0 + p, rows) };
+            let mut w = w_block;
+            for ky in 0..g.filter_h {
+                for kx in 0..g.filter_w {
+                    let toff = job.tap_offset(ky, kx);
+                    // SAFETY: each tap lies inside its pixel's window; `w` and the rows as
+                    // below.
+                    unsafe {
+                        let ptrs = first.map(|f| f.add(toff));
+                        acc = tap::<MR, V>(acc, ptrs, w, kpt);
+                        w = w.add(kpt * 8 * V);
+                    }
+                }
+            }
         } else {
             // SAFETY: as above.
             let win = unsafe { Windows::<_, MR>::new(job, pix0 + p, rows) };

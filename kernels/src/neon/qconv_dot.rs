@@ -24,7 +24,7 @@ use std::arch::asm;
 use std::ops::Range;
 
 use super::qconv::{store_pixel, OutRange, Requant4};
-use crate::quant::conv_window::{pointwise_rows, ConvJob, Windows};
+use crate::quant::conv_window::{inside_firsts, pointwise_rows, ConvJob, Windows};
 
 /// Output pixels per tile.
 pub(crate) const MR: usize = 6;
@@ -118,6 +118,7 @@ unsafe fn block<const V: usize>(
     // SAFETY: register-only intrinsic.
     let zero = unsafe { vdupq_n_s32(0) };
     let pointwise = job.pointwise();
+    let inside = job.windows_inside();
     let mut p = 0;
     while p < npix {
         let rows = (npix - p).min(MR);
@@ -126,6 +127,22 @@ unsafe fn block<const V: usize>(
             // SAFETY: the pixels lie inside the output (caller); one tap of `groups`.
             acc =
                 unsafe { tap::<MR, V>(acc, pointwise_rows(job, pix0 + p, rows), w_block, groups) };
+        } else if inside {
+            // SAFETY: as above; every window lies inside the input.
+            let first = unsafe { inside_firsts::<_, MR>(job, pix0 + p, rows) };
+            let mut w = w_block;
+            for ky in 0..g.filter_h {
+                for kx in 0..g.filter_w {
+                    let toff = job.tap_offset(ky, kx);
+                    // SAFETY: each tap lies inside its pixel's window; `w` and the rows as
+                    // below.
+                    unsafe {
+                        let ptrs = first.map(|f| f.add(toff));
+                        acc = tap::<MR, V>(acc, ptrs, w, groups);
+                        w = w.add(groups * 16 * V);
+                    }
+                }
+            }
         } else {
             // SAFETY: as above.
             let win = unsafe { Windows::<_, MR>::new(job, pix0 + p, rows) };
