@@ -144,11 +144,7 @@ pub fn add_i8(
     if isa.or_generic() == crate::isa::Isa::Avx2
         && l1 == lo
         && l2 == lo
-        && super::fixedpoint::multipliers_fit(&[
-            q.input1_multiplier,
-            q.input2_multiplier,
-            q.output_multiplier,
-        ])
+        && crate::x86::qadd::suits(q)
     {
         check_len("input1", l1, input1.len())?;
         check_len("input2", l2, input2.len())?;
@@ -158,7 +154,8 @@ pub fn add_i8(
         // computed the same way whatever the split.
         crate::parallel::for_each_part(&mut output[..lo], 1, 4096, threads, |at, part| {
             let (a, b) = (&input1[at..at + part.len()], &input2[at..at + part.len()]);
-            // SAFETY: AVX2 confirmed just above; `a` and `b` are as long as `part`.
+            // SAFETY: AVX2 and `suits` confirmed just above; `a` and `b` are as long as
+            // `part`.
             unsafe { crate::x86::qadd::add_i8(q, a, b, part) };
         });
         return Ok(());
@@ -273,6 +270,42 @@ mod tests {
             FusedActivation::None
         )
         .is_err());
+    }
+
+    /// Every pair of int8 values through each tier's same-shape path, for scales whose
+    /// ratios give rescale exponents from 1 to over 20, zero points at both ends of the
+    /// range, with and without an activation.
+    #[test]
+    fn every_tier_matches_scalar_add_on_all_pairs() {
+        let a: Vec<i8> = (0..1 << 16).map(|i| (i >> 8) as u8 as i8).collect();
+        let b: Vec<i8> = (0..1 << 16).map(|i| i as u8 as i8).collect();
+        let plan = BroadcastPlan::new(&[1 << 16], &[1 << 16]).unwrap();
+        for (case, (s1, z1, s2, z2, so, zo)) in [
+            (0.0371, -17, 0.0213, 44, 0.0452, 3),
+            (0.5, -128, 0.5, 127, 0.25, -128),
+            (1e-6, 127, 0.3, -128, 0.02, 0),
+            (0.8, 0, 3e-7, 5, 1.7, 127),
+            (0.004, -1, 0.0039, 1, 0.0001, -100),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let act = [FusedActivation::None, FusedActivation::Relu][case % 2];
+            let q = AddQuant::new::<i8>(
+                QuantParams::new(s1, z1),
+                QuantParams::new(s2, z2),
+                QuantParams::new(so, zo),
+                act,
+            )
+            .unwrap();
+            let mut want = vec![0_i8; 1 << 16];
+            add(&q, &plan, &a, &b, &mut want).unwrap();
+            for isa in crate::isa::Isa::available() {
+                let mut out = vec![0_i8; 1 << 16];
+                add_i8(&q, &plan, &a, &b, &mut out, isa, 1).unwrap();
+                assert_eq!(out, want, "case {case} {isa} {q:?}");
+            }
+        }
     }
 
     #[test]

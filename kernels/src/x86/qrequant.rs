@@ -139,6 +139,21 @@ impl Requant8 {
         }
     }
 
+    /// The same for constants whose left shift is 0 in every lane (`splat(m, 0, right)`):
+    /// the `MultiplyByQuantizedMultiplierSmallerThanOneExp` of the ADD kernels, one
+    /// instruction shorter.
+    ///
+    /// # Safety
+    /// AVX2 must be available (inlined into `#[target_feature]` callers).
+    #[inline(always)]
+    pub(crate) unsafe fn apply_lt1(&self, x: __m256i) -> __m256i {
+        // SAFETY: register-only AVX2 intrinsics; availability is the caller's contract.
+        unsafe {
+            let high = srdhm(x, self.mult, self.mult_odd);
+            rounding_divide(high, self.right, self.mask, self.half)
+        }
+    }
+
     /// `multiply_by_quantized_multiplier(x, mult, shift)` in every lane.
     ///
     /// # Safety
