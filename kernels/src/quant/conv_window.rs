@@ -36,13 +36,11 @@ impl<T> ConvJob<'_, T> {
     /// reloaded them at every tap; a walk type choosing between the two per tap cost 5%).
     pub(crate) fn windows_inside(&self) -> bool {
         let g = self.g;
-        let reach = |out: usize, stride: usize, k: usize, d: usize| {
-            out.saturating_sub(1) * stride + (k.max(1) - 1) * d
-        };
-        g.pad_top == 0
-            && g.pad_left == 0
-            && reach(g.out_h, g.stride_h, g.filter_h, g.dilation_h) < g.in_h
-            && reach(g.out_w, g.stride_w, g.filter_w, g.dilation_w) < g.in_w
+        // Windows move monotonically with the output position: the first and the last
+        // bound them all.
+        g.out_h == 0
+            || g.out_w == 0
+            || (g.window_inside(0, 0) && g.window_inside(g.out_h - 1, g.out_w - 1))
     }
 
     /// Where filter tap `(ky, kx)` lies from a window's first pixel, in values of `xw`.
