@@ -186,6 +186,7 @@ fn bench_depthwise(c: &mut Criterion) {
         ("mnv2_3x3s2_112x96", dw_params(112, 96, 3, 2)),
         ("mnv2_3x3s1_56x144", dw_params(56, 144, 3, 1)),
         ("mnv2_3x3s1_14x576", dw_params(14, 576, 3, 1)),
+        ("mnv2_3x3s1_7x960", dw_params(7, 960, 3, 1)),
         ("5x5s1_28x96", dw_params(28, 96, 5, 1)),
     ];
     for isa in Isa::available() {

@@ -114,7 +114,7 @@ unsafe fn row_avx2(a: &Args) {
 /// 3-wide filters with `NY` valid tap rows: for each group of 8 channels the `NY×3` filter
 /// vectors stay in registers while the group slides along the row, so each tap of an interior
 /// pixel is one multiply-add with its input load; out-of-order execution overlaps the pixels'
-/// independent sums. Border pixels go through [`single`].
+/// independent sums. Border pixels go through [`border3`].
 #[inline(always)]
 unsafe fn row3<const NY: usize>(a: &Args) {
     let full = a.c / 8 * 8;
@@ -140,42 +140,23 @@ unsafe fn group3<const NY: usize, const FULL: bool>(
     lo: __m256,
     hi: __m256,
 ) {
-    let border = |ox: usize| {
-        let ix0 = (ox * a.stride) as isize - a.pad_left as isize;
-        let taps = tap_range(ix0, a.dilation, a.kw, a.in_w);
-        (ix0, taps)
-    };
+    let mut w = [[_mm256_setzero_ps(); 3]; NY];
+    for (ty, w_ty) in w.iter_mut().enumerate() {
+        for (kx, w_t) in w_ty.iter_mut().enumerate() {
+            *w_t = _mm256_loadu_ps(a.w.add(ty * a.w_row + kx * a.oc_pad + c0));
+        }
+    }
+    let bias = _mm256_loadu_ps(a.bias.add(c0));
+    let tap = a.dilation * a.c;
     for ox in 0..a.lo.min(a.out_w) {
-        let (ix0, taps) = border(ox);
-        single::<FULL>(a, ox, ix0, taps, c0, mask, lo, hi);
+        border3::<NY, FULL>(a, ox, c0, &w, bias, mask, lo, hi);
     }
     if a.lo < a.hi {
-        let mut w = [[_mm256_setzero_ps(); 3]; NY];
-        for (ty, w_ty) in w.iter_mut().enumerate() {
-            for (kx, w_t) in w_ty.iter_mut().enumerate() {
-                *w_t = _mm256_loadu_ps(a.w.add(ty * a.w_row + kx * a.oc_pad + c0));
-            }
-        }
-        let bias = _mm256_loadu_ps(a.bias.add(c0));
-        let (tap, px) = (a.dilation * a.c, a.stride * a.c);
-        let first = (a.lo * a.stride - a.pad_left) * a.c + c0;
-        let mut rows = [a.x; NY];
-        for (ty, r) in rows.iter_mut().enumerate() {
-            *r = a.x.add(ty * a.x_row + first);
-        }
+        let px = a.stride * a.c;
+        let mut rows = rows_at::<NY>(a, c0, (a.lo * a.stride - a.pad_left) as isize);
         let mut out = a.out.add(a.lo * a.c + c0);
         for _ in a.lo..a.hi {
-            let mut sum = _mm256_setzero_ps();
-            for (ty, (r, w_ty)) in rows.iter().zip(&w).enumerate() {
-                let mut part = _mm256_mul_ps(load::<FULL>(*r, mask), w_ty[0]);
-                part = _mm256_fmadd_ps(load::<FULL>(r.add(tap), mask), w_ty[1], part);
-                part = _mm256_fmadd_ps(load::<FULL>(r.add(2 * tap), mask), w_ty[2], part);
-                sum = if ty == 0 {
-                    part
-                } else {
-                    _mm256_add_ps(sum, part)
-                };
-            }
+            let sum = pixel::<NY, FULL, 0, 3>(&rows, tap, &w, mask);
             store::<FULL>(out, a.c - c0, finish(sum, bias, lo, hi));
             for r in rows.iter_mut() {
                 *r = r.wrapping_add(px);
@@ -184,9 +165,74 @@ unsafe fn group3<const NY: usize, const FULL: bool>(
         }
     }
     for ox in a.hi.max(a.lo)..a.out_w {
-        let (ix0, taps) = border(ox);
-        single::<FULL>(a, ox, ix0, taps, c0, mask, lo, hi);
+        border3::<NY, FULL>(a, ox, c0, &w, bias, mask, lo, hi);
     }
+}
+
+/// The `NY` row pointers of channel `c0` at input column `ix0` (possibly in the padding, so
+/// made with wrapping arithmetic: only a window's valid taps are read).
+#[inline(always)]
+unsafe fn rows_at<const NY: usize>(a: &Args, c0: usize, ix0: isize) -> [*const f32; NY] {
+    let mut rows = [a.x; NY];
+    for (ty, r) in rows.iter_mut().enumerate() {
+        *r =
+            a.x.wrapping_add(ty * a.x_row + c0)
+                .wrapping_offset(ix0 * a.c as isize);
+    }
+    rows
+}
+
+/// A border column `ox` of [`group3`]: the common cases (a 3×3 window missing its first or
+/// its last column) keep the filter in registers like the interior; others go through
+/// [`single`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn border3<const NY: usize, const FULL: bool>(
+    a: &Args,
+    ox: usize,
+    c0: usize,
+    w: &[[__m256; 3]; NY],
+    bias: __m256,
+    mask: __m256i,
+    lo: __m256,
+    hi: __m256,
+) {
+    let ix0 = (ox * a.stride) as isize - a.pad_left as isize;
+    let taps = tap_range(ix0, a.dilation, a.kw, a.in_w);
+    let tap = a.dilation * a.c;
+    let out = a.out.add(ox * a.c + c0);
+    let sum = match taps {
+        (1, 3) => pixel::<NY, FULL, 1, 3>(&rows_at::<NY>(a, c0, ix0), tap, w, mask),
+        (0, 2) => pixel::<NY, FULL, 0, 2>(&rows_at::<NY>(a, c0, ix0), tap, w, mask),
+        _ => return single::<FULL>(a, ox, ix0, taps, c0, mask, lo, hi),
+    };
+    store::<FULL>(out, a.c - c0, finish(sum, bias, lo, hi));
+}
+
+/// The sum of one pixel's taps `K0..K1` of each of its `NY` rows (`rows[ty]` at the window's
+/// first column, `tap` floats between columns), with the filter in registers: per row, a
+/// multiply then fused multiply-adds in `kx` order, and the rows added in `ky` order (the
+/// order [`single`] uses, so every path gives the same sums).
+#[inline(always)]
+unsafe fn pixel<const NY: usize, const FULL: bool, const K0: usize, const K1: usize>(
+    rows: &[*const f32; NY],
+    tap: usize,
+    w: &[[__m256; 3]; NY],
+    mask: __m256i,
+) -> __m256 {
+    let mut sum = _mm256_setzero_ps();
+    for (ty, (r, w_ty)) in rows.iter().zip(w).enumerate() {
+        let mut part = _mm256_mul_ps(load::<FULL>(r.wrapping_add(K0 * tap), mask), w_ty[K0]);
+        for (kx, w_t) in w_ty.iter().enumerate().take(K1).skip(K0 + 1) {
+            part = _mm256_fmadd_ps(load::<FULL>(r.wrapping_add(kx * tap), mask), *w_t, part);
+        }
+        sum = if ty == 0 {
+            part
+        } else {
+            _mm256_add_ps(sum, part)
+        };
+    }
+    sum
 }
 
 /// The row for filters `KW` wide (`KW == 0`: any width, read from `a.kw`).
