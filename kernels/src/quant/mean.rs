@@ -14,6 +14,8 @@ use super::params::{clamp_i32, QuantElem, QuantParams};
 
 /// Highest input rank handled.
 pub const MAX_REDUCE_RANK: usize = 8;
+/// Channels summed together when the innermost axis is kept.
+const SUM_BLOCK: usize = 256;
 
 /// Prepare-time parameters of a quantized MEAN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,16 +175,42 @@ pub fn mean<T: QuantElem>(
         return Ok(());
     }
     let zp_times_n = i64::from(q.input_zero_point).wrapping_mul(q.count);
+    let finish = |sum: i32| {
+        let shifted = i64::from(sum).wrapping_sub(zp_times_n) as i32;
+        let v = multiply_by_quantized_multiplier(shifted, q.multiplier, q.shift)
+            .wrapping_add(q.output_zero_point);
+        T::from_i32(clamp_i32(v, T::MIN, T::MAX))
+    };
+    if let Some((&1, outer_strides)) = plan.kept_strides.split_last() {
+        // The innermost axis is kept (channels, in a spatial mean): each reduced position
+        // is a contiguous run of it, added lane by lane into a block of sums. Wrapping i32
+        // additions give the same sums in any order.
+        let (&c, outer_dims) = plan.kept_dims.split_last().unwrap_or((&1, &[]));
+        let mut outs = output[..plan.output_len].chunks_exact_mut(c.max(1));
+        ReducePlan::walk(outer_dims, outer_strides, |base| {
+            let Some(out) = outs.next() else { return };
+            for (c0, out) in (0..c).step_by(SUM_BLOCK).zip(out.chunks_mut(SUM_BLOCK)) {
+                let sums = &mut [0_i32; SUM_BLOCK][..out.len()];
+                ReducePlan::walk(&plan.reduced_dims, &plan.reduced_strides, |off| {
+                    let run = &input[base + off + c0..][..sums.len()];
+                    for (s, x) in sums.iter_mut().zip(run) {
+                        *s = s.wrapping_add(x.to_i32());
+                    }
+                });
+                for (o, &sum) in out.iter_mut().zip(sums.iter()) {
+                    *o = finish(sum);
+                }
+            }
+        });
+        return Ok(());
+    }
     let mut o = 0;
     ReducePlan::walk(&plan.kept_dims, &plan.kept_strides, |base| {
         let mut sum = 0_i32;
         ReducePlan::walk(&plan.reduced_dims, &plan.reduced_strides, |off| {
             sum = sum.wrapping_add(input[base + off].to_i32());
         });
-        let shifted = i64::from(sum).wrapping_sub(zp_times_n) as i32;
-        let v = multiply_by_quantized_multiplier(shifted, q.multiplier, q.shift)
-            .wrapping_add(q.output_zero_point);
-        output[o] = T::from_i32(clamp_i32(v, T::MIN, T::MAX));
+        output[o] = finish(sum);
         o += 1;
     });
     Ok(())
@@ -226,6 +254,8 @@ mod tests {
             (&[2, 3, 4, 5], &[1, 2, 3]),
             (&[6], &[0]),
             (&[2, 1, 3], &[1]),
+            // More channels than one block of sums in the kept-innermost-axis path.
+            (&[2, 3, 2, 300], &[1, 2]),
         ];
         for (shape, axes) in cases {
             for uint in [false, true] {
