@@ -29,7 +29,7 @@ const MAX_OUT_C: usize = 6;
 /// GEMM tap already feeds many multiply-adds per broadcast.
 const MAX_IN_C: usize = 64;
 /// Minimum multiply-adds per thread part; see the GEMM's.
-const MIN_MACS_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 20 };
+const MIN_MACS_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 15 };
 
 /// Whether convolution `p` runs by this method in tier `isa`.
 pub(crate) fn suits(p: &ConvParams, isa: Isa) -> bool {

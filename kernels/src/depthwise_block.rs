@@ -33,7 +33,7 @@ const BAND_FLOATS: usize = 1 << 16;
 /// Floats a chunk of depthwise rows waiting for the project GEMM aims for (128 KiB).
 const CHUNK_FLOATS: usize = 1 << 15;
 /// Minimum multiply-adds (all layers) per thread part; see the GEMM's.
-const MIN_MACS_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 20 };
+const MIN_MACS_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 15 };
 /// A thread part computes again the expanded rows its first window shares with the previous
 /// part's last: parts are made tall enough that these are at most 1 in this many of the rows
 /// they compute. (Unit tests use 1, so that small images are split too.)

@@ -15,7 +15,7 @@
 //! The interpreter runs an invoke inside its rayon pool (`ThreadPool::install`) only when the
 //! previous one had a kernel that split ([`count_splits`]); otherwise it runs the invoke on
 //! the calling thread inside [`serial`], which saves the two thread hand-overs of `install`
-//! (about 65 µs per invoke of a CIFAR-sized model, none of whose layers splits, on a 2-vCPU
+//! (about 65 µs per invoke of a small model none of whose layers splits, on a 2-vCPU
 //! virtual machine). A kernel that wants to split under [`serial`] runs its parts in order on
 //! that thread (same results) and makes the next invoke use the pool again. Inside the pool,
 //! rayon's work stealing never waits for a worker that has not started: the thread that

@@ -28,7 +28,7 @@ const POS: usize = 16;
 /// Floats of transformed inputs and products one block may hold (256 KiB, half an L2).
 const BLOCK_FLOATS: usize = 1 << 16;
 /// Minimum multiply-adds (in the transformed domain) per thread part; see the GEMM's.
-const MIN_MACS_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 20 };
+const MIN_MACS_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 15 };
 /// Channel counts above which the transformed weights (16 matrices of `IC × OC`) no longer
 /// fit the cache next to a useful block of tiles; such layers stay direct.
 const MAX_CHANNELS: usize = 256;

@@ -38,10 +38,12 @@ use crate::parallel;
 
 /// Output channels per packed block.
 const NR: usize = 16;
-/// Below this many multiply-adds a layer runs on one thread: the extra worker's part must
-/// outlast its wake-up (at 1 << 20, CIFAR-sized int8 layers split into parts of a few
-/// microseconds and two threads ran the model slower than one).
-const MIN_PARALLEL_MACS: usize = 1 << 21;
+/// Below this many multiply-adds a layer runs on one thread. As for the float GEMM's
+/// `MIN_MACS_PER_PART`, splitting small layers pays once every layer of an invoke splits
+/// (the other worker stays awake between them): the CIFAR int8 ResNet at two threads ran
+/// ×0.86 with 2^18 and a further ×0.93 with 2^16, against 2^21, which kept nearly all its
+/// layers on one thread.
+const MIN_PARALLEL_MACS: usize = 1 << 16;
 
 /// An int8 CONV_2D (groups = 1) ready to run: geometry, quantization, packed weights.
 #[derive(Debug, Clone)]
