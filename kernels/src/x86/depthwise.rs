@@ -1,11 +1,13 @@
-//! The AVX2 + FMA depthwise row (depth multiplier 1): 8 channels per vector; pixels whose
-//! window lies inside the input go four at a time, sharing each filter vector between four
-//! independent accumulators (which also hides the latency of the fused multiply-add chain);
-//! border pixels go one at a time over their valid taps. Channel tails use masked loads and
-//! stores. Every path sums a pixel the same way: each valid tap row in `kx` order (a multiply,
-//! then fused multiply-adds), and the row sums in `ky` order. Splitting the sum by rows keeps
-//! the dependency chains short (three FMAs for a 3×3 filter rather than nine), and using one
-//! order everywhere means the grouping of pixels never changes a result.
+//! The AVX2 + FMA depthwise row (depth multiplier 1): 8 channels per vector. 3×3 filters
+//! keep a channel group's filter in registers while it slides along the row (border columns
+//! included); other widths take pixels whose window lies inside the input four at a time,
+//! sharing each filter vector between four independent accumulators (which also hides the
+//! latency of the fused multiply-add chain), and border pixels one at a time over their valid
+//! taps. Channel tails use masked loads and stores. Every path sums a pixel the same way:
+//! each valid tap row in `kx` order (a multiply, then fused multiply-adds), and the row sums
+//! in `ky` order. Splitting the sum by rows keeps the dependency chains short (three FMAs for
+//! a 3×3 filter rather than nine), and using one order everywhere means the grouping of
+//! pixels never changes a result.
 
 use std::arch::x86_64::*;
 
