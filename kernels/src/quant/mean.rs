@@ -181,12 +181,13 @@ pub fn mean<T: QuantElem>(
             .wrapping_add(q.output_zero_point);
         T::from_i32(clamp_i32(v, T::MIN, T::MAX))
     };
-    if let Some((&1, outer_strides)) = plan.kept_strides.split_last() {
+    if let (Some((&1, outer_strides)), Some((&c, outer_dims))) =
+        (plan.kept_strides.split_last(), plan.kept_dims.split_last())
+    {
         // The innermost axis is kept (channels, in a spatial mean): each reduced position
         // is a contiguous run of it, added lane by lane into a block of sums. Wrapping i32
-        // additions give the same sums in any order.
-        let (&c, outer_dims) = plan.kept_dims.split_last().unwrap_or((&1, &[]));
-        let mut outs = output[..plan.output_len].chunks_exact_mut(c.max(1));
+        // additions give the same sums in any order. (`c > 0`: the input is not empty.)
+        let mut outs = output[..plan.output_len].chunks_exact_mut(c);
         ReducePlan::walk(outer_dims, outer_strides, |base| {
             let Some(out) = outs.next() else { return };
             for (c0, out) in (0..c).step_by(SUM_BLOCK).zip(out.chunks_mut(SUM_BLOCK)) {
