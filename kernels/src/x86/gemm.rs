@@ -81,7 +81,24 @@ unsafe fn store_row<const V: usize>(p: *mut f32, nc: usize, row: [__m256; V]) {
 /// rows and width `8·V`.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile<const R: usize, const V: usize>(t: &TileArgs) {
+    if t.pf_lines == 0 {
+        for tile in 0..t.tiles {
+            one::<R, V>(t, tile);
+        }
+        return;
+    }
+    // Each tile's share of the lines to prefetch (see `TileArgs::pf`), issued before its
+    // multiply-adds so that they hide the memory latency. (A separate loop: the prefetch
+    // state kept beside `one`'s would cost the tall narrow tiles register spills.)
+    let share = t.pf_lines.div_ceil(t.tiles);
+    let mut pf = t.pf;
+    let mut left = t.pf_lines;
     for tile in 0..t.tiles {
+        for _ in 0..share.min(left) {
+            _mm_prefetch::<_MM_HINT_T0>(pf.cast());
+            pf = pf.wrapping_add(16);
+        }
+        left = left.saturating_sub(share);
         one::<R, V>(t, tile);
     }
 }
