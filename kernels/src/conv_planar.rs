@@ -28,8 +28,6 @@ const MAX_OUT_C: usize = 6;
 /// Input channels below which it is used, as for the GEMM's filter-row mode: with more, one
 /// GEMM tap already feeds many multiply-adds per broadcast.
 const MAX_IN_C: usize = 64;
-/// Minimum multiply-adds per thread part; see the GEMM's.
-const MIN_MACS_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 15 };
 
 /// Whether convolution `p` runs by this method in tier `isa`.
 pub(crate) fn suits(p: &ConvParams, isa: Isa) -> bool {
@@ -94,7 +92,7 @@ fn band(p: &ConvParams) -> (usize, usize) {
 /// Output rows per thread part at least (enough multiply-adds to be worth a part).
 fn grain(p: &ConvParams) -> usize {
     let row_macs = p.out_w * p.out_c * p.kernel_h * p.kernel_w * p.in_c;
-    MIN_MACS_PER_PART.div_ceil(row_macs.max(1))
+    parallel::MIN_MACS_PER_PART.div_ceil(row_macs.max(1))
 }
 
 /// Scratch floats of [`run`] with `threads` threads: one band per worker.

@@ -23,10 +23,11 @@ use crate::parallel;
 const CB: usize = 16;
 /// Channel counts are padded to a multiple of this in [`PackedDepthwise`]: the widest vector.
 const PAD_TO: usize = 8;
-/// Minimum multiply-adds per thread part (depthwise multiply-adds are cheaper per element
-/// than a GEMM's, so fewer of them make a worthwhile part).
-/// Unit tests use 1 so that even small cases are split and thread-count independence is
-/// really exercised.
+/// Minimum multiply-adds per thread part: more than the other float kernels'
+/// ([`parallel::MIN_MACS_PER_PART`]) because parts are whole output rows, and at 2^15 a
+/// 14×14 MobileNetV2 layer split into parts of one or two rows of uneven cost and ran
+/// ×1.04–1.14 slower at two threads (the 7×7 ones gained). Unit tests use 1 so that even
+/// small cases are split and thread-count independence is really exercised.
 const MIN_MACS_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 18 };
 
 /// Shapes and options of one DEPTHWISE_CONV_2D. `depth_multiplier` is `M` from the shapes

@@ -32,8 +32,6 @@ use crate::parallel;
 const BAND_FLOATS: usize = 1 << 16;
 /// Floats a chunk of depthwise rows waiting for the project GEMM aims for (128 KiB).
 const CHUNK_FLOATS: usize = 1 << 15;
-/// Minimum multiply-adds (all layers) per thread part; see the GEMM's.
-const MIN_MACS_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 15 };
 /// A thread part computes again the expanded rows its first window shares with the previous
 /// part's last: parts are made tall enough that these are at most 1 in this many of the rows
 /// they compute. (Unit tests use 1, so that small images are split too.)
@@ -122,7 +120,7 @@ fn window(dw: &DepthwiseParams) -> usize {
         .saturating_add(1)
 }
 
-/// Output rows per thread part, at least: parts of about [`MIN_MACS_PER_PART`], and, with an
+/// Output rows per thread part, at least: parts of about [`parallel::MIN_MACS_PER_PART`], and, with an
 /// expand layer, tall enough for [`HALO_SHARE`].
 fn grain(expand: Option<&ConvParams>, dw: &DepthwiseParams, project: Option<&ConvParams>) -> usize {
     // Multiply-adds per output row; saturating, as only their order of magnitude matters.
@@ -132,12 +130,12 @@ fn grain(expand: Option<&ConvParams>, dw: &DepthwiseParams, project: Option<&Con
         row = row.saturating_add(macs(&[p.in_w, p.in_c, p.out_c]));
     }
     let Some(e) = expand else {
-        return MIN_MACS_PER_PART.div_ceil(row.max(1));
+        return parallel::MIN_MACS_PER_PART.div_ceil(row.max(1));
     };
     // Expanded rows per output row, on average.
     let per_row = dw.in_h.div_ceil(dw.out_h.max(1));
     row = row.saturating_add(macs(&[per_row, e.in_w, e.in_c, e.out_c]));
-    let by_work = MIN_MACS_PER_PART.div_ceil(row.max(1));
+    let by_work = parallel::MIN_MACS_PER_PART.div_ceil(row.max(1));
     // n output rows read (n − 1)·stride + window rows, `window − stride` of them shared with
     // the previous part.
     let stride = dw.stride_h.max(1);

@@ -45,13 +45,6 @@ const NR_HALF: usize = NR / 2;
 const KC: usize = 256;
 /// Rows of A processed as one cache block.
 pub(crate) const MB: usize = 72;
-/// Minimum multiply-adds per thread part (under a microsecond of one core's work). Splitting
-/// even small layers pays: within an invoke whose layers keep splitting, the other worker is
-/// still awake when the next layer starts (on the 2-vCPU Zen 3 machine, the CIFAR ResNet at
-/// two threads: ×0.79 with 2^17, a further ×0.92 with 2^15, against 2^20, which left its
-/// layers on one thread; 2^13 no better). Unit tests use 1 so that even small cases are
-/// split and thread-count independence is really exercised.
-const MIN_MACS_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 15 };
 
 /// Multiply-adds one streamed weight costs in time: 4 bytes from memory at about 12 GB/s
 /// take as long as 16 multiply-adds at 50 GMAC/s.
@@ -356,7 +349,7 @@ impl Grid {
         let rows = m.max(STREAMED_WEIGHT_MACS);
         let work = rows.saturating_mul(b.n).saturating_mul(k.max(1));
         let want = parallel::target_parts(threads)
-            .min(work / MIN_MACS_PER_PART)
+            .min(work / parallel::MIN_MACS_PER_PART)
             .max(1);
         let mut g = Grid {
             m,

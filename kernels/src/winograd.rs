@@ -27,8 +27,6 @@ use crate::parallel;
 const POS: usize = 16;
 /// Floats of transformed inputs and products one block may hold (256 KiB, half an L2).
 const BLOCK_FLOATS: usize = 1 << 16;
-/// Minimum multiply-adds (in the transformed domain) per thread part; see the GEMM's.
-const MIN_MACS_PER_PART: usize = if cfg!(test) { 1 } else { 1 << 15 };
 /// Channel counts above which the transformed weights (16 matrices of `IC × OC`) no longer
 /// fit the cache next to a useful block of tiles; such layers stay direct.
 const MAX_CHANNELS: usize = 256;
@@ -190,7 +188,7 @@ pub(crate) fn run(
     // often as the others, and no part ends in a short block. (Parts of a fixed share of
     // the tiles each ended in a short block: a 28×28×128 layer ran 20 blocks on two threads
     // against 17 on one.)
-    let (tb, parts) = if threads > 1 && macs >= 2 * MIN_MACS_PER_PART {
+    let (tb, parts) = if threads > 1 && macs >= 2 * parallel::MIN_MACS_PER_PART {
         let blocks = total.div_ceil(block_tiles(p)).div_ceil(threads) * threads;
         let tb = total.div_ceil(blocks).max(1);
         (tb, total.div_ceil(tb))

@@ -38,8 +38,8 @@ use crate::parallel;
 
 /// Output channels per packed block.
 const NR: usize = 16;
-/// Below this many multiply-adds a layer runs on one thread. As for the float GEMM's
-/// `MIN_MACS_PER_PART`, splitting small layers pays once every layer of an invoke splits
+/// Below this many multiply-adds a layer runs on one thread. As for the float kernels'
+/// `parallel::MIN_MACS_PER_PART`, splitting small layers pays once every layer of an invoke splits
 /// (the other worker stays awake between them): the CIFAR int8 ResNet at two threads ran
 /// ×0.86 with 2^18 and a further ×0.93 with 2^16, against 2^21, which kept nearly all its
 /// layers on one thread.
