@@ -549,3 +549,82 @@ fn huge_layout_index_tables_are_refused_before_allocation() {
     assert!(r.is_err(), "expected a refusal");
     assert!(peak < 256 << 20, "peak {peak} bytes");
 }
+
+/// Found by `mutate`: a pool whose filter is far larger than its input (here 1,258,291,166 ×
+/// 737,013,229, SAME padding, stride 2) overflowed the float kernel's work estimate for
+/// splitting over threads (output row × filter height × filter width), which panics where
+/// overflow is checked. The estimate now saturates; every window is clipped to the input, so
+/// each output is the pool of the whole image.
+#[test]
+fn pool_filter_far_larger_than_the_input() {
+    let (h, w, c) = (9, 11, 5);
+    let x: Vec<f32> = (0..h * w * c)
+        .map(|i| ((i * 37) % 101) as f32 - 50.0)
+        .collect();
+    for (op, max) in [
+        (fb::BuiltinOperator::MAX_POOL_2D, true),
+        (fb::BuiltinOperator::AVERAGE_POOL_2D, false),
+    ] {
+        let model = ModelDesc {
+            version: 3,
+            opcodes: vec![OpcodeDesc {
+                deprecated_builtin_code: op.0 as i8,
+                builtin_code: op.0,
+                custom_code: None,
+                version: 1,
+            }],
+            buffers: vec![buffer(Vec::new())],
+            subgraphs: vec![SubgraphDesc {
+                tensors: vec![
+                    f32t("x", &[1, h as i32, w as i32, c as i32], 0),
+                    f32t("y", &[1, 5, 6, c as i32], 0),
+                ],
+                inputs: vec![0],
+                outputs: vec![1],
+                ops: vec![OpDesc {
+                    opcode_index: 0,
+                    inputs: vec![0],
+                    outputs: vec![1],
+                    intermediates: Vec::new(),
+                    options: OptionsDesc::Pool2D {
+                        padding: fb::Padding::SAME.0,
+                        stride_w: 2,
+                        stride_h: 2,
+                        filter_w: 737_013_229,
+                        filter_h: 1_258_291_166,
+                        activation: 0,
+                    },
+                    custom_options: None,
+                }],
+                name: String::new(),
+            }],
+            signatures: Vec::new(),
+            description: String::new(),
+        };
+        let model = Model::from_vec(model.encode()).unwrap();
+        let mut interp = Interpreter::new(model, Options::default()).unwrap();
+        interp.input_mut::<f32>(0).unwrap().copy_from_slice(&x);
+        interp.invoke().unwrap();
+        // Every window covers the whole image: per channel, its maximum or its mean.
+        let want: Vec<f32> = (0..c)
+            .map(|ch| {
+                let v = x.iter().skip(ch).step_by(c);
+                if max {
+                    v.fold(f32::MIN, |a, &b| a.max(b))
+                } else {
+                    v.sum::<f32>() / (h * w) as f32
+                }
+            })
+            .collect();
+        let out = interp.output::<f32>(0).unwrap();
+        assert_eq!(out.len(), 5 * 6 * c);
+        for px in out.chunks_exact(c) {
+            for (got, want) in px.iter().zip(&want) {
+                assert!(
+                    (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                    "{got} vs {want}"
+                );
+            }
+        }
+    }
+}

@@ -108,7 +108,12 @@ fn pool<F: Fold>(p: &PoolParams, input: &[f32], output: &mut [f32], threads: usi
         return;
     }
     let output = &mut output[..p.batch * p.out_h * row_len];
-    let grain = MIN_READS_PER_PART.div_ceil((row_len * p.filter_h * p.filter_w).max(1));
+    // A work estimate: it saturates, because the filter size comes from the model file and
+    // may be far larger than the input (the windows are clipped to it below).
+    let reads = row_len
+        .saturating_mul(p.filter_h)
+        .saturating_mul(p.filter_w);
+    let grain = MIN_READS_PER_PART.div_ceil(reads.max(1));
     parallel::for_each_part(output, row_len, grain, threads, |r0, part| {
         for (i, row) in part.chunks_exact_mut(row_len).enumerate() {
             let r = r0 + i;
