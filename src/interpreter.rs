@@ -155,9 +155,10 @@ pub struct Interpreter {
     options: Options,
     entry: Entry,
     run: SubgraphRun,
-    /// The workers that help the calling thread (`threads − 1` of them; see
-    /// `ferrolite_kernels::parallel`).
     pool: Option<rayon::ThreadPool>,
+    /// Whether a kernel split its work over threads in the last invoke: then the next runs
+    /// inside the pool, else on the calling thread (see `ferrolite_kernels::parallel`).
+    splitting: bool,
     inputs: Vec<TensorInfo>,
     outputs: Vec<TensorInfo>,
 }
@@ -266,11 +267,10 @@ impl Interpreter {
             .filter_map(|((_, t), s)| s.clone().map(|s| (*t, s)))
             .collect();
         let run = SubgraphRun::prepare(&model, entry.subgraph, env, &overrides)?;
-        // The calling thread is one of the `threads`: the pool holds the others.
         let pool = if options.threads > 1 {
             Some(
                 rayon::ThreadPoolBuilder::new()
-                    .num_threads(options.threads - 1)
+                    .num_threads(options.threads)
                     .build()
                     .map_err(|e| Error::Internal(format!("could not start threads: {e}")))?,
             )
@@ -295,6 +295,7 @@ impl Interpreter {
             entry,
             run,
             pool,
+            splitting: true,
             inputs,
             outputs,
         })
@@ -447,28 +448,34 @@ impl Interpreter {
     }
 
     /// Runs the model on the current inputs. Allocates nothing itself (a kernel split over
-    /// threads hands each helper thread one small job, beside a counter they share).
+    /// threads hands each extra worker one small job).
     pub fn invoke(&mut self) -> Result<()> {
         self.run_steps(None)
     }
 
-    /// Runs the main plan on this thread, with the pool's workers helping the kernels that
-    /// split; with `times`, adds each step's wall time to its entry.
+    /// Runs the main plan, inside the interpreter's pool when the last invoke split a kernel
+    /// and on this thread otherwise; with `times`, adds each step's wall
+    /// time to its entry.
     fn run_steps(&mut self, times: Option<&mut [std::time::Duration]>) -> Result<()> {
         let Interpreter {
             model,
             run,
             pool,
             options,
+            splitting,
             ..
         } = self;
         let threads = options.threads;
-        match pool {
-            Some(pool) => ferrolite_kernels::parallel::with_pool(pool, || {
-                run.run_timed(model.bytes(), threads, times)
+        use ferrolite_kernels::parallel;
+        let (result, splits) = match pool {
+            Some(pool) if *splitting => pool.install(|| {
+                parallel::count_splits(|| run.run_timed(model.bytes(), threads, times))
             }),
-            None => run.run_timed(model.bytes(), threads, times),
-        }
+            Some(_) => parallel::serial(|| run.run_timed(model.bytes(), threads, times)),
+            None => return run.run_timed(model.bytes(), threads, times),
+        };
+        *splitting = splits > 0;
+        result
     }
 
     /// Runs the model like [`Interpreter::invoke`] and returns the wall time of every executed

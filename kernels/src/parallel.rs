@@ -12,29 +12,54 @@
 //! scratch slice per worker (reused by that worker's parts in turn). With `threads <= 1` no
 //! rayon function is called at all.
 //!
-//! The interpreter runs an invoke on the calling thread inside [`with_pool`]: a kernel that
-//! splits runs parts on that thread and hands one helper job per other thread to the
-//! interpreter's rayon pool, and all of them take parts from the same queue. The calling
-//! thread never waits for a helper that has not started: when the queue runs dry it closes
-//! it, and a helper that starts later leaves without running anything. So a worker that was
-//! asleep costs speed-up, never latency, and the invoke is not handed to the pool and back
-//! (`ThreadPool::install` did that: about 65 µs per invoke on a 2-vCPU virtual machine, and
-//! after a pause two threads ran a small layer barely faster than one). Outside `with_pool`
-//! (kernels called directly, or a part that splits again on a helper) the parts run on
-//! rayon's current pool, whose work stealing has the same property: the thread that drains
-//! the queue takes back the work it offered.
+//! The interpreter runs an invoke inside its rayon pool (`ThreadPool::install`) only when the
+//! previous one had a kernel that split ([`count_splits`]); otherwise it runs the invoke on
+//! the calling thread inside [`serial`], which saves the two thread hand-overs of `install`
+//! (about 65 µs per invoke of a small model none of whose layers splits, on a 2-vCPU
+//! virtual machine). A kernel that wants to split under [`serial`] runs its parts in order on
+//! that thread (same results) and makes the next invoke use the pool again. Inside the pool,
+//! rayon's work stealing never waits for a worker that has not started: the thread that
+//! drains the queue takes back the work it offered.
 
-use std::any::Any;
 use std::cell::Cell;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use rayon::prelude::*;
 
 thread_local! {
-    /// Set by [`with_pool`]: the pool whose workers help this thread with its parts.
-    static POOL: Cell<*const rayon::ThreadPool> = const { Cell::new(std::ptr::null()) };
+    /// Set by [`serial`]: kernels run all their parts on this thread.
+    static SERIAL: Cell<bool> = const { Cell::new(false) };
+    /// Kernels on this thread that split (or, under [`serial`], would have).
+    static SPLITS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Runs `f` with this thread's split count and serial flag set as given, restoring both
+/// afterwards (also when `f` panics); returns `f`'s result and the kernels that split in it.
+fn scoped<R>(serial: bool, f: impl FnOnce() -> R) -> (R, usize) {
+    struct Restore(bool, usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SERIAL.with(|s| s.set(self.0));
+            SPLITS.with(|s| s.set(self.1));
+        }
+    }
+    let _restore = Restore(
+        SERIAL.with(|s| s.replace(serial)),
+        SPLITS.with(|s| s.replace(0)),
+    );
+    let r = f();
+    (r, SPLITS.with(Cell::get))
+}
+
+/// Runs `f` and counts the kernels that split their work over threads in it (on this thread).
+pub fn count_splits<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    scoped(SERIAL.with(Cell::get), f)
+}
+
+/// Runs `f` with every kernel's parts in order on this thread, whatever its `threads`, and
+/// counts the kernels that would have split.
+pub fn serial<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    scoped(true, f)
 }
 
 /// Minimum multiply-adds per thread part of the float GEMM, Winograd (counted in the
@@ -98,22 +123,7 @@ pub fn max_parts(rows: usize, grain: usize, threads: usize) -> usize {
     split(rows, grain, threads).parts.min(threads.max(1))
 }
 
-/// Runs `f` on this thread with `pool`'s workers as its helpers: each kernel that splits
-/// runs parts on this thread too, and hands the rest to the pool (see the module docs), so
-/// an invoke needs no hand-over to the pool and back. Restores the previous pool afterwards
-/// (also when `f` panics).
-pub fn with_pool<R>(pool: &rayon::ThreadPool, f: impl FnOnce() -> R) -> R {
-    struct Restore(*const rayon::ThreadPool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            POOL.with(|p| p.set(self.0));
-        }
-    }
-    let _restore = Restore(POOL.with(|p| p.replace(pool)));
-    f()
-}
-
-/// Runs `f(item, piece)` for every item, on `workers` participants that each own one
+/// Runs `f(item, piece)` for every item, on `workers` rayon jobs that each own one
 /// `per`-long piece of `scratch` (an empty slice when `per` is 0) and take items from a
 /// shared queue until it is empty. Preconditions: `workers >= 1`, and
 /// `scratch.len() >= workers · per`.
@@ -124,174 +134,23 @@ where
     F: Fn(I::Item, &mut [S]) + Sync,
 {
     let queue = Mutex::new(items);
-    let pool = POOL.with(Cell::get);
-    if !pool.is_null() {
-        // SAFETY: `with_pool` set it from a reference that outlives its closure, which is
-        // running (this call is inside it).
-        let pool = unsafe { &*pool };
-        run_shared(
-            pool,
-            &queue,
-            workers,
-            &mut scratch[..workers * per],
-            per,
-            &f,
-        );
-        return;
-    }
-    // Outside `with_pool` (kernels called directly, and parts that split again on a
-    // helper): rayon's current pool.
-    if per == 0 {
-        (0..workers)
-            .into_par_iter()
-            .for_each(|_| drain(&queue, &f, &mut []));
-    } else {
-        scratch[..workers * per]
-            .par_chunks_mut(per)
-            .for_each(|piece| drain(&queue, &f, piece));
-    }
-}
-
-/// Runs items from `queue` until it is empty.
-fn drain<I: Iterator, S, F: Fn(I::Item, &mut [S])>(queue: &Mutex<I>, f: &F, piece: &mut [S]) {
     // The lock is never held while `f` runs, so a panicking part cannot poison it; the
     // poison is ignored anyway rather than turned into a second panic.
     let next = || queue.lock().unwrap_or_else(PoisonError::into_inner).next();
-    while let Some(item) = next() {
-        f(item, piece);
-    }
-}
-
-/// A queue of parts shared between the thread that owns it and helper jobs on the pool:
-/// the number of helpers inside it, and [`CLOSED`] once the owner has stopped waiting for
-/// more.
-struct Section {
-    state: AtomicUsize,
-    /// The payload of a part that panicked on a helper, re-raised on the owner's thread.
-    panic: Mutex<Option<Box<dyn Any + Send>>>,
-}
-
-const CLOSED: usize = 1 << (usize::BITS - 1);
-
-impl Section {
-    /// Registers a helper, unless the owner has closed the section.
-    fn enter(&self) -> bool {
-        let mut s = self.state.load(Ordering::Acquire);
-        loop {
-            if s & CLOSED != 0 {
-                return false;
-            }
-            match self
-                .state
-                .compare_exchange_weak(s, s + 1, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return true,
-                Err(now) => s = now,
-            }
+    let work = |piece: &mut [S]| {
+        while let Some(item) = next() {
+            f(item, piece);
         }
-    }
-
-    fn leave(&self) {
-        self.state.fetch_sub(1, Ordering::Release);
-    }
-
-    /// Closes the section and waits for the helpers inside it to leave: each is finishing
-    /// the part it took, since the queue is empty (or the owner is unwinding).
-    fn close(&self) {
-        let mut s = self.state.fetch_or(CLOSED, Ordering::AcqRel) | CLOSED;
-        while s != CLOSED {
-            std::hint::spin_loop();
-            s = self.state.load(Ordering::Acquire);
-        }
-    }
-}
-
-/// What a helper job needs to take and run parts, behind one pointer.
-struct Shared<'a, I, S, F> {
-    queue: &'a Mutex<I>,
-    f: &'a F,
-    scratch: *mut S,
-    per: usize,
-}
-
-/// Runs parts from the queue with scratch piece `idx`.
-///
-/// # Safety
-/// `shared` points to a live `Shared<I, S, F>`, and piece `idx` is this caller's alone.
-unsafe fn help<I: Iterator, S, F: Fn(I::Item, &mut [S])>(shared: *const (), idx: usize) {
-    // SAFETY: the caller's promises.
-    unsafe {
-        let sh = &*(shared as *const Shared<I, S, F>);
-        let piece = std::slice::from_raw_parts_mut(sh.scratch.add(idx * sh.per), sh.per);
-        drain(sh.queue, sh.f, piece);
-    }
-}
-
-/// [`run_queue`] on this thread and `workers − 1` helper jobs on `pool`. This thread starts
-/// on the parts at once and never waits for a helper that has not started: when the queue is
-/// empty it closes the section, so a helper that starts later leaves without touching
-/// anything, and it waits (spinning: a part is short) only for helpers still running a part.
-/// That wait is also what keeps the borrowed queue, `f` and scratch alive for the helpers,
-/// which is why they can be `'static` jobs, and why it happens even when a part panics.
-fn run_shared<I, S, F>(
-    pool: &rayon::ThreadPool,
-    queue: &Mutex<I>,
-    workers: usize,
-    scratch: &mut [S],
-    per: usize,
-    f: &F,
-) where
-    I: Iterator + Send,
-    S: Send,
-    F: Fn(I::Item, &mut [S]) + Sync,
-{
-    let shared = Shared {
-        queue,
-        f,
-        scratch: scratch.as_mut_ptr(),
-        per,
     };
-    // Addresses as integers, so that the jobs are `Send` and `'static`; they are used only
-    // inside an open section (see above).
-    let at = &shared as *const Shared<'_, I, S, F> as usize;
-    let run: unsafe fn(*const (), usize) = help::<I, S, F>;
-    let section = Arc::new(Section {
-        state: AtomicUsize::new(0),
-        panic: Mutex::new(None),
-    });
-    struct Close<'a>(&'a Section);
-    impl Drop for Close<'_> {
-        fn drop(&mut self) {
-            self.0.close();
-        }
+    SPLITS.with(|s| s.set(s.get() + 1));
+    if SERIAL.with(Cell::get) {
+        work(&mut scratch[..per]);
+        return;
     }
-    let close = Close(&section);
-    for idx in 1..workers {
-        let section = Arc::clone(&section);
-        pool.spawn(move || {
-            if !section.enter() {
-                return;
-            }
-            // SAFETY: the section is open, so `at` (a `Shared<I, S, F>`) and everything it
-            // borrows stay alive until this helper leaves it; piece `idx` is this job's
-            // alone (one job per index, and the owner uses piece 0).
-            let r = catch_unwind(AssertUnwindSafe(|| unsafe { run(at as *const (), idx) }));
-            if let Err(payload) = r {
-                *section.panic.lock().unwrap_or_else(PoisonError::into_inner) = Some(payload);
-            }
-            section.leave();
-        });
-    }
-    // SAFETY: `shared` is alive for this call, and piece 0 is this thread's.
-    unsafe { run(at as *const (), 0) };
-    drop(close);
-    let payload = section
-        .panic
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take();
-    if let Some(payload) = payload {
-        resume_unwind(payload);
+    if per == 0 {
+        (0..workers).into_par_iter().for_each(|_| work(&mut []));
+    } else {
+        scratch[..workers * per].par_chunks_mut(per).for_each(work);
     }
 }
 
@@ -459,106 +318,51 @@ mod tests {
         }
     }
 
-    /// A pool of `threads − 1` workers, as the interpreter builds it.
-    fn helpers(threads: usize) -> rayon::ThreadPool {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.max(2) - 1)
-            .build()
-            .unwrap()
-    }
-
     #[test]
     fn indexed_parts_run_once_each_with_own_scratch() {
         use std::sync::atomic::{AtomicUsize, Ordering};
         for threads in 1..5 {
-            let pool = helpers(threads);
-            // On rayon's current pool, and on this thread with `pool`'s helpers.
-            for with_helpers in [false, true] {
+            // On the rayon pool, and all on this thread under `serial`.
+            for serially in [false, true] {
                 for per in [0, 3] {
                     let parts = 11;
                     let hits: Vec<AtomicUsize> = (0..parts).map(|_| AtomicUsize::new(0)).collect();
                     let mut scratch = vec![0u8; threads * per];
-                    let mut run = || {
+                    let me = std::thread::current().id();
+                    let run = || {
                         for_each_index_with_scratch(parts, threads, &mut scratch, per, |i, s| {
                             assert_eq!(s.len(), per);
                             // The piece is this worker's alone while the part runs.
                             s.fill(i as u8 + 1);
                             std::thread::yield_now();
                             assert!(s.iter().all(|&v| v == i as u8 + 1));
+                            assert!(!serially || std::thread::current().id() == me);
                             hits[i].fetch_add(1, Ordering::Relaxed);
                         })
                     };
-                    if with_helpers {
-                        with_pool(&pool, run);
+                    let ((), splits) = if serially {
+                        serial(run)
                     } else {
-                        run();
-                    }
+                        count_splits(run)
+                    };
                     assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+                    assert_eq!(splits, usize::from(threads > 1));
                 }
             }
         }
     }
 
-    /// The calling thread never waits for a helper that has not started: with the pool's
-    /// only worker blocked, it runs every part itself and returns; the helper job, when it
-    /// runs at last, finds the queue closed and touches nothing.
     #[test]
-    fn helpers_that_start_late_are_not_waited_for() {
-        let pool = helpers(2);
-        let (release, blocked) = std::sync::mpsc::channel::<()>();
-        let (started_tx, started) = std::sync::mpsc::channel::<()>();
-        pool.spawn(move || {
-            started_tx.send(()).unwrap();
-            blocked.recv().unwrap();
+    fn split_counts_nest_and_restore() {
+        let ((inner, ()), outer) = count_splits(|| {
+            for_each_index(5, 2, |_| {});
+            let inner = serial(|| for_each_index(5, 2, |_| {})).1;
+            // A single part never splits.
+            for_each_index(1, 2, |_| {});
+            (inner, ())
         });
-        started.recv().unwrap();
-        let me = std::thread::current().id();
-        let mut seen = vec![false; 9];
-        let mut scratch = vec![0u32; 2 * 4];
-        with_pool(&pool, || {
-            let seen = Mutex::new(&mut seen);
-            for_each_index_with_scratch(9, 2, &mut scratch, 4, |i, s| {
-                assert_eq!(std::thread::current().id(), me);
-                s[0] += 1;
-                seen.lock().unwrap()[i] = true;
-            });
-        });
-        assert!(seen.iter().all(|&v| v));
-        // The owner's piece is the first: it ran all nine parts.
-        assert_eq!(scratch[0], 9);
-        release.send(()).unwrap();
-        // The late helper job runs on the worker now and leaves; the pool still works.
-        let n = AtomicUsize::new(0);
-        with_pool(&pool, || {
-            for_each_index(16, 2, |_| {
-                n.fetch_add(1, Ordering::Relaxed);
-            })
-        });
-        assert_eq!(n.load(Ordering::Relaxed), 16);
-    }
-
-    /// A part that panics, on the calling thread or on a helper, panics the call (after
-    /// every helper has left it), and leaves the pool and this thread as they were.
-    #[test]
-    fn a_panicking_part_panics_the_caller() {
-        let pool = helpers(2);
-        for bad in 0..8 {
-            let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                with_pool(&pool, || {
-                    for_each_index(8, 2, |i| {
-                        std::thread::sleep(std::time::Duration::from_micros(200));
-                        assert!(i != bad, "part {i} fails");
-                    })
-                })
-            }));
-            assert!(r.is_err());
-            assert!(POOL.with(Cell::get).is_null());
-        }
-        let n = AtomicUsize::new(0);
-        with_pool(&pool, || {
-            for_each_index(8, 2, |_| _ = n.fetch_add(1, Ordering::Relaxed))
-        });
-        assert_eq!(n.load(Ordering::Relaxed), 8);
+        assert_eq!((inner, outer), (1, 1));
+        assert!(!SERIAL.with(Cell::get));
     }
 
     #[test]
