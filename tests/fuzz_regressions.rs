@@ -241,22 +241,25 @@ fn fixtures_fit_the_verifier_budget() {
     assert!(n > 0);
 }
 
-/// Found by `mutate`: SOFTMAX of a tensor whose last dimension is 0 handed the kernel a row
-/// length of 0, which its precondition forbids (a debug assertion fired; release builds
-/// returned early). An empty tensor now runs as rows of length 1 over zero elements.
-#[test]
-fn softmax_with_an_empty_last_dimension() {
-    let model = ModelDesc {
+/// A model of one builtin operator `op` with `options`, from tensor 0 (the input) to tensor 1
+/// (the output), every tensor on the empty buffer 0.
+fn one_op_model(
+    op: fb::BuiltinOperator,
+    x: TensorDesc,
+    y: TensorDesc,
+    options: OptionsDesc,
+) -> ModelDesc {
+    ModelDesc {
         version: 3,
         opcodes: vec![OpcodeDesc {
-            deprecated_builtin_code: fb::BuiltinOperator::SOFTMAX.0 as i8,
-            builtin_code: fb::BuiltinOperator::SOFTMAX.0,
+            deprecated_builtin_code: op.0 as i8,
+            builtin_code: op.0,
             custom_code: None,
             version: 1,
         }],
         buffers: vec![buffer(Vec::new())],
         subgraphs: vec![SubgraphDesc {
-            tensors: vec![f32t("x", &[1, 3, 2, 0], 0), f32t("y", &[1, 3, 2, 0], 0)],
+            tensors: vec![x, y],
             inputs: vec![0],
             outputs: vec![1],
             ops: vec![OpDesc {
@@ -264,14 +267,27 @@ fn softmax_with_an_empty_last_dimension() {
                 inputs: vec![0],
                 outputs: vec![1],
                 intermediates: Vec::new(),
-                options: OptionsDesc::Softmax { beta: 1.0 },
+                options,
                 custom_options: None,
             }],
             name: String::new(),
         }],
         signatures: Vec::new(),
         description: String::new(),
-    };
+    }
+}
+
+/// Found by `mutate`: SOFTMAX of a tensor whose last dimension is 0 handed the kernel a row
+/// length of 0, which its precondition forbids (a debug assertion fired; release builds
+/// returned early). An empty tensor now runs as rows of length 1 over zero elements.
+#[test]
+fn softmax_with_an_empty_last_dimension() {
+    let model = one_op_model(
+        fb::BuiltinOperator::SOFTMAX,
+        f32t("x", &[1, 3, 2, 0], 0),
+        f32t("y", &[1, 3, 2, 0], 0),
+        OptionsDesc::Softmax { beta: 1.0 },
+    );
     let model = Model::from_vec(model.encode()).unwrap();
     let mut interp = Interpreter::new(model, Options::default()).unwrap();
     interp.invoke().unwrap();
@@ -565,42 +581,19 @@ fn pool_filter_far_larger_than_the_input() {
         (fb::BuiltinOperator::MAX_POOL_2D, true),
         (fb::BuiltinOperator::AVERAGE_POOL_2D, false),
     ] {
-        let model = ModelDesc {
-            version: 3,
-            opcodes: vec![OpcodeDesc {
-                deprecated_builtin_code: op.0 as i8,
-                builtin_code: op.0,
-                custom_code: None,
-                version: 1,
-            }],
-            buffers: vec![buffer(Vec::new())],
-            subgraphs: vec![SubgraphDesc {
-                tensors: vec![
-                    f32t("x", &[1, h as i32, w as i32, c as i32], 0),
-                    f32t("y", &[1, 5, 6, c as i32], 0),
-                ],
-                inputs: vec![0],
-                outputs: vec![1],
-                ops: vec![OpDesc {
-                    opcode_index: 0,
-                    inputs: vec![0],
-                    outputs: vec![1],
-                    intermediates: Vec::new(),
-                    options: OptionsDesc::Pool2D {
-                        padding: fb::Padding::SAME.0,
-                        stride_w: 2,
-                        stride_h: 2,
-                        filter_w: 737_013_229,
-                        filter_h: 1_258_291_166,
-                        activation: 0,
-                    },
-                    custom_options: None,
-                }],
-                name: String::new(),
-            }],
-            signatures: Vec::new(),
-            description: String::new(),
-        };
+        let model = one_op_model(
+            op,
+            f32t("x", &[1, h as i32, w as i32, c as i32], 0),
+            f32t("y", &[1, 5, 6, c as i32], 0),
+            OptionsDesc::Pool2D {
+                padding: fb::Padding::SAME.0,
+                stride_w: 2,
+                stride_h: 2,
+                filter_w: 737_013_229,
+                filter_h: 1_258_291_166,
+                activation: 0,
+            },
+        );
         let model = Model::from_vec(model.encode()).unwrap();
         let mut interp = Interpreter::new(model, Options::default()).unwrap();
         interp.input_mut::<f32>(0).unwrap().copy_from_slice(&x);

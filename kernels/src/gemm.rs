@@ -468,12 +468,8 @@ impl SharedOut {
     /// are checked here.)
     #[allow(clippy::mut_from_ref)] // exclusivity is the caller's promise, as documented
     pub(crate) unsafe fn slice_mut(&self, start: usize, len: usize) -> &mut [f32] {
-        assert!(
-            start.checked_add(len).is_some_and(|end| end <= self.len),
-            "output range out of bounds"
-        );
-        // SAFETY: in bounds (asserted); exclusive by the caller's promise.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
+        // SAFETY: in bounds (checked by `ptr_mut`); exclusive by the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr_mut(start, len), len) }
     }
 
     /// The start of the elements `start .. start + len`, for writing some of them through
