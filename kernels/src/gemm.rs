@@ -648,7 +648,8 @@ pub(crate) struct TileArgs {
     pub clamp: Clamp,
     /// B data the driver will multiply next (`pf_lines` cache lines from `pf`), which a tier
     /// may prefetch, a share before each tile, so that reading it from memory overlaps this
-    /// call's multiply-adds. Only a hint: never dereferenced.
+    /// call's multiply-adds. Only a hint: never dereferenced. (Only the x86-64 tier reads it.)
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub pf: *const f32,
     pub pf_lines: usize,
 }

@@ -6,8 +6,9 @@ use ferrolite_kernels::quant::conv16::{self, Bias16, Conv16Quant};
 use ferrolite_kernels::quant::conv_packed::PackedConvI8;
 use ferrolite_kernels::quant::depthwise;
 use ferrolite_kernels::quant::depthwise_packed::PackedDepthwiseI8;
-use ferrolite_kernels::quant::hybrid::{self, HybridConvParams};
+use ferrolite_kernels::quant::hybrid::HybridConvParams;
 use ferrolite_kernels::quant::hybrid_depthwise::{self, HybridDepthwiseParams};
+use ferrolite_kernels::quant::hybrid_packed::PackedHybridConv;
 use ferrolite_kernels::quant::ConvGeometry;
 
 use super::conv::Geometry;
@@ -254,14 +255,11 @@ pub(super) fn prepare_conv(ctx: &PrepareCtx<'_>, g: &Geometry, o: &Conv2D) -> Re
             let (scales, zps) = filter_quant(ctx, filter, 0)?;
             qconv::check_filter_zero_points(zps).map_err(|e| ctx.quant_err(e))?;
             let p = HybridConvParams::new(scales, g.out_c, 1, act).map_err(|e| ctx.quant_err(e))?;
-            let scratch = hybrid::hybrid_conv_scratch_len(&kg);
-            Ok(Prepared::Kernel(Box::new(HybridConv {
-                g: kg,
-                p,
-                weights: const_weights(ctx)?,
-                bias: float_bias(ctx, g.out_c)?,
-                scratch,
-            })))
+            let weights = const_weights::<i8>(ctx)?;
+            let bias = float_bias(ctx, g.out_c)?;
+            let packed = PackedHybridConv::new(p, &kg, &weights, bias.as_deref(), ctx.isa)
+                .map_err(|e| ctx.quant_err(e))?;
+            Ok(Prepared::Kernel(Box::new(HybridConv { packed })))
         }
         _ => Err(ctx.unsupported_dtypes()),
     }
@@ -328,31 +326,29 @@ impl Kernel for QConv {
     }
 }
 
+/// Hybrid CONV_2D, weights packed for the interpreter's kernel tier.
 struct HybridConv {
-    g: ConvGeometry,
-    p: HybridConvParams,
-    weights: Vec<i8>,
-    bias: Option<Vec<f32>>,
-    /// Scratch bytes (int8 quantized input).
-    scratch: usize,
+    packed: PackedHybridConv,
+}
+
+impl HybridConv {
+    /// Scratch layout: the widened int16 input first (even offset), then the quantized
+    /// int8 image.
+    fn scratch_split(&self) -> (usize, usize) {
+        let (q, w) = self.packed.scratch_len();
+        (w * 2, q)
+    }
 }
 
 impl Kernel for HybridConv {
     fn eval(&self, e: Eval<'_>) -> Result<()> {
         let x = e.inputs.get::<f32>(0)?;
         let out = cast_mut::<f32>(e.output)?;
-        let scratch = cast_mut::<i8>(&mut e.scratch[..self.scratch])?;
-        hybrid::hybrid_conv2d(
-            &self.p,
-            &self.g,
-            1,
-            x,
-            &self.weights,
-            self.bias.as_deref(),
-            scratch,
-            out,
-        )
-        .map_err(kernel_err)
+        let (nw, nq) = self.scratch_split();
+        let (w, rest) = e.scratch.split_at_mut(nw);
+        let w = cast_mut::<i16>(w)?;
+        let q = cast_mut::<i8>(&mut rest[..nq])?;
+        self.packed.run(x, out, q, w, e.threads).map_err(kernel_err)
     }
 
     fn reads_input(&self, k: usize) -> bool {
@@ -360,11 +356,12 @@ impl Kernel for HybridConv {
     }
 
     fn persistent_bytes(&self) -> usize {
-        self.weights.len() + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+        self.packed.byte_size()
     }
 
     fn scratch_bytes(&self) -> usize {
-        self.scratch
+        let (nw, nq) = self.scratch_split();
+        nw + nq
     }
 }
 

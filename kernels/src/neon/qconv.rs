@@ -21,6 +21,7 @@ use std::ops::Range;
 
 use crate::quant::channel_consts::Requant;
 use crate::quant::conv_window::{inside_firsts, pointwise_rows, ConvJob, Windows};
+use crate::quant::hybrid_packed::HybridOut;
 
 /// Output pixels per tile.
 pub(crate) const MR: usize = 3;
@@ -42,6 +43,45 @@ pub(crate) unsafe fn conv_part(
     blocks: Range<usize>,
     out: *mut i8,
 ) {
+    let out = Int8Out {
+        rq: job.rq,
+        out,
+        out_c: job.g.out_c,
+        range: OutRange::new(job.rq.out_offset, job.rq.act_min, job.rq.act_max),
+    };
+    // SAFETY: forwarded contract.
+    unsafe { part(job, pix0, npix, blocks, &out) }
+}
+
+/// As [`conv_part`], but the sums go through the hybrid float epilogue of `out` (`job.rq`
+/// is not read).
+///
+/// # Safety
+/// As for [`conv_part`]; `out` describes the whole float output of this geometry and
+/// holds per-lane arrays padded to whole blocks of 16 channels.
+pub(crate) unsafe fn conv_part_hybrid(
+    job: &ConvJob<'_>,
+    pix0: usize,
+    npix: usize,
+    blocks: Range<usize>,
+    out: &HybridOut<'_>,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { part(job, pix0, npix, blocks, out) }
+}
+
+/// The part's tiles, channel block by channel block.
+///
+/// # Safety
+/// As for [`conv_part`], with `out`'s contract.
+#[inline(always)]
+unsafe fn part<O: PixelOut>(
+    job: &ConvJob<'_>,
+    pix0: usize,
+    npix: usize,
+    blocks: Range<usize>,
+    out: &O,
+) {
     let g = job.g;
     let taps = g.filter_h * g.filter_w;
     let kpt = job.icp / 2;
@@ -53,11 +93,154 @@ pub(crate) unsafe fn conv_part(
         unsafe {
             let w_block = job.weights.as_ptr().add(nb * block_len);
             if job.narrow_last && nb == last {
-                block::<2>(job, nb * NR, w_block, kpt, pix0, npix, out);
+                block::<2, O>(job, out, nb * NR, w_block, kpt, pix0, npix);
             } else {
-                block::<4>(job, nb * NR, w_block, kpt, pix0, npix, out);
+                block::<4, O>(job, out, nb * NR, w_block, kpt, pix0, npix);
             }
         }
+    }
+}
+
+/// Where one finished output pixel goes: requantized to int8, or through the hybrid float
+/// epilogue.
+trait PixelOut {
+    /// Constants of a block's 16 lanes, loaded once per block.
+    type Block;
+
+    /// # Safety
+    /// The per-lane arrays hold whole blocks of 16.
+    unsafe fn block(&self, c0: usize) -> Self::Block;
+
+    /// Finishes pixel `pix`'s sums of channels `c0 .. c0 + 4·V` and stores the first `nc`.
+    ///
+    /// # Safety
+    /// The pixel and channels lie inside the output and belong to the caller's part.
+    unsafe fn store<const V: usize>(
+        &self,
+        b: &Self::Block,
+        sums: [int32x4_t; V],
+        pix: usize,
+        c0: usize,
+        nc: usize,
+    );
+}
+
+/// int8 output: TFLite's requantization, then the output offset and clamp.
+struct Int8Out<'a> {
+    rq: Requant<'a>,
+    out: *mut i8,
+    out_c: usize,
+    range: OutRange,
+}
+
+impl PixelOut for Int8Out<'_> {
+    type Block = [Requant4; 4];
+
+    #[inline(always)]
+    unsafe fn block(&self, c0: usize) -> [Requant4; 4] {
+        // SAFETY: the per-channel arrays hold whole 16-blocks (caller).
+        std::array::from_fn(|v| unsafe { Requant4::load(&self.rq, c0 + 4 * v) })
+    }
+
+    #[inline(always)]
+    unsafe fn store<const V: usize>(
+        &self,
+        b: &[Requant4; 4],
+        sums: [int32x4_t; V],
+        pix: usize,
+        c0: usize,
+        nc: usize,
+    ) {
+        let rq: [Requant4; V] = std::array::from_fn(|v| b[v]);
+        // SAFETY: pixel `pix`'s `nc` channels from `c0` lie inside the output (caller).
+        unsafe {
+            let dst = self.out.add(pix * self.out_c + c0);
+            store_pixel(
+                sums,
+                &rq,
+                std::array::from_fn(|v| 4 * v),
+                &self.range,
+                dst,
+                nc,
+            );
+        }
+    }
+}
+
+/// The hybrid epilogue's constants of 16 lanes.
+struct HybridBlock {
+    scale: [float32x4_t; 4],
+    bias: [float32x4_t; 4],
+}
+
+impl PixelOut for HybridOut<'_> {
+    type Block = HybridBlock;
+
+    #[inline(always)]
+    unsafe fn block(&self, c0: usize) -> HybridBlock {
+        // SAFETY: the per-lane arrays hold whole 16-blocks (caller).
+        unsafe {
+            let s = self.filter_scales.as_ptr().add(c0);
+            HybridBlock {
+                scale: std::array::from_fn(|v| vld1q_f32(s.add(4 * v))),
+                bias: match self.bias {
+                    Some(b) => std::array::from_fn(|v| vld1q_f32(b.as_ptr().add(c0 + 4 * v))),
+                    None => [vdupq_n_f32(0.0); 4],
+                },
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store<const V: usize>(
+        &self,
+        b: &HybridBlock,
+        sums: [int32x4_t; V],
+        pix: usize,
+        c0: usize,
+        nc: usize,
+    ) {
+        let mut vals = [0.0_f32; 16];
+        // SAFETY: register work, stores inside `vals`, then `nc` floats at the pixel's
+        // channels (caller).
+        unsafe {
+            let (lo, hi) = (vdupq_n_f32(self.lo), vdupq_n_f32(self.hi));
+            for (v, s) in sums.iter().enumerate() {
+                // Each product and sum rounded to f32 on its own, in the reference's
+                // order (see `hybrid::hybrid_conv2d`).
+                let x = vcvtq_f32_s32(*s);
+                let y = if self.per_channel {
+                    let y = vmulq_n_f32(vmulq_f32(x, b.scale[v]), self.input_scale);
+                    let y = if self.bias.is_some() {
+                        vaddq_f32(y, b.bias[v])
+                    } else {
+                        y
+                    };
+                    clamp(y, lo, hi)
+                } else {
+                    let y = vaddq_f32(vdupq_n_f32(0.0), vmulq_n_f32(x, self.tensor_scale));
+                    if self.bias.is_some() {
+                        clamp(vaddq_f32(y, b.bias[v]), lo, hi)
+                    } else {
+                        y
+                    }
+                };
+                vst1q_f32(vals.as_mut_ptr().add(4 * v), y);
+            }
+            let dst = self.out.add(pix * self.out_c + c0);
+            std::ptr::copy_nonoverlapping(vals.as_ptr(), dst, nc);
+        }
+    }
+}
+
+/// `x < lo ? lo : x`, then `hi < a ? hi : a` (C++ `std::max`/`std::min`: NaN passes
+/// through), with comparisons and selects (`fmax`/`fmin` would turn NaN into the bound).
+#[inline(always)]
+fn clamp(x: float32x4_t, lo: float32x4_t, hi: float32x4_t) -> float32x4_t {
+    // SAFETY: register-only NEON intrinsics.
+    unsafe {
+        let a = vbslq_f32(vcltq_f32(x, lo), lo, x);
+        vbslq_f32(vcltq_f32(hi, a), hi, a)
     }
 }
 
@@ -192,21 +375,20 @@ pub(crate) unsafe fn store_pixel<const V: usize>(
 /// As for [`conv_part`]; `w_block` points at this block's `taps·kpt` pairs of `4·V`
 /// channels.
 #[inline(always)]
-unsafe fn block<const V: usize>(
+unsafe fn block<const V: usize, O: PixelOut>(
     job: &ConvJob<'_>,
+    out: &O,
     c0: usize,
     w_block: *const i16,
     kpt: usize,
     pix0: usize,
     npix: usize,
-    out: *mut i8,
 ) {
     let g = job.g;
     let oc = g.out_c;
     let nc = (oc - c0).min(4 * V);
-    // SAFETY: the per-channel arrays hold whole 16-blocks.
-    let rq: [Requant4; V] = std::array::from_fn(|v| unsafe { Requant4::load(&job.rq, c0 + 4 * v) });
-    let range = OutRange::new(job.rq.out_offset, job.rq.act_min, job.rq.act_max);
+    // SAFETY: the per-channel arrays hold whole 16-blocks (caller).
+    let k = unsafe { out.block(c0) };
     // SAFETY: `xw` ends with a row of `icp` zeros (caller).
     let zero_row = unsafe { job.xw.as_ptr().add(job.xw.len() - job.icp) };
     let pointwise = job.pointwise();
@@ -259,10 +441,7 @@ unsafe fn block<const V: usize>(
             let sums = a.map(|pair| unsafe { vpaddq_s32(pair[0], pair[1]) });
             // SAFETY: row `p + r` of the part lies inside the output; `nc` channels from
             // `c0` are this block's.
-            unsafe {
-                let dst = out.add((pix0 + p + r) * oc + c0);
-                store_pixel(sums, &rq, std::array::from_fn(|v| 4 * v), &range, dst, nc);
-            }
+            unsafe { out.store::<V>(&k, sums, pix0 + p + r, c0, nc) };
         }
         p += rows;
     }

@@ -77,6 +77,21 @@ pub(crate) struct Requant<'a> {
     pub act_max: i32,
 }
 
+impl Requant<'_> {
+    /// No constants: for a kernel whose epilogue does not requantize (the hybrid one).
+    pub(crate) fn unused() -> Requant<'static> {
+        Requant {
+            bias: &[],
+            mult: &[],
+            left: &[],
+            right: &[],
+            out_offset: 0,
+            act_min: 0,
+            act_max: 0,
+        }
+    }
+}
+
 /// The left and right shifts the scalar requantization applies for `shift`:
 /// `x·2^left` wraps, so `left` is taken mod 32; the rounding division clamps to 0..=31.
 pub(crate) fn shift_amounts(shift: i32) -> (i32, i32) {

@@ -70,7 +70,7 @@ enum Impl {
 
 /// Weights and per-channel constants in the SIMD layout (see the module docs).
 #[derive(Debug, Clone)]
-struct SimdWeights {
+pub(crate) struct SimdWeights {
     /// Values one tap reads, rounded up to even: input channels, or in rows mode a filter
     /// row's `KW·IC`.
     icp: usize,
@@ -111,14 +111,10 @@ impl PackedConvI8 {
             Impl::Winograd(WinoWeights::new(g, &q, filter, bias))
         } else if let Some(zp) = dot_suits(isa, g, &q) {
             Impl::Dot(DotWeights::new(g, &q, filter, bias, zp))
-        } else if simd_suits(isa, &q) && rows_suits(g) {
-            // The filter `[OC, KH, KW, IC]` is already `[OC, KH, 1, KW·IC]` in memory.
-            let rows = Rows::new(g);
-            let mut s = SimdWeights::new(&rows.g, &q, filter, bias);
-            s.rows = Some(rows);
-            Impl::Simd(s)
         } else if simd_suits(isa, &q) {
-            Impl::Simd(SimdWeights::new(g, &q, filter, bias))
+            let mut s = SimdWeights::pack(g, filter);
+            s.consts = ChannelConsts::in_order(&q, g.out_c, g.out_c.div_ceil(NR) * NR, bias);
+            Impl::Simd(s)
         } else {
             Impl::Generic {
                 filter: filter[..g.out_c * row_len].to_vec(),
@@ -144,7 +140,7 @@ impl PackedConvI8 {
         let imp = match &self.imp {
             Impl::Generic { filter, row_sums } => filter.len() + row_sums.len() * 4,
             Impl::Winograd(w) => w.weights.len() * 2 + w.consts.byte_size(),
-            Impl::Simd(s) => s.weights.len() * 2 + s.consts.byte_size(),
+            Impl::Simd(s) => s.byte_size(),
             Impl::Dot(d) => d.weights.len() + d.pad.len() + d.consts.byte_size(),
         };
         imp + self.bias.as_ref().map_or(0, |b| b.len() * 4)
@@ -159,12 +155,7 @@ impl PackedConvI8 {
             // unless they already are.
             Impl::Dot(d) if d.icq == self.g.in_c => 0,
             Impl::Dot(d) => (self.g.batches * self.g.in_h * self.g.in_w * d.icq).div_ceil(2),
-            Impl::Simd(s) => match &s.rows {
-                // The padded image, then a tail of zeros: the last tap's read runs up to
-                // `icp` values past its pixel, and the kernel's zero row.
-                Some(r) => r.g.batches * r.g.in_h * r.g.in_w * self.g.in_c + s.icp,
-                None => (self.g.batches * self.g.in_h * self.g.in_w + 1) * s.icp,
-            },
+            Impl::Simd(s) => s.scratch_len(&self.g),
             Impl::Winograd(w) => {
                 (self.g.batches * self.g.in_h * self.g.in_w + 1) * w.cw
                     + self.wino_parts() * wino_chunk_scratch(w.cw, w.ocp)
@@ -250,49 +241,31 @@ impl PackedConvI8 {
         use crate::neon::qconv;
         #[cfg(target_arch = "x86_64")]
         use crate::x86::qconv;
-        let g = &self.g;
         if output.is_empty() {
             return;
         }
-        let xw = &mut scratch[..self.scratch_len()];
-        let (vg, px_stride) = match &s.rows {
-            Some(r) => {
-                r.fill(g, input, xw, self.q.input_offset);
-                (&r.g, g.in_c)
-            }
-            None => {
-                let (body, zero) = xw.split_at_mut(xw.len() - s.icp);
-                zero.fill(0);
-                if g.in_c > 0 {
-                    // SAFETY: the SIMD weights exist only when the tier was confirmed at
-                    // preparation; `body` is `pixels·icp` long for `pixels·in_c` inputs.
-                    unsafe {
-                        widen_parallel(input, g.in_c, body, s.icp, self.q.input_offset, threads)
-                    };
-                }
-                (g, s.icp)
-            }
-        };
-        let job = ConvJob {
-            g: vg,
-            icp: s.icp,
-            px_stride,
-            weights: &s.weights,
-            narrow_last: s.narrow_last,
-            rq: s.consts.view(&self.q),
-            xw,
-        };
-        let macs = g.output_len() * g.filter_h * g.filter_w * g.in_c;
-        let threads = if macs < MIN_PARALLEL_MACS { 1 } else { threads };
-        let pixels = g.batches * g.out_h * g.out_w;
-        let blocks = g.out_c.div_ceil(qconv::NR);
+        let rq = s.consts.view(&self.q);
         let out = OutPtr(output.as_mut_ptr());
-        split_parts(pixels, blocks, qconv::MR, threads, |pix0, n, mine| {
+        let scratch = &mut scratch[..self.scratch_len()];
+        let part = |job: &ConvJob<'_>, pix0, n, mine| {
             let out = &out;
             // SAFETY: the tier was confirmed at preparation; the job's arrays were built for
             // this geometry; parts write disjoint pixels × channel blocks of the output.
-            unsafe { qconv::conv_part(&job, pix0, n, mine, out.0) }
-        });
+            unsafe { qconv::conv_part(job, pix0, n, mine, out.0) }
+        };
+        // SAFETY: the SIMD weights exist only when the tier was confirmed at preparation,
+        // for this geometry.
+        unsafe {
+            s.run(
+                &self.g,
+                input,
+                self.q.input_offset,
+                scratch,
+                threads,
+                rq,
+                part,
+            )
+        };
     }
 
     #[cfg(target_arch = "aarch64")]
@@ -428,12 +401,16 @@ impl PackedConvI8 {
 /// vector requantization takes.
 fn simd_suits(isa: Isa, q: &ConvQuant) -> bool {
     let offset_fits = (-32_639..=32_639).contains(&q.input_offset);
-    let tier = match isa.or_generic() {
+    int16_tier(isa) && offset_fits && multipliers_fit(&q.multipliers)
+}
+
+/// Whether tier `isa` (if the CPU has it) has the int16 convolution kernel.
+pub(crate) fn int16_tier(isa: Isa) -> bool {
+    match isa.or_generic() {
         Isa::Avx2 => cfg!(target_arch = "x86_64"),
         Isa::Neon | Isa::NeonDot => cfg!(target_arch = "aarch64"),
         Isa::Generic => false,
-    };
-    tier && offset_fits && multipliers_fit(&q.multipliers)
+    }
 }
 
 /// Whether the `sdot` kernel runs a layer, and the input zero point it then pads with:
@@ -643,11 +620,97 @@ impl WinoWeights {
 }
 
 impl SimdWeights {
-    fn new(g: &ConvGeometry, q: &ConvQuant, filter: &[i8], bias: Option<&[i32]>) -> Self {
+    /// Packs `filter` for the int16 kernel, in rows mode where [`rows_suits`]; the
+    /// per-channel constants are left empty.
+    pub(crate) fn pack(g: &ConvGeometry, filter: &[i8]) -> Self {
+        if rows_suits(g) {
+            // The filter `[OC, KH, KW, IC]` is already `[OC, KH, 1, KW·IC]` in memory.
+            let rows = Rows::new(g);
+            let mut s = Self::pack_plain(&rows.g, filter);
+            s.rows = Some(rows);
+            s
+        } else {
+            Self::pack_plain(g, filter)
+        }
+    }
+
+    /// Bytes of the packed weights and per-channel constants.
+    pub(crate) fn byte_size(&self) -> usize {
+        self.weights.len() * 2 + self.consts.byte_size()
+    }
+
+    /// `i16` elements of scratch [`run`](Self::run) needs for geometry `g`.
+    pub(crate) fn scratch_len(&self, g: &ConvGeometry) -> usize {
+        match &self.rows {
+            // The padded image, then a tail of zeros: the last tap's read runs up to
+            // `icp` values past its pixel, and the kernel's zero row.
+            Some(r) => r.g.batches * r.g.in_h * r.g.in_w * g.in_c + self.icp,
+            None => (g.batches * g.in_h * g.in_w + 1) * self.icp,
+        }
+    }
+
+    /// Widens `input` (`x + input_offset`) into `scratch` and runs `part(job, pix0, npix,
+    /// blocks)` over the parts of the convolution on up to `threads` threads.
+    ///
+    /// # Safety
+    /// The tier these weights were packed for is available (AVX2 on x86-64); `g` is the
+    /// geometry they were packed for; `input` is `g.input_len()` long and `scratch`
+    /// [`scratch_len`](Self::scratch_len); `rq`'s arrays hold whole 16-channel blocks (or
+    /// `part` does not read them).
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn run(
+        &self,
+        g: &ConvGeometry,
+        input: &[i8],
+        input_offset: i32,
+        xw: &mut [i16],
+        threads: usize,
+        rq: super::channel_consts::Requant<'_>,
+        part: impl Fn(&ConvJob<'_>, usize, usize, std::ops::Range<usize>) + Sync,
+    ) {
+        #[cfg(target_arch = "aarch64")]
+        use crate::neon::qconv;
+        #[cfg(target_arch = "x86_64")]
+        use crate::x86::qconv;
+        let (vg, px_stride) = match &self.rows {
+            Some(r) => {
+                r.fill(g, input, xw, input_offset);
+                (&r.g, g.in_c)
+            }
+            None => {
+                let (body, zero) = xw.split_at_mut(xw.len() - self.icp);
+                zero.fill(0);
+                if g.in_c > 0 {
+                    // SAFETY: the tier is available (caller); `body` is `pixels·icp` long
+                    // for `pixels·in_c` inputs.
+                    unsafe { widen_parallel(input, g.in_c, body, self.icp, input_offset, threads) };
+                }
+                (g, self.icp)
+            }
+        };
+        let job = ConvJob {
+            g: vg,
+            icp: self.icp,
+            px_stride,
+            weights: &self.weights,
+            narrow_last: self.narrow_last,
+            rq,
+            xw,
+        };
+        let macs = g.output_len() * g.filter_h * g.filter_w * g.in_c;
+        let threads = if macs < MIN_PARALLEL_MACS { 1 } else { threads };
+        let pixels = g.batches * g.out_h * g.out_w;
+        let blocks = g.out_c.div_ceil(qconv::NR);
+        split_parts(pixels, blocks, qconv::MR, threads, |pix0, n, mine| {
+            part(&job, pix0, n, mine)
+        });
+    }
+
+    fn pack_plain(g: &ConvGeometry, filter: &[i8]) -> Self {
         let icp = g.in_c.next_multiple_of(2);
         let taps = g.filter_h * g.filter_w;
         let blocks = g.out_c.div_ceil(NR);
-        let padded = blocks * NR;
         // A last block of at most 8 channels is packed 8 wide (the kernel then runs one
         // vector per row instead of two, half of them padding).
         let narrow_last = (1..=8).contains(&(g.out_c % NR));
@@ -689,7 +752,7 @@ impl SimdWeights {
             rows: None,
             narrow_last,
             weights,
-            consts: ChannelConsts::in_order(q, g.out_c, padded, bias),
+            consts: ChannelConsts::zeros(0),
         }
     }
 }

@@ -30,6 +30,7 @@ use super::fixedpoint::{f32_to_i32_x86, f64_to_i32_x86};
 use super::fully_connected::FcShape;
 use super::geometry::{mul_all, ConvGeometry};
 use super::params::{activation_range_f32, clamp_f32, FusedActivation};
+use crate::isa::Isa;
 
 /// Elements handled by the vector loop of the quantizers (blocks of 8).
 #[inline]
@@ -48,17 +49,14 @@ fn round_vector_lane(x: f32) -> i32 {
 /// built for x86). Returns `(scale, zero_point)`; an all-zero (or empty) row gives scale 1,
 /// zero point 0 and zeros.
 pub fn quantize_asymmetric(values: &[f32], out: &mut [i8]) -> (f32, i32) {
+    quantize_asymmetric_in(Isa::Generic, values, out)
+}
+
+/// [`quantize_asymmetric`] with the vector loops of tier `isa` (the same results).
+pub(crate) fn quantize_asymmetric_in(isa: Isa, values: &[f32], out: &mut [i8]) -> (f32, i32) {
     let n = values.len().min(out.len());
-    let out = &mut out[..n];
-    let (mut min, mut max) = (0.0_f32, 0.0_f32);
-    for &v in values {
-        if v < min {
-            min = v;
-        }
-        if v > max {
-            max = v;
-        }
-    }
+    let (values, out) = (&values[..n], &mut out[..n]);
+    let (min, max) = min_max(isa, values, 0.0, 0.0);
     if min == max {
         out.fill(0);
         return (1.0, 0);
@@ -87,14 +85,10 @@ pub fn quantize_asymmetric(values: &[f32], out: &mut [i8]) -> (f32, i32) {
     } else {
         (1.0 / f64::from(scale_f)) as f32
     };
-    let nv = vector_part(values.len());
-    for (i, (o, &v)) in out.iter_mut().zip(values).enumerate() {
-        let p = v * inv;
-        let q = if i < nv {
-            round_vector_lane(p).wrapping_add(zero_point)
-        } else {
-            f32_to_i32_x86(zero_point as f32 + p.round())
-        };
+    let nv = vector_part(n);
+    round_vector_part(isa, &values[..nv], inv, zero_point, -128, &mut out[..nv]);
+    for (o, &v) in out[nv..].iter_mut().zip(&values[nv..]) {
+        let q = f32_to_i32_x86(zero_point as f32 + (v * inv).round());
         *o = q.clamp(-128, 127) as i8;
     }
     (scale_f, zero_point)
@@ -104,20 +98,17 @@ pub fn quantize_asymmetric(values: &[f32], out: &mut [i8]) -> (f32, i32) {
 /// built for x86): `scale = max|x| / 127`, values in `[−127, 127]`. An all-zero (or empty)
 /// row gives scale 1 and zeros.
 pub fn quantize_symmetric(values: &[f32], out: &mut [i8]) -> f32 {
+    quantize_symmetric_in(Isa::Generic, values, out)
+}
+
+/// [`quantize_symmetric`] with the vector loops of tier `isa` (the same results).
+pub(crate) fn quantize_symmetric_in(isa: Isa, values: &[f32], out: &mut [i8]) -> f32 {
     let n = values.len().min(out.len());
-    let out = &mut out[..n];
+    let (values, out) = (&values[..n], &mut out[..n]);
     let Some(&first) = values.first() else {
         return 1.0;
     };
-    let (mut min, mut max) = (first, first);
-    for &v in values {
-        if v < min {
-            min = v;
-        }
-        if max < v {
-            max = v;
-        }
-    }
+    let (min, max) = min_max(isa, values, first, first);
     // std::max(|min|, |max|).
     let range = if min.abs() < max.abs() {
         max.abs()
@@ -130,17 +121,47 @@ pub fn quantize_symmetric(values: &[f32], out: &mut [i8]) -> f32 {
     }
     let scale = range / 127.0;
     let inv = 127.0 / range;
-    let nv = vector_part(values.len());
-    for (i, (o, &v)) in out.iter_mut().zip(values).enumerate() {
-        let p = v * inv;
-        let q = if i < nv {
-            round_vector_lane(p)
-        } else {
-            f32_to_i32_x86(p.round())
-        };
-        *o = q.clamp(-127, 127) as i8;
+    let nv = vector_part(n);
+    round_vector_part(isa, &values[..nv], inv, 0, -127, &mut out[..nv]);
+    for (o, &v) in out[nv..].iter_mut().zip(&values[nv..]) {
+        *o = f32_to_i32_x86((v * inv).round()).clamp(-127, 127) as i8;
     }
     scale
+}
+
+/// The row's range by `v < min`, `max < v` from `(min0, max0)` (NaN values skipped).
+fn min_max(isa: Isa, values: &[f32], min0: f32, max0: f32) -> (f32, f32) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.or_generic() == Isa::Avx2 {
+        // SAFETY: AVX2 was just confirmed.
+        return unsafe { crate::x86::hquant::min_max(values, min0, max0) };
+    }
+    let _ = isa;
+    let (mut min, mut max) = (min0, max0);
+    for &v in values {
+        if v < min {
+            min = v;
+        }
+        if max < v {
+            max = v;
+        }
+    }
+    (min, max)
+}
+
+/// The quantizers' vector loop (a multiple of 8 values): `clamp(round(x·inv) + zp, lo,
+/// 127)` with NEON_2_SSE's rounding.
+fn round_vector_part(isa: Isa, values: &[f32], inv: f32, zp: i32, lo: i32, out: &mut [i8]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.or_generic() == Isa::Avx2 {
+        // SAFETY: AVX2 was just confirmed; `values` is a multiple of 8 long and `out` as
+        // long (callers pass equal slices of `vector_part` length).
+        return unsafe { crate::x86::hquant::round_blocks(values, inv, zp, lo, 127, out) };
+    }
+    let _ = isa;
+    for (o, &v) in out.iter_mut().zip(values) {
+        *o = round_vector_lane(v * inv).wrapping_add(zp).clamp(lo, 127) as i8;
+    }
 }
 
 /// `ApplyActivationToVector` as used by the hybrid FC (C++ `std::max`/`std::min`

@@ -44,6 +44,7 @@ pub mod fully_connected;
 pub mod geometry;
 pub mod hybrid;
 pub mod hybrid_depthwise;
+pub mod hybrid_packed;
 pub mod mean;
 pub mod mul;
 pub mod params;

@@ -15,8 +15,11 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use super::qrequant::{finish, pack16_i8, Requant8};
+use super::store_first;
+use crate::quant::channel_consts::Requant;
 pub(crate) use crate::quant::conv_window::ConvJob;
 use crate::quant::conv_window::{inside_firsts, pointwise_rows, Windows};
+use crate::quant::hybrid_packed::HybridOut;
 
 /// Output pixels per tile.
 pub(crate) const MR: usize = 6;
@@ -41,6 +44,229 @@ pub(crate) unsafe fn conv_part(
     blocks: Range<usize>,
     out: *mut i8,
 ) {
+    let out = Int8Out {
+        rq: job.rq,
+        out,
+        out_c: job.g.out_c,
+        // SAFETY: register-only AVX2 intrinsics (AVX2 is the caller's contract).
+        out_offset: _mm256_set1_epi32(job.rq.out_offset),
+        lo: _mm256_set1_epi32(job.rq.act_min),
+        hi: _mm256_set1_epi32(job.rq.act_max),
+    };
+    // SAFETY: forwarded contract.
+    unsafe { part(job, pix0, npix, blocks, &out) }
+}
+
+/// As [`conv_part`], but the sums go through the hybrid float epilogue of `out` (`job.rq`
+/// is not read).
+///
+/// # Safety
+/// As for [`conv_part`]; `out` describes the whole float output of this geometry and
+/// holds per-lane arrays padded to whole blocks of 16 channels.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn conv_part_hybrid(
+    job: &ConvJob<'_>,
+    pix0: usize,
+    npix: usize,
+    blocks: Range<usize>,
+    out: &HybridOut<'_>,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { part(job, pix0, npix, blocks, out) }
+}
+
+/// Where a finished tile goes: requantized to int8, or through the hybrid float epilogue.
+trait TileOut {
+    /// Per-block constants, loaded once per channel block.
+    type Block;
+
+    /// The constants of the 16 lanes from channel `c0`.
+    ///
+    /// # Safety
+    /// AVX2 must be available; the per-lane arrays hold whole blocks of 16.
+    unsafe fn block(&self, c0: usize) -> Self::Block;
+
+    /// Finishes a tile of `W` vectors of 8 channels from `c0` per pixel and stores the
+    /// first `rows` pixels (from output pixel `pix`), `nc` channels each.
+    ///
+    /// # Safety
+    /// AVX2 must be available; the pixels and channels lie inside the output and belong to
+    /// the caller's part.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn store<const W: usize>(
+        &self,
+        b: &Self::Block,
+        acc: &[[__m256i; W]; MR],
+        rows: usize,
+        pix: usize,
+        c0: usize,
+        nc: usize,
+    );
+}
+
+/// int8 output: TFLite's requantization, then the output offset and clamp.
+struct Int8Out<'a> {
+    rq: Requant<'a>,
+    out: *mut i8,
+    out_c: usize,
+    out_offset: __m256i,
+    lo: __m256i,
+    hi: __m256i,
+}
+
+impl TileOut for Int8Out<'_> {
+    type Block = ([Requant8; 2], [__m256i; 2]);
+
+    #[inline(always)]
+    unsafe fn block(&self, c0: usize) -> Self::Block {
+        // SAFETY: the per-channel arrays hold whole 16-blocks, so lanes c0..c0+16 exist.
+        unsafe { Requant8::block16(&self.rq, c0) }
+    }
+
+    #[inline(always)]
+    unsafe fn store<const W: usize>(
+        &self,
+        (rq, bias): &Self::Block,
+        acc: &[[__m256i; W]; MR],
+        rows: usize,
+        pix: usize,
+        c0: usize,
+        nc: usize,
+    ) {
+        // Every row is finished (constant indices keep `acc` in registers); only the
+        // part's rows are stored.
+        for (r, a) in acc.iter().enumerate() {
+            // SAFETY: register work, then stores inside row `pix + r` of `out`.
+            unsafe {
+                let v0 = finish(
+                    _mm256_add_epi32(a[0], bias[0]),
+                    &rq[0],
+                    self.out_offset,
+                    self.lo,
+                    self.hi,
+                );
+                let v1 = if W == 2 {
+                    finish(
+                        _mm256_add_epi32(a[W - 1], bias[1]),
+                        &rq[1],
+                        self.out_offset,
+                        self.lo,
+                        self.hi,
+                    )
+                } else {
+                    v0
+                };
+                let bytes = pack16_i8(v0, v1);
+                if r < rows {
+                    let dst = self.out.add((pix + r) * self.out_c + c0);
+                    store_i8(dst, bytes, nc);
+                }
+            }
+        }
+    }
+}
+
+/// The hybrid epilogue's constants of 16 lanes.
+struct HybridBlock {
+    scale: [__m256; 2],
+    bias: [__m256; 2],
+}
+
+impl TileOut for HybridOut<'_> {
+    type Block = HybridBlock;
+
+    #[inline(always)]
+    unsafe fn block(&self, c0: usize) -> HybridBlock {
+        // SAFETY: the per-lane arrays hold whole 16-blocks (caller).
+        unsafe {
+            let s = self.filter_scales.as_ptr().add(c0);
+            let bias = match self.bias {
+                Some(b) => [
+                    _mm256_loadu_ps(b.as_ptr().add(c0)),
+                    _mm256_loadu_ps(b.as_ptr().add(c0 + 8)),
+                ],
+                None => [_mm256_setzero_ps(); 2],
+            };
+            HybridBlock {
+                scale: [_mm256_loadu_ps(s), _mm256_loadu_ps(s.add(8))],
+                bias,
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store<const W: usize>(
+        &self,
+        b: &HybridBlock,
+        acc: &[[__m256i; W]; MR],
+        rows: usize,
+        pix: usize,
+        c0: usize,
+        nc: usize,
+    ) {
+        // SAFETY: register work, then stores inside rows `pix .. pix + rows` of the output.
+        unsafe {
+            let input_scale = _mm256_set1_ps(self.input_scale);
+            let tensor_scale = _mm256_set1_ps(self.tensor_scale);
+            let (lo, hi) = (_mm256_set1_ps(self.lo), _mm256_set1_ps(self.hi));
+            for (r, a) in acc.iter().enumerate().take(rows) {
+                let mut v = [_mm256_setzero_ps(); 2];
+                for (h, (v, &a)) in v.iter_mut().zip(a.iter()).enumerate() {
+                    // Each product and sum rounded to f32 on its own, in the reference's
+                    // order (see `hybrid::hybrid_conv2d`).
+                    let x = _mm256_cvtepi32_ps(a);
+                    let y = if self.per_channel {
+                        let y = _mm256_mul_ps(_mm256_mul_ps(x, b.scale[h]), input_scale);
+                        let y = if self.bias.is_some() {
+                            _mm256_add_ps(y, b.bias[h])
+                        } else {
+                            y
+                        };
+                        clamp(y, lo, hi)
+                    } else {
+                        let y = _mm256_add_ps(_mm256_setzero_ps(), _mm256_mul_ps(x, tensor_scale));
+                        if self.bias.is_some() {
+                            clamp(_mm256_add_ps(y, b.bias[h]), lo, hi)
+                        } else {
+                            y
+                        }
+                    };
+                    *v = y;
+                }
+                let dst = self.out.add((pix + r) * self.out_c + c0);
+                store_first(dst, v[0], nc.min(8));
+                if nc > 8 {
+                    store_first(dst.add(8), v[1], nc - 8);
+                }
+            }
+        }
+    }
+}
+
+/// `min(max(x, lo), hi)` with C++ `std::max`/`std::min` semantics: NaN passes through.
+///
+/// # Safety
+/// AVX2 must be available.
+#[inline(always)]
+unsafe fn clamp(x: __m256, lo: __m256, hi: __m256) -> __m256 {
+    // `maxps a, b` is `a > b ? a : b` and `minps a, b` is `a < b ? a : b`: with the bound
+    // first, a NaN `x` is returned, as `x < lo ? lo : x` then `hi < a ? hi : a` do.
+    // SAFETY: register-only AVX intrinsics.
+    unsafe { _mm256_min_ps(hi, _mm256_max_ps(lo, x)) }
+}
+
+/// Computes the part's tiles, channel block by channel block.
+///
+/// # Safety
+/// As for [`conv_part`], with `out`'s contract.
+#[inline(always)]
+unsafe fn part<O: TileOut>(
+    job: &ConvJob<'_>,
+    pix0: usize,
+    npix: usize,
+    blocks: Range<usize>,
+    out: &O,
+) {
     let g = job.g;
     let oc = g.out_c;
     let taps = g.filter_h * g.filter_w;
@@ -50,37 +276,21 @@ pub(crate) unsafe fn conv_part(
     let xw = job.xw.as_ptr();
     // SAFETY: `xw` holds a trailing zero row of `icp` values (caller's contract).
     let zero_row = unsafe { xw.add(job.xw.len() - job.icp) };
-    let out_offset = _mm256_set1_epi32(job.rq.out_offset);
-    let lo = _mm256_set1_epi32(job.rq.act_min);
-    let hi = _mm256_set1_epi32(job.rq.act_max);
     for nb in blocks {
         let c0 = nb * NR;
         let nc = (oc - c0).min(NR);
         // SAFETY: block `nb` lies inside `weights` (a narrow last block is half as long).
         let w_block = unsafe { job.weights.as_ptr().add(nb * block_len) };
-        let k = Consts {
-            zero_row,
-            out_offset,
-            lo,
-            hi,
-        };
         // SAFETY: forwarded contract; the block's channels and weights exist.
         unsafe {
+            let k = out.block(c0);
             if job.narrow_last && nb == last {
-                block::<1>(job, &k, c0, nc, w_block, kpt, pix0, npix, out);
+                block::<1, O>(job, out, &k, zero_row, c0, nc, w_block, kpt, pix0, npix);
             } else {
-                block::<2>(job, &k, c0, nc, w_block, kpt, pix0, npix, out);
+                block::<2, O>(job, out, &k, zero_row, c0, nc, w_block, kpt, pix0, npix);
             }
         }
     }
-}
-
-/// Loop-invariant values of [`conv_part`].
-struct Consts {
-    zero_row: *const i16,
-    out_offset: __m256i,
-    lo: __m256i,
-    hi: __m256i,
 }
 
 /// All tiles of one channel block `W·8` channels wide (`nc` of them real).
@@ -89,21 +299,19 @@ struct Consts {
 /// As for [`conv_part`]; `w_block` points at this block's `taps·kpt·W·16` weights.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn block<const W: usize>(
+unsafe fn block<const W: usize, O: TileOut>(
     job: &ConvJob<'_>,
-    k: &Consts,
+    out: &O,
+    k: &O::Block,
+    zero_row: *const i16,
     c0: usize,
     nc: usize,
     w_block: *const i16,
     kpt: usize,
     pix0: usize,
     npix: usize,
-    out: *mut i8,
 ) {
     let g = job.g;
-    let oc = g.out_c;
-    // SAFETY: the per-channel arrays hold whole 16-blocks, so lanes c0..c0+16 exist.
-    let (rq, bias) = unsafe { Requant8::block16(&job.rq, c0) };
     let pointwise = job.pointwise();
     let inside = job.windows_inside();
     let mut p = 0;
@@ -139,43 +347,15 @@ unsafe fn block<const W: usize>(
                     // SAFETY: `w` walks the block's `taps·kpt` pairs of W·8-channel vectors;
                     // each pointer row holds `icp = 2·kpt` values.
                     unsafe {
-                        let ptrs = win.tap(job, k.zero_row, ky, kx);
+                        let ptrs = win.tap(job, zero_row, ky, kx);
                         acc = tap::<MR, W>(acc, ptrs, w, kpt);
                         w = w.add(kpt * 2 * 8 * W);
                     }
                 }
             }
         }
-        // Every row is finished (constant indices keep `acc` in registers); only the
-        // part's rows are stored.
-        for (r, a) in acc.iter().enumerate() {
-            // SAFETY: register work, then stores inside row `p + r` of `out`.
-            unsafe {
-                let v0 = finish(
-                    _mm256_add_epi32(a[0], bias[0]),
-                    &rq[0],
-                    k.out_offset,
-                    k.lo,
-                    k.hi,
-                );
-                let v1 = if W == 2 {
-                    finish(
-                        _mm256_add_epi32(a[W - 1], bias[1]),
-                        &rq[1],
-                        k.out_offset,
-                        k.lo,
-                        k.hi,
-                    )
-                } else {
-                    v0
-                };
-                let bytes = pack16_i8(v0, v1);
-                if r < rows {
-                    let dst = out.add((pix0 + p + r) * oc + c0);
-                    store_i8(dst, bytes, nc);
-                }
-            }
-        }
+        // SAFETY: the part's rows `p .. p + rows` and the block's channels (caller).
+        unsafe { out.store::<W>(k, &acc, rows, pix0 + p, c0, nc) };
         p += rows;
     }
 }

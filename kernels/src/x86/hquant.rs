@@ -1,0 +1,81 @@
+//! AVX2 pieces of the hybrid quantizers ([`crate::quant::hybrid`]), lane for lane the same
+//! arithmetic as the scalar code: the same comparisons for the range, the same f32
+//! product, `± 0.5` and truncating conversion for the rounding.
+
+use std::arch::x86_64::*;
+
+/// `(min, max)` of `values`, starting from `(min0, max0)`, by the scalar rule `v < min`,
+/// `max < v` (a NaN value is skipped, a NaN start stays). Which of two equal zeros is kept
+/// may differ from a scalar pass; the quantizers only read the range's magnitude then.
+///
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn min_max(values: &[f32], min0: f32, max0: f32) -> (f32, f32) {
+    let mut vmin = _mm256_set1_ps(min0);
+    let mut vmax = _mm256_set1_ps(max0);
+    let chunks = values.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        // SAFETY: `c` holds 8 floats.
+        let v = unsafe { _mm256_loadu_ps(c.as_ptr()) };
+        // `minps a, b` is `a < b ? a : b`: with the value first, a NaN value keeps the
+        // running minimum, as `if v < min { min = v }` does.
+        vmin = _mm256_min_ps(v, vmin);
+        vmax = _mm256_max_ps(v, vmax);
+    }
+    let (mut lo, mut hi) = ([0.0_f32; 8], [0.0_f32; 8]);
+    // SAFETY: each array holds 8 floats.
+    unsafe {
+        _mm256_storeu_ps(lo.as_mut_ptr(), vmin);
+        _mm256_storeu_ps(hi.as_mut_ptr(), vmax);
+    }
+    let (mut min, mut max) = (min0, max0);
+    for &v in lo.iter().chain(tail) {
+        if v < min {
+            min = v;
+        }
+    }
+    for &v in hi.iter().chain(tail) {
+        if max < v {
+            max = v;
+        }
+    }
+    (min, max)
+}
+
+/// The quantizers' vector loop over whole blocks of 8: `q = clamp(trunc(x·inv ± 0.5) + zp,
+/// lo, hi)`, the sign of the half from `x·inv < 0`, the conversion x86's (NaN and
+/// out-of-range products become `i32::MIN` before the offset and clamp).
+///
+/// # Safety
+/// AVX2 must be available; `out` at least as long as `values`, whose length is a multiple
+/// of 8.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn round_blocks(
+    values: &[f32],
+    inv: f32,
+    zp: i32,
+    lo: i32,
+    hi: i32,
+    out: &mut [i8],
+) {
+    let inv = _mm256_set1_ps(inv);
+    let zp = _mm256_set1_epi32(zp);
+    let (lo, hi) = (_mm256_set1_epi32(lo), _mm256_set1_epi32(hi));
+    let (plus, minus) = (_mm256_set1_ps(0.5), _mm256_set1_ps(-0.5));
+    let zero = _mm256_setzero_ps();
+    for (c, o) in values.chunks_exact(8).zip(out.chunks_exact_mut(8)) {
+        // SAFETY: `c` holds 8 floats and `o` 8 bytes.
+        unsafe {
+            let p = _mm256_mul_ps(_mm256_loadu_ps(c.as_ptr()), inv);
+            let half = _mm256_blendv_ps(plus, minus, _mm256_cmp_ps::<_CMP_LT_OQ>(p, zero));
+            let q = _mm256_add_epi32(_mm256_cvttps_epi32(_mm256_add_ps(p, half)), zp);
+            let q = _mm256_min_epi32(_mm256_max_epi32(q, lo), hi);
+            // In i8 range: the saturating packs are exact.
+            let w = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
+            let b = _mm_packs_epi16(w, w);
+            _mm_storel_epi64(o.as_mut_ptr() as *mut __m128i, b);
+        }
+    }
+}
