@@ -43,6 +43,11 @@ DEFAULT_MODELS = [
     "resnet18_224_int8",
     "mobilenet_v2_224_int8",
     "cifar10_resnet18_int8_all",
+    # The other seed models and the dynamic-range ResNet18, outside the targets.
+    "cifar10_resnet18_pruned_float16",
+    "cifar10_resnet18_pruned_dynamic",
+    "cifar10_resnet18_int8_notall",
+    "resnet18_224_dynamic",
 ]
 
 
