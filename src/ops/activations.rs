@@ -13,6 +13,7 @@ use ferrolite_kernels::activations::quant::{
 use ferrolite_kernels::activations::{self as act, special, UnaryF32};
 use ferrolite_kernels::broadcast::BroadcastPlan;
 use ferrolite_kernels::elementwise::broadcast_map;
+use ferrolite_kernels::isa::Isa;
 use ferrolite_kernels::quant::activation16::{sigmoid16, Sigmoid16};
 use ferrolite_kernels::quant::broadcast::BroadcastPlan as QPlan;
 use ferrolite_kernels::quant::QuantError;
@@ -166,7 +167,7 @@ fn same_shape_unary<'m>(ctx: &PrepareCtx<'m>) -> Result<(&'m Tensor, &'m Tensor)
 fn unary(ctx: &PrepareCtx<'_>, op: UnaryF32, quantized: Quantized) -> Result<Prepared> {
     let (input, output) = same_shape_unary(ctx)?;
     let kernel: Box<dyn Kernel> = match input.dtype {
-        DType::F32 => Box::new(FloatUnary(op)),
+        DType::F32 => Box::new(FloatUnary(op, ctx.isa)),
         DType::I32 if matches!(op, UnaryF32::Abs | UnaryF32::Neg) => Box::new(IntUnary {
             negate: op == UnaryF32::Neg,
             wide: false,
@@ -320,12 +321,13 @@ fn table<T: ByteElem>(
     }))
 }
 
-struct FloatUnary(UnaryF32);
+/// A float elementwise function, with the kernel tier it is compiled for.
+struct FloatUnary(UnaryF32, Isa);
 
 impl Kernel for FloatUnary {
     fn eval(&self, e: Eval<'_>) -> Result<()> {
         let input = e.inputs.get::<f32>(0)?;
-        act::unary_f32_threaded(self.0, input, cast_mut(e.output)?, e.threads);
+        act::unary_f32_threaded(self.1, self.0, input, cast_mut(e.output)?, e.threads);
         Ok(())
     }
 }

@@ -2,17 +2,20 @@
 //! ELU, PRELU) and unary math (EXP, LOG, SQRT, RSQRT, SQUARE, ABS, NEG, FLOOR, CEIL, ROUND,
 //! SIN, COS).
 //!
-//! Float kernels are one pass of a scalar function; the scalar functions follow the
-//! reference's operation order (see [`special`]). Quantized 8-bit kernels are table lookups:
+//! Float kernels are one pass of a scalar function: the transcendental ones branch-free
+//! approximations that vectorize ([`vmath`]), the others exact or the C library's, as in the
+//! reference. Quantized 8-bit kernels are table lookups:
 //! [`lut`] builds the tables, from the reference's float formula or from the fixed-point
 //! formulas in [`quant`]. Nothing here depends on the thread count.
 
 pub mod lut;
 pub mod quant;
 pub mod special;
+pub mod vmath;
 
 use crate::activation::Clamp;
 use crate::broadcast::{binary_f32, BroadcastPlan};
+use crate::isa::Isa;
 
 /// A float elementwise function of one input.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -54,59 +57,97 @@ pub enum UnaryF32 {
     Cos,
 }
 
-#[inline(always)]
-fn map(input: &[f32], output: &mut [f32], f: impl Fn(f32) -> f32) {
-    for (o, &x) in output.iter_mut().zip(input) {
-        *o = f(x);
-    }
+/// `output[i] = f(input[i])`, the call written in the loop so that an `#[inline(always)]`
+/// function inlines (and a closure is called directly).
+macro_rules! each {
+    ($input:expr, $output:expr, $f:expr) => {{
+        let f = $f;
+        for (o, &x) in $output.iter_mut().zip($input) {
+            *o = f(x);
+        }
+    }};
 }
 
 /// `output[i] = op(input[i])` over the common length.
 pub fn unary_f32(op: UnaryF32, input: &[f32], output: &mut [f32]) {
+    unary_f32_body::<{ vmath::PORTABLE_FMA }>(op, input, output);
+}
+
+/// [`unary_f32`] compiled for tier `isa` (if the CPU has it): the loops vectorize wider,
+/// the results are the same.
+pub fn unary_f32_in(isa: Isa, op: UnaryF32, input: &[f32], output: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.or_generic() == Isa::Avx2 {
+        // SAFETY: AVX2 and FMA were just confirmed.
+        return unsafe { unary_f32_avx2(op, input, output) };
+    }
+    let _ = isa;
+    unary_f32_body::<{ vmath::PORTABLE_FMA }>(op, input, output);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn unary_f32_avx2(op: UnaryF32, input: &[f32], output: &mut [f32]) {
+    unary_f32_body::<true>(op, input, output);
+}
+
+/// The transcendental activations use the branch-free [`vmath`] versions, which vectorize;
+/// the others are exact or call the C library as the reference does. (The loops are spelled
+/// out by `each!`: through a generic `map(f)` LLVM left the function out of line in the
+/// AVX2 copy, one call per element.)
+#[inline(always)]
+fn unary_f32_body<const F: bool>(op: UnaryF32, input: &[f32], output: &mut [f32]) {
     use UnaryF32::*;
     match op {
-        Relu => map(input, output, |x| if x > 0.0 { x } else { 0.0 }),
-        Relu6 => map(input, output, |x| {
+        Relu => each!(input, output, |x: f32| if x > 0.0 { x } else { 0.0 }),
+        Relu6 => each!(input, output, |x: f32| {
             Clamp::RELU6.apply(if x > 0.0 { x } else { 0.0 })
         }),
-        ReluN1To1 => map(input, output, |x| Clamp::RELU_N1_TO_1.apply(x)),
-        Relu0To1 => map(input, output, |x| Clamp { min: 0.0, max: 1.0 }.apply(x)),
-        LeakyRelu(alpha) => map(input, output, |x| if x > 0.0 { x } else { x * alpha }),
-        Logistic => map(input, output, special::logistic),
-        Tanh => map(input, output, f32::tanh),
-        HardSwish => map(input, output, special::hard_swish),
-        Gelu { approximate: true } => map(input, output, special::gelu_approx),
-        Gelu { approximate: false } => map(input, output, special::gelu_exact),
-        Elu => map(input, output, special::elu),
-        Exp => map(input, output, f32::exp),
-        Log => map(input, output, f32::ln),
-        Sqrt => map(input, output, f32::sqrt),
-        Rsqrt => map(input, output, |x| 1.0 / x.sqrt()),
-        Square => map(input, output, |x| x * x),
-        Abs => map(input, output, f32::abs),
-        Neg => map(input, output, |x| -x),
-        Floor => map(input, output, f32::floor),
-        Ceil => map(input, output, f32::ceil),
-        Round => map(input, output, f32::round_ties_even),
-        Sin => map(input, output, f32::sin),
-        Cos => map(input, output, f32::cos),
+        ReluN1To1 => each!(input, output, |x: f32| Clamp::RELU_N1_TO_1.apply(x)),
+        Relu0To1 => each!(input, output, |x: f32| Clamp { min: 0.0, max: 1.0 }
+            .apply(x)),
+        LeakyRelu(alpha) => each!(input, output, |x: f32| if x > 0.0 { x } else { x * alpha }),
+        Logistic => each!(input, output, vmath::logistic::<F>),
+        Tanh => each!(input, output, vmath::tanh::<F>),
+        HardSwish => each!(input, output, special::hard_swish),
+        Gelu { approximate: true } => each!(input, output, vmath::gelu_approx::<F>),
+        Gelu { approximate: false } => each!(input, output, vmath::gelu_exact::<F>),
+        Elu => each!(input, output, vmath::elu::<F>),
+        Exp => each!(input, output, vmath::exp::<F>),
+        Log => each!(input, output, f32::ln),
+        Sqrt => each!(input, output, f32::sqrt),
+        Rsqrt => each!(input, output, |x: f32| 1.0 / x.sqrt()),
+        Square => each!(input, output, |x: f32| x * x),
+        Abs => each!(input, output, f32::abs),
+        Neg => each!(input, output, |x: f32| -x),
+        Floor => each!(input, output, f32::floor),
+        Ceil => each!(input, output, f32::ceil),
+        Round => each!(input, output, f32::round_ties_even),
+        Sin => each!(input, output, f32::sin),
+        Cos => each!(input, output, f32::cos),
     }
 }
 
 /// Elements per thread part below which splitting is not worth it.
 const MIN_ELEMS_PER_PART: usize = if cfg!(test) { 4 } else { 1 << 14 };
 
-/// [`unary_f32`] split over `threads` (each element is independent, so results do not
+/// [`unary_f32_in`] split over `threads` (each element is independent, so results do not
 /// depend on the split). Only the first `min(input.len(), output.len())` elements are
 /// computed.
-pub fn unary_f32_threaded(op: UnaryF32, input: &[f32], output: &mut [f32], threads: usize) {
+pub fn unary_f32_threaded(
+    isa: Isa,
+    op: UnaryF32,
+    input: &[f32],
+    output: &mut [f32],
+    threads: usize,
+) {
     let n = input.len().min(output.len());
     crate::parallel::for_each_part(
         &mut output[..n],
         1,
         MIN_ELEMS_PER_PART,
         threads,
-        |i, part| unary_f32(op, &input[i..i + part.len()], part),
+        |i, part| unary_f32_in(isa, op, &input[i..i + part.len()], part),
     );
 }
 
@@ -216,10 +257,13 @@ mod tests {
     #[test]
     fn threaded_equals_sequential() {
         let x: Vec<f32> = (0..103).map(|i| (i as f32 - 50.0) * 0.1).collect();
-        let (mut a, mut b) = (vec![0f32; 103], vec![0f32; 103]);
-        unary_f32(UnaryF32::Gelu { approximate: false }, &x, &mut a);
-        unary_f32_threaded(UnaryF32::Gelu { approximate: false }, &x, &mut b, 3);
-        assert_eq!(a, b);
+        for isa in Isa::available() {
+            let (mut a, mut b) = (vec![0f32; 103], vec![0f32; 103]);
+            let op = UnaryF32::Gelu { approximate: false };
+            unary_f32_in(isa, op, &x, &mut a);
+            unary_f32_threaded(isa, op, &x, &mut b, 3);
+            assert_eq!(a, b, "{isa:?}");
+        }
     }
 
     #[test]
