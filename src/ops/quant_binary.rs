@@ -184,6 +184,11 @@ impl Kernel for QBinary {
             let out = cast_mut::<i8>(e.output)?;
             return add::add_i8(q, &self.plan, a, b, out, self.isa, e.threads).map_err(kernel_err);
         }
+        if let (true, Params::Mul(q)) = (self.signed, &self.params) {
+            let (a, b) = (e.inputs.get::<i8>(0)?, e.inputs.get::<i8>(1)?);
+            let out = cast_mut::<i8>(e.output)?;
+            return mul::mul_i8(q, &self.plan, a, b, out, self.isa, e.threads).map_err(kernel_err);
+        }
         if self.signed {
             self.run::<i8>(e)
         } else {

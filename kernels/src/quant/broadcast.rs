@@ -121,6 +121,58 @@ impl BroadcastPlan {
             }
         }
     }
+
+    /// `Some(c)` when one input is a single row of `c ≤ 256` values (the output's innermost
+    /// dimension) that every outer position repeats, and the other input has the output's
+    /// shape.
+    pub fn repeated_row(&self) -> Option<usize> {
+        let c = self.out_dims[MAX_BROADCAST_RANK - 1];
+        let row = |len: usize, stride: &[usize; MAX_BROADCAST_RANK]| {
+            len == c && stride[MAX_BROADCAST_RANK - 1] == 1
+        };
+        let ok = (1..=256).contains(&c)
+            && ((row(self.len1, &self.stride1) && self.len2 == self.out_len)
+                || (row(self.len2, &self.stride2) && self.len1 == self.out_len));
+        ok.then_some(c)
+    }
+
+    /// Calls `f(i1, step1, i2, step2, o, n)` for each run of the innermost output
+    /// dimension in order: output elements `o .. o + n` take input 1 at `i1 + k·step1` and
+    /// input 2 at `i2 + k·step2` (each step 0 or 1).
+    #[inline]
+    pub fn for_each_run(&self, mut f: impl FnMut(usize, usize, usize, usize, usize, usize)) {
+        if self.out_len == 0 {
+            return;
+        }
+        let inner = self.out_dims[MAX_BROADCAST_RANK - 1];
+        let (is1, is2) = (
+            self.stride1[MAX_BROADCAST_RANK - 1],
+            self.stride2[MAX_BROADCAST_RANK - 1],
+        );
+        let mut idx = [0_usize; MAX_BROADCAST_RANK - 1];
+        let (mut base1, mut base2) = (0_usize, 0_usize);
+        let mut o = 0;
+        loop {
+            f(base1, is1, base2, is2, o, inner);
+            o += inner;
+            let mut d = MAX_BROADCAST_RANK - 1;
+            loop {
+                if d == 0 {
+                    return;
+                }
+                d -= 1;
+                idx[d] += 1;
+                base1 += self.stride1[d];
+                base2 += self.stride2[d];
+                if idx[d] < self.out_dims[d] {
+                    break;
+                }
+                base1 -= self.stride1[d] * idx[d];
+                base2 -= self.stride2[d] * idx[d];
+                idx[d] = 0;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +217,13 @@ mod tests {
                 assert_eq!(i1, naive_index(&out, s1, o), "{s1:?} {s2:?} o={o}");
                 assert_eq!(i2, naive_index(&out, s2, o), "{s1:?} {s2:?} o={o}");
             }
+            // The runs expand to the same triples, in the same order.
+            let mut runs = Vec::new();
+            p.for_each_run(|i1, st1, i2, st2, o, n| {
+                assert!(st1 <= 1 && st2 <= 1);
+                runs.extend((0..n).map(|k| (i1 + k * st1, i2 + k * st2, o + k)));
+            });
+            assert_eq!(runs, seen, "{s1:?} {s2:?}");
         }
     }
 

@@ -88,6 +88,88 @@ pub fn mul<T: QuantElem>(
     Ok(())
 }
 
+/// Below this many elements a MUL stays on one thread (the vector path, x86-64 only).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+const MIN_PARALLEL_MUL: usize = 1 << 16;
+
+/// int8 MUL in kernel tier `isa`: vectorised in the AVX2 tier (bit-identical to [`mul`]),
+/// run by run of the innermost dimension when an input broadcasts (a squeeze-and-excite
+/// scale, a scalar), and split over up to `threads` threads when the inputs have the same
+/// shape and are large; everything else runs [`mul`].
+pub fn mul_i8(
+    q: &MulQuant,
+    plan: &BroadcastPlan,
+    input1: &[i8],
+    input2: &[i8],
+    output: &mut [i8],
+    isa: crate::isa::Isa,
+    threads: usize,
+) -> Result<(), QuantError> {
+    let (l1, l2, lo) = plan.lens();
+    #[cfg(target_arch = "x86_64")]
+    if isa.or_generic() == crate::isa::Isa::Avx2 && crate::x86::qmul::suits(q) {
+        use crate::x86::qmul;
+        check_len("input1", l1, input1.len())?;
+        check_len("input2", l2, input2.len())?;
+        check_len("output", lo, output.len())?;
+        if l1 == lo && l2 == lo {
+            let threads = if lo < MIN_PARALLEL_MUL { 1 } else { threads };
+            // Every element is computed the same way whatever the split.
+            crate::parallel::for_each_part(&mut output[..lo], 1, 4096, threads, |at, part| {
+                let (a, b) = (&input1[at..at + part.len()], &input2[at..at + part.len()]);
+                // SAFETY: AVX2 and `suits` confirmed just above; `a` and `b` are as long
+                // as `part`.
+                unsafe { qmul::mul_i8(q, a, 1, b, 1, part) };
+            });
+        } else if let Some(row) = plan.repeated_row() {
+            // One input is a row of `c` values repeated along every outer dimension (a
+            // squeeze-and-excite scale): the row copied side by side up to 256 values, so
+            // that short rows still fill whole vectors.
+            let c = row;
+            let mut pattern = [0_i8; 256];
+            let reps = (256 / c).max(1);
+            let (vec_in, full, vec_first) = if l1 == c {
+                (input1, input2, true)
+            } else {
+                (input2, input1, false)
+            };
+            for chunk in pattern[..reps * c].chunks_exact_mut(c) {
+                chunk.copy_from_slice(&vec_in[..c]);
+            }
+            let pat = &pattern[..reps * c];
+            for (x, y) in full[..lo]
+                .chunks(reps * c)
+                .zip(output[..lo].chunks_mut(reps * c))
+            {
+                let p = &pat[..x.len()];
+                let (a, b) = if vec_first { (p, x) } else { (x, p) };
+                // SAFETY: AVX2 and `suits` confirmed just above; `a` and `b` are as long
+                // as `y`.
+                unsafe { qmul::mul_i8(q, a, 1, b, 1, y) };
+            }
+        } else {
+            plan.for_each_run(|i1, s1, i2, s2, o, n| {
+                // SAFETY: AVX2 and `suits` confirmed just above; the plan's runs lie
+                // inside inputs of the checked lengths (`n` elements with step 1, one
+                // with step 0) and inside the output.
+                unsafe {
+                    qmul::mul_i8(
+                        q,
+                        &input1[i1..],
+                        s1,
+                        &input2[i2..],
+                        s2,
+                        &mut output[o..o + n],
+                    )
+                };
+            });
+        }
+        return Ok(());
+    }
+    let _ = (isa, l1, l2, lo, threads);
+    mul(q, plan, input1, input2, output)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +202,55 @@ mod tests {
                     let want = (exact_mbqm(p, q.output_multiplier, q.output_shift) - 3)
                         .clamp(i64::from(q.act_min), i64::from(q.act_max));
                     assert_eq!(i64::from(q.apply(x1, x2)), want, "{x1} {x2}");
+                }
+            }
+        }
+    }
+
+    /// The vector path against the scalar one on random tensors, same-shape and
+    /// broadcasting, with and without a left shift, in every tier the CPU has.
+    #[test]
+    fn every_tier_matches_scalar_kernel() {
+        let mut r = crate::quant::conv::tests::Lcg(9);
+        let shapes: &[(&[usize], &[usize])] = &[
+            (&[1, 5, 7, 24], &[1, 5, 7, 24]),
+            (&[3, 1000], &[3, 1000]),
+            (&[1, 300, 250], &[1, 300, 250]),
+            (&[1, 4, 4, 40], &[1, 1, 1, 40]),
+            (&[1, 1, 1, 21], &[2, 3, 3, 21]),
+            (&[2, 9, 17], &[]),
+            (&[1], &[70, 5]),
+            (&[6, 1, 9], &[6, 1]),
+            (&[1, 8, 8, 8], &[8]),
+            (&[2, 2, 300], &[300]),
+            (&[3], &[7, 3]),
+        ];
+        let scales = [
+            (0.05_f32, 0.07_f32, 0.11_f32),
+            (0.5, 0.9, 0.01),
+            (0.01, 0.02, 0.9),
+        ];
+        for (case, &(s1, s2)) in shapes.iter().enumerate() {
+            let (sa, sb, so) = scales[case % scales.len()];
+            let act = [FusedActivation::None, FusedActivation::Relu6][case % 2];
+            let q = MulQuant::new::<i8>(
+                QuantParams::new(sa, r.range(-128, 127)),
+                QuantParams::new(sb, r.range(-128, 127)),
+                QuantParams::new(so, r.range(-128, 127)),
+                act,
+            )
+            .unwrap();
+            let plan = BroadcastPlan::new(s1, s2).unwrap();
+            let (l1, l2, lo) = plan.lens();
+            let a = r.vec_i8(l1, -128, 127);
+            let b = r.vec_i8(l2, -128, 127);
+            let mut want = vec![0_i8; lo];
+            mul(&q, &plan, &a, &b, &mut want).unwrap();
+            for isa in crate::isa::Isa::available() {
+                for threads in [1, 2] {
+                    let mut got = vec![0_i8; lo];
+                    mul_i8(&q, &plan, &a, &b, &mut got, isa, threads).unwrap();
+                    assert_eq!(got, want, "{s1:?} x {s2:?} {isa:?} x{threads}");
                 }
             }
         }

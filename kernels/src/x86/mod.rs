@@ -9,6 +9,7 @@ pub(crate) mod qadd;
 pub(crate) mod qconv;
 pub(crate) mod qdepthwise;
 pub(crate) mod qfc;
+pub(crate) mod qmul;
 pub(crate) mod qrequant;
 pub(crate) mod qwinograd;
 pub(crate) mod winograd;
