@@ -111,6 +111,7 @@ pub(super) fn prepare(ctx: &PrepareCtx<'_>, s: &Shape, o: &FullyConnected) -> Re
             };
             let scratch = hybrid::hybrid_fc_scratch_len(shape);
             Ok(Prepared::Kernel(Box::new(HybridFc {
+                isa: ctx.isa,
                 shape,
                 p,
                 w,
@@ -212,6 +213,7 @@ impl Kernel for QFc {
 }
 
 struct HybridFc {
+    isa: ferrolite_kernels::isa::Isa,
     shape: FcShape,
     p: HybridFcParams,
     w: Vec<i8>,
@@ -225,7 +227,8 @@ impl Kernel for HybridFc {
         let x = e.inputs.get::<f32>(0)?;
         let out = cast_mut::<f32>(e.output)?;
         let scratch = cast_mut::<i8>(&mut e.scratch[..self.scratch])?;
-        hybrid::hybrid_fully_connected(
+        hybrid::hybrid_fully_connected_in(
+            self.isa,
             &self.p,
             self.shape,
             x,

@@ -129,6 +129,19 @@ pub(crate) fn quantize_symmetric_in(isa: Isa, values: &[f32], out: &mut [i8]) ->
     scale
 }
 
+/// `Σ a[i]·b[i]`, wrapping in `i32`.
+fn dot_i8(isa: Isa, a: &[i8], b: &[i8]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    if isa.or_generic() == Isa::Avx2 {
+        // SAFETY: AVX2 was just confirmed.
+        return unsafe { crate::x86::hquant::dot_i8(a, b) };
+    }
+    let _ = isa;
+    a.iter().zip(b).fold(0_i32, |s, (&a, &b)| {
+        s.wrapping_add(i32::from(a) * i32::from(b))
+    })
+}
+
 /// The row's range by `v < min`, `max < v` from `(min0, max0)` (NaN values skipped).
 fn min_max(isa: Isa, values: &[f32], min0: f32, max0: f32) -> (f32, f32) {
     #[cfg(target_arch = "x86_64")]
@@ -240,6 +253,32 @@ pub fn hybrid_fully_connected(
     scratch: &mut [i8],
     output: &mut [f32],
 ) -> Result<(), QuantError> {
+    hybrid_fully_connected_in(
+        Isa::Generic,
+        p,
+        shape,
+        input,
+        filter,
+        filter_row_sums,
+        bias,
+        scratch,
+        output,
+    )
+}
+
+/// [`hybrid_fully_connected`] with the vector loops of tier `isa` (the same results).
+#[allow(clippy::too_many_arguments)]
+pub fn hybrid_fully_connected_in(
+    isa: Isa,
+    p: &HybridFcParams,
+    shape: FcShape,
+    input: &[f32],
+    filter: &[i8],
+    filter_row_sums: &[i32],
+    bias: Option<&[f32]>,
+    scratch: &mut [i8],
+    output: &mut [f32],
+) -> Result<(), QuantError> {
     let FcShape {
         batches,
         depth,
@@ -288,16 +327,14 @@ pub fn hybrid_fully_connected(
         for (b, out_row) in output.chunks_mut(units).enumerate() {
             let x = &input[b * depth..(b + 1) * depth];
             let (scale, zp) = if p.asymmetric_inputs {
-                quantize_asymmetric(x, q)
+                quantize_asymmetric_in(isa, x, q)
             } else {
-                (quantize_symmetric(x, q), 0)
+                (quantize_symmetric_in(isa, x, q), 0)
             };
             let tensor_scale = scale * p.filter_scales[0];
             for (u, o) in out_row.iter_mut().enumerate() {
                 let w = &filter[u * depth..(u + 1) * depth];
-                let mut dot = w.iter().zip(q.iter()).fold(0_i32, |a, (&w, &q)| {
-                    a.wrapping_add(i32::from(w) * i32::from(q))
-                });
+                let mut dot = dot_i8(isa, w, q);
                 if zp != 0 {
                     dot = dot.wrapping_sub(zp.wrapping_mul(filter_row_sums[u]));
                 }
@@ -576,6 +613,56 @@ mod tests {
             y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             want.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         );
+    }
+
+    /// The vector tiers against the portable loops on random FCs: the same bits.
+    #[test]
+    fn fc_tiers_match_portable_loops() {
+        let mut r = crate::quant::conv::tests::Lcg(21);
+        for (case, (batches, depth, units)) in
+            [(1, 5, 3), (3, 16, 7), (2, 47, 9), (4, 130, 33), (1, 1, 1)]
+                .into_iter()
+                .enumerate()
+        {
+            let shape = FcShape {
+                batches,
+                depth,
+                units,
+            };
+            let w = r.vec_i8(units * depth, -127, 127);
+            let x: Vec<f32> = (0..batches * depth)
+                .map(|_| (r.unit() - 0.3) * 8.0)
+                .collect();
+            let sums = hybrid_fc_row_sums(&w, shape);
+            let scales: Vec<f32> = (0..units).map(|_| 0.001 + r.unit() * 0.01).collect();
+            let bias: Vec<f32> = (0..units).map(|_| r.unit() - 0.5).collect();
+            for asymmetric in [false, true] {
+                let p =
+                    HybridFcParams::new(&scales, units, asymmetric, FusedActivation::Relu).unwrap();
+                let mut scratch = vec![0_i8; hybrid_fc_scratch_len(shape)];
+                let mut want = vec![0.0_f32; batches * units];
+                let b = (case % 2 == 0).then_some(&bias[..]);
+                hybrid_fully_connected(&p, shape, &x, &w, &sums, b, &mut scratch, &mut want)
+                    .unwrap();
+                for isa in Isa::available() {
+                    let mut got = vec![0.0_f32; batches * units];
+                    hybrid_fully_connected_in(
+                        isa,
+                        &p,
+                        shape,
+                        &x,
+                        &w,
+                        &sums,
+                        b,
+                        &mut scratch,
+                        &mut got,
+                    )
+                    .unwrap();
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&want), "case {case} {isa:?}");
+                }
+            }
+        }
     }
 
     fn conv_geometry() -> ConvGeometry {

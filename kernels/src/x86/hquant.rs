@@ -79,3 +79,32 @@ pub(crate) unsafe fn round_blocks(
         }
     }
 }
+
+/// `Σ a[i]·b[i]` over the common length, wrapping in `i32` like the scalar loop (each
+/// `vpmaddwd` pair sum of int8 products is exact).
+///
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    let n = a.len().min(b.len());
+    let mut acc = _mm256_setzero_si256();
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: 16 bytes at `i` lie inside both slices.
+        unsafe {
+            let x = _mm256_cvtepi8_epi16(_mm_loadu_si128(a.as_ptr().add(i) as *const __m128i));
+            let y = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.as_ptr().add(i) as *const __m128i));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(x, y));
+        }
+        i += 16;
+    }
+    let mut lanes = [0_i32; 8];
+    // SAFETY: `lanes` holds 8 values.
+    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, acc) };
+    let mut sum = lanes.iter().fold(0_i32, |s, &v| s.wrapping_add(v));
+    for k in i..n {
+        sum = sum.wrapping_add(i32::from(a[k]) * i32::from(b[k]));
+    }
+    sum
+}
