@@ -513,6 +513,7 @@ fn prepare_hybrid_depthwise(
         .map_err(|e| ctx.quant_err(e))?;
     let scratch = hybrid_depthwise::hybrid_depthwise_scratch_len(&kg);
     Ok(Prepared::Kernel(Box::new(HybridDepthwise {
+        isa: ctx.isa,
         g: kg,
         p,
         weights: const_weights(ctx)?,
@@ -522,6 +523,7 @@ fn prepare_hybrid_depthwise(
 }
 
 struct HybridDepthwise {
+    isa: ferrolite_kernels::isa::Isa,
     g: ConvGeometry,
     p: HybridDepthwiseParams,
     weights: Vec<i8>,
@@ -535,7 +537,8 @@ impl Kernel for HybridDepthwise {
         let x = e.inputs.get::<f32>(0)?;
         let out = cast_mut::<f32>(e.output)?;
         let scratch = cast_mut::<i8>(&mut e.scratch[..self.scratch])?;
-        hybrid_depthwise::hybrid_depthwise_conv2d(
+        hybrid_depthwise::hybrid_depthwise_conv2d_in(
+            self.isa,
             &self.p,
             &self.g,
             x,

@@ -5,7 +5,7 @@
 //! What TFLite does (`depthwise_conv.cc`, `EvalHybridPerChannel`, and
 //! `reference_integer_ops::DepthwiseConvHybridPerChannel`):
 //! - Every batch image is quantized on its own with the *asymmetric* quantizer
-//!   ([`quantize_asymmetric`], the x86 build of `AsymmetricQuantizeFloats`), whatever the
+//!   ([`quantize_asymmetric`](super::hybrid::quantize_asymmetric), the x86 build of `AsymmetricQuantizeFloats`), whatever the
 //!   filter's quantization; there is no symmetric or per-tensor special path, unlike
 //!   CONV_2D.
 //! - The accumulator is `Σ w·(q − zp)` in wrapping i32, over the taps inside the input.
@@ -18,8 +18,11 @@
 
 use super::error::{check_len, QuantError};
 use super::geometry::{mul_all, ConvGeometry};
+#[cfg(test)]
 use super::hybrid::quantize_asymmetric;
+use super::hybrid::quantize_asymmetric_in;
 use super::params::{activation_range_f32, clamp_f32, FusedActivation};
+use crate::isa::Isa;
 
 /// Output channels accumulated together for one output pixel.
 const CHANNEL_BLOCK: usize = 64;
@@ -84,6 +87,59 @@ pub fn hybrid_depthwise_conv2d(
     scratch: &mut [i8],
     output: &mut [f32],
 ) -> Result<(), QuantError> {
+    hybrid_depthwise_conv2d_in(Isa::Generic, p, g, input, filter, bias, scratch, output)
+}
+
+/// [`hybrid_depthwise_conv2d`] compiled for tier `isa` (if the CPU has it): the channel
+/// loops vectorize 8 lanes wide in the AVX2 copy; the results are the same.
+#[allow(clippy::too_many_arguments)]
+pub fn hybrid_depthwise_conv2d_in(
+    isa: Isa,
+    p: &HybridDepthwiseParams,
+    g: &ConvGeometry,
+    input: &[f32],
+    filter: &[i8],
+    bias: Option<&[f32]>,
+    scratch: &mut [i8],
+    output: &mut [f32],
+) -> Result<(), QuantError> {
+    #[cfg(target_arch = "x86_64")]
+    if isa.or_generic() == Isa::Avx2 {
+        // SAFETY: AVX2 and FMA were just confirmed.
+        return unsafe { depthwise_avx2(p, g, input, filter, bias, scratch, output) };
+    }
+    let _ = isa;
+    depthwise(Isa::Generic, p, g, input, filter, bias, scratch, output)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn depthwise_avx2(
+    p: &HybridDepthwiseParams,
+    g: &ConvGeometry,
+    input: &[f32],
+    filter: &[i8],
+    bias: Option<&[f32]>,
+    scratch: &mut [i8],
+    output: &mut [f32],
+) -> Result<(), QuantError> {
+    depthwise(Isa::Avx2, p, g, input, filter, bias, scratch, output)
+}
+
+/// The kernel; `isa` picks the quantizer's loops (inlined into each tier's copy).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn depthwise(
+    isa: Isa,
+    p: &HybridDepthwiseParams,
+    g: &ConvGeometry,
+    input: &[f32],
+    filter: &[i8],
+    bias: Option<&[f32]>,
+    scratch: &mut [i8],
+    output: &mut [f32],
+) -> Result<(), QuantError> {
     g.validate()?;
     if g.in_c == 0 || g.out_c % g.in_c != 0 {
         return Err(QuantError::BadGeometry(
@@ -109,7 +165,7 @@ pub fn hybrid_depthwise_conv2d(
     let q = &mut scratch[..image];
     let mut acc = [0_i32; CHANNEL_BLOCK];
     for (b, out_b) in output[..g.output_len()].chunks_mut(out_image).enumerate() {
-        let (scale, zp) = quantize_asymmetric(&input[b * image..(b + 1) * image], q);
+        let (scale, zp) = quantize_asymmetric_in(isa, &input[b * image..(b + 1) * image], q);
         for oy in 0..g.out_h {
             for ox in 0..g.out_w {
                 let out_px = &mut out_b[(oy * g.out_w + ox) * g.out_c..][..g.out_c];
@@ -233,6 +289,34 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Every tier against the portable copy on random layers: the same bits.
+    #[test]
+    fn tiers_match_portable_copy() {
+        let mut r = Lcg(17);
+        for (ic, m) in [(1, 1), (5, 1), (24, 1), (70, 1), (3, 2), (8, 3)] {
+            for case in 0..4 {
+                let g = random_geometry(&mut r, ic, ic * m);
+                let filter = r.vec_i8(g.filter_h * g.filter_w * g.out_c, -127, 127);
+                let scales: Vec<f32> = (0..g.out_c).map(|_| 0.002 + r.unit() * 0.01).collect();
+                let bias: Vec<f32> = (0..g.out_c).map(|_| r.unit() - 0.5).collect();
+                let input: Vec<f32> = (0..g.input_len()).map(|_| (r.unit() - 0.2) * 5.0).collect();
+                let act = [FusedActivation::None, FusedActivation::Relu6][case % 2];
+                let p = HybridDepthwiseParams::new(&scales, g.out_c, act).unwrap();
+                let b = (case < 2).then_some(&bias[..]);
+                let mut q = vec![0_i8; hybrid_depthwise_scratch_len(&g)];
+                let mut want = vec![0.0_f32; g.output_len()];
+                hybrid_depthwise_conv2d(&p, &g, &input, &filter, b, &mut q, &mut want).unwrap();
+                for isa in Isa::available() {
+                    let mut got = vec![0.0_f32; g.output_len()];
+                    hybrid_depthwise_conv2d_in(isa, &p, &g, &input, &filter, b, &mut q, &mut got)
+                        .unwrap();
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&want), "{g:?} {isa:?}");
+                }
+            }
+        }
     }
 
     #[test]
