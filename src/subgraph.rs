@@ -370,48 +370,75 @@ fn run_steps(
     let arena = arena.as_mut_slice();
     let scratch = scratch.as_mut_slice();
     for (k, step) in steps.iter().enumerate() {
-        // Cut the arena into the outputs (written) and the pieces between them (read), in
-        // fixed-size arrays so that nothing is allocated.
-        let mut outs: [&mut [u8]; ops::MAX_OUTPUTS] = std::array::from_fn(|_| Default::default());
-        let mut pieces: [(usize, &[u8]); ops::MAX_OUTPUTS + 1] =
-            std::array::from_fn(|_| (0, &[][..]));
-        let mut rest: &mut [u8] = &mut *arena;
-        let mut base = 0;
-        let mut n = 0;
-        for &i in &step.order {
-            let r = &step.outputs[i];
-            let overlap = || Error::Internal(format!("outputs of node {} overlap", step.op));
-            let (before, tail) = rest.split_at_mut(r.start.checked_sub(base).ok_or_else(overlap)?);
-            let (out, after) = tail.split_at_mut(r.len());
-            pieces[n] = (base, before);
-            n += 1;
-            outs[i] = out;
-            base = r.end;
-            rest = after;
+        let time = times.as_deref_mut().and_then(|t| t.get_mut(k));
+        // Most nodes have one output: arrays sized for a few, so that the per-node set-up
+        // does not clear room for 64 (measured: 12% of a 40-node transformer block).
+        if step.outputs.len() <= FEW_OUTPUTS {
+            run_step::<FEW_OUTPUTS, { FEW_OUTPUTS + 1 }>(
+                step, arena, scratch, persistent, model, threads, time,
+            )?;
+        } else {
+            run_step::<{ ops::MAX_OUTPUTS }, { ops::MAX_OUTPUTS + 1 }>(
+                step, arena, scratch, persistent, model, threads, time,
+            )?;
         }
-        pieces[n] = (base, rest);
-        let (first, more) = outs[..step.outputs.len().max(1)].split_at_mut(1);
-        let e = Eval {
-            inputs: Inputs {
-                locs: &step.inputs,
-                pieces: &pieces[..=n],
-                model,
-                persistent,
-            },
-            output: std::mem::take(&mut first[0]),
-            more_outputs: more,
-            scratch: &mut *scratch,
-            threads,
-        };
-        match times.as_deref_mut() {
-            None => step.kernel.eval(e)?,
-            Some(times) => {
-                let start = std::time::Instant::now();
-                step.kernel.eval(e)?;
-                if let Some(t) = times.get_mut(k) {
-                    *t += start.elapsed();
-                }
-            }
+    }
+    Ok(())
+}
+
+/// Outputs of the nodes whose set-up uses the small arrays.
+const FEW_OUTPUTS: usize = 4;
+
+/// Runs one node with room for `N` outputs (`P = N + 1` pieces of the arena between them).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn run_step<const N: usize, const P: usize>(
+    step: &Step,
+    arena: &mut [u8],
+    scratch: &mut [u8],
+    persistent: &[AlignedBuf],
+    model: &[u8],
+    threads: usize,
+    time: Option<&mut std::time::Duration>,
+) -> Result<()> {
+    // Cut the arena into the outputs (written) and the pieces between them (read), in
+    // fixed-size arrays so that nothing is allocated.
+    let mut outs: [&mut [u8]; N] = std::array::from_fn(|_| Default::default());
+    let mut pieces: [(usize, &[u8]); P] = std::array::from_fn(|_| (0, &[][..]));
+    let mut rest: &mut [u8] = arena;
+    let mut base = 0;
+    let mut n = 0;
+    for &i in &step.order {
+        let r = &step.outputs[i];
+        let overlap = || Error::Internal(format!("outputs of node {} overlap", step.op));
+        let (before, tail) = rest.split_at_mut(r.start.checked_sub(base).ok_or_else(overlap)?);
+        let (out, after) = tail.split_at_mut(r.len());
+        pieces[n] = (base, before);
+        n += 1;
+        outs[i] = out;
+        base = r.end;
+        rest = after;
+    }
+    pieces[n] = (base, rest);
+    let (first, more) = outs[..step.outputs.len().max(1)].split_at_mut(1);
+    let e = Eval {
+        inputs: Inputs {
+            locs: &step.inputs,
+            pieces: &pieces[..=n],
+            model,
+            persistent,
+        },
+        output: std::mem::take(&mut first[0]),
+        more_outputs: more,
+        scratch,
+        threads,
+    };
+    match time {
+        None => step.kernel.eval(e)?,
+        Some(t) => {
+            let start = std::time::Instant::now();
+            step.kernel.eval(e)?;
+            *t += start.elapsed();
         }
     }
     Ok(())
