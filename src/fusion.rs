@@ -11,6 +11,11 @@
 //! output or variable and has no views, and nothing between the two steps writes the other
 //! operand.
 //!
+//! A float MUL of a LOGISTIC's output by that LOGISTIC's input (SiLU, "swish", as
+//! converters emit it) runs inside the LOGISTIC step ([`swish`]): `clamp(x · sigmoid(x))`
+//! with the same operations as the two steps, so bit-identical, under the same conditions
+//! on the sigmoid tensor.
+//!
 //! A float pointwise convolution whose large output only a depthwise convolution reads runs
 //! inside the depthwise step ([`pointwise_depthwise`]), under the same conditions on that
 //! output and on the pointwise input, which is then read later than it was.
@@ -153,6 +158,79 @@ fn writes_between(root: &[usize], steps: &[Pending], t: usize) -> bool {
             || updated
                 .filter_map(|&k| s.inputs.get(k).copied().flatten())
                 .any(|v| root[v] == r)
+    })
+}
+
+/// Fuses every float MUL of a LOGISTIC's output by that LOGISTIC's input (same shapes) into
+/// the LOGISTIC step.
+pub(crate) fn swish(
+    model: &Model,
+    sg: usize,
+    graph: &Subgraph,
+    tensors: &[Tensor],
+    root: &[usize],
+    steps: &mut Vec<Pending>,
+) {
+    let mut i = 0;
+    while i < steps.len() {
+        if let Some((p, clamp)) = swish_candidate(model, sg, graph, tensors, root, steps, i) {
+            if steps[p].kernel.fuse_times_input(clamp) {
+                let mul = steps.remove(i);
+                let step = &mut steps[p];
+                step.outputs[0] = mul.outputs[0];
+                step.fused.push(mul.op);
+                step.fused.extend(mul.fused);
+                continue;
+            }
+        }
+        i += 1;
+    }
+}
+
+/// For step `i`, if it is a float MUL `x · s` (either order, no broadcast) where `s` is the
+/// output of a step reading `x` as its input 0, that only this MUL reads, and nothing in
+/// between writes `x`: that step and the MUL's clamp. (The kernel decides whether it is a
+/// LOGISTIC.)
+fn swish_candidate(
+    model: &Model,
+    sg: usize,
+    graph: &Subgraph,
+    tensors: &[Tensor],
+    root: &[usize],
+    steps: &[Pending],
+    i: usize,
+) -> Option<(usize, Clamp)> {
+    let mul = &steps[i];
+    let op = graph.operators.get(mul.op)?;
+    let code = model.opcode(sg, mul.op)?;
+    if code.code != OpCode::Builtin(BuiltinOperator::MUL.0) {
+        return None;
+    }
+    let activation = match op.options {
+        OpOptions::Mul { activation } => activation,
+        OpOptions::None => Activation::None,
+        _ => return None,
+    };
+    let (lo, hi) = activation.float_range();
+    let (&[Some(a), Some(b)], &[out]) = (mul.inputs.as_slice(), mul.outputs.as_slice()) else {
+        return None;
+    };
+    let same = |t: usize| {
+        let x = tensors.get(t)?;
+        (x.dtype == DType::F32 && x.shape == tensors.get(out)?.shape).then_some(())
+    };
+    same(a)?;
+    same(b)?;
+    same(out)?;
+    if a == b || tensors[out].is_variable || root[out] != out {
+        return None;
+    }
+    // Float multiplication is commutative: the sigmoid may be either operand.
+    [(a, b), (b, a)].into_iter().find_map(|(s, x)| {
+        let p = sole_producer(graph, tensors, root, steps, i, s)?;
+        let reads_x = steps[p].inputs.first().copied().flatten() == Some(x);
+        (reads_x && steps[p].outputs.len() == 1 && !writes_between(root, &steps[p + 1..i], x))
+            .then_some((p, Clamp { min: lo, max: hi }))
     })
 }
 

@@ -141,6 +141,7 @@ impl SubgraphRun {
         } else if env.fuse {
             // (With a delegate, its partitions decide where each node runs; nothing is fused.)
             crate::fusion::residual_adds(model, sg, graph, &tensors, &root, &mut kernels);
+            crate::fusion::swish(model, sg, graph, &tensors, &root, &mut kernels);
             crate::fusion::depthwise_blocks(graph, &tensors, &root, &mut kernels);
         }
 

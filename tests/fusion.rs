@@ -2,7 +2,8 @@
 //! that output: the ADD is no step of its own, the arena holds one tensor fewer, and the
 //! outputs are bit-identical to running the two nodes apart (`Options::fuse(false)`). So do a
 //! depthwise convolution and the pointwise ones before and after it whose large outputs only
-//! the next layer reads (a MobileNet block).
+//! the next layer reads (a MobileNet block), and a LOGISTIC with the MUL of its output by
+//! its input (SiLU).
 
 mod common;
 
@@ -291,4 +292,80 @@ fn a_block_intermediate_needed_elsewhere_or_small_is_not_fused() {
     // 32×32×64 floats stay in cache between the layers: nothing to gain.
     let bytes = block_model(32, 1, Act::NONE, 3, vec![9]);
     assert_eq!(run_block(&bytes, 32, Options::default()).0, vec![0, 1, 2]);
+}
+
+/// Tensors: 0 `x` [1,5,6,4] (input), 1 `s` = logistic(x), 2 `out` = x·s (or s·x), 3 `y`
+/// [1,5,6,4] (input). Opcodes: LOGISTIC (0), MUL (1).
+fn silu_model(mul_inputs: Vec<i32>, activation: Act, outputs: Vec<i32>) -> Vec<u8> {
+    ModelSpec {
+        version: 3,
+        opcodes: vec![BuiltinOperator::LOGISTIC.0, BuiltinOperator::MUL.0],
+        buffers: vec![vec![]],
+        tensors: vec![
+            TensorSpec::f32("x", &Y, 0),
+            TensorSpec::f32("s", &Y, 0),
+            TensorSpec::f32("out", &Y, 0),
+            TensorSpec::f32("y", &Y, 0),
+        ],
+        inputs: vec![0, 3],
+        outputs,
+        ops: vec![
+            OpSpec {
+                opcode_index: 0,
+                inputs: vec![0],
+                outputs: vec![1],
+                options: OptionsSpec::None,
+            },
+            OpSpec {
+                opcode_index: 1,
+                inputs: mul_inputs,
+                outputs: vec![2],
+                options: OptionsSpec::Mul { activation },
+            },
+        ],
+        custom_names: Vec::new(),
+        custom_options: Vec::new(),
+    }
+    .build()
+}
+
+/// Runs a SiLU model on inputs spanning the sigmoid's cut-offs, with infinities and a NaN.
+fn run_silu(bytes: &[u8], options: Options) -> (Vec<usize>, usize, Vec<Vec<u32>>) {
+    let model = Arc::new(Model::from_vec(bytes.to_vec()).unwrap());
+    let mut interp = Interpreter::new(model, options).unwrap();
+    let mut x: Vec<f32> = values(5 * 6 * 4, 13).iter().map(|v| 30.0 * v).collect();
+    x[3] = f32::INFINITY;
+    x[9] = f32::NEG_INFINITY;
+    x[17] = f32::NAN;
+    interp.input_mut::<f32>(0).unwrap().copy_from_slice(&x);
+    interp
+        .input_mut::<f32>(1)
+        .unwrap()
+        .copy_from_slice(&values(5 * 6 * 4, 2));
+    invoke(interp)
+}
+
+#[test]
+fn silu_runs_in_one_step_with_identical_bits() {
+    for (inputs, act) in [(vec![0, 1], Act::NONE), (vec![1, 0], Act::RELU6)] {
+        let bytes = silu_model(inputs.clone(), act, vec![2]);
+        // (The arena is the same: the MUL's output may share the sigmoid's memory.)
+        let (nodes, _, apart) = run_silu(&bytes, Options::default().fuse(false));
+        assert_eq!(nodes, vec![0, 1]);
+        for threads in [1, 2] {
+            let (fused_nodes, _, fused) = run_silu(&bytes, Options::default().threads(threads));
+            assert_eq!(fused_nodes, vec![0], "MUL{inputs:?} not fused");
+            assert_eq!(fused, apart, "MUL{inputs:?} at {threads} threads");
+        }
+    }
+}
+
+#[test]
+fn a_sigmoid_needed_elsewhere_or_of_another_tensor_is_not_fused() {
+    // `s` is also a graph output.
+    let bytes = silu_model(vec![0, 1], Act::NONE, vec![2, 1]);
+    assert_eq!(run_silu(&bytes, Options::default()).0, vec![0, 1]);
+    // The MUL multiplies the sigmoid by another tensor.
+    let bytes = silu_model(vec![3, 1], Act::NONE, vec![2]);
+    assert_eq!(run_silu(&bytes, Options::default()).0, vec![0, 1]);
 }

@@ -6,6 +6,7 @@
 //! fixed-point formula (RELU family, LEAKY_RELU, HARD_SWISH, ABS, SQRT, RSQRT). PRELU has
 //! a second operand and runs its formula per element.
 
+use ferrolite_kernels::activation::Clamp;
 use ferrolite_kernels::activations::lut::{ByteElem, Lut8};
 use ferrolite_kernels::activations::quant::{
     AbsQuant, HardSwishQuant, LeakyReluQuant, PreluQuant, ReluQuant, RsqrtQuant, SqrtQuant,
@@ -167,7 +168,7 @@ fn same_shape_unary<'m>(ctx: &PrepareCtx<'m>) -> Result<(&'m Tensor, &'m Tensor)
 fn unary(ctx: &PrepareCtx<'_>, op: UnaryF32, quantized: Quantized) -> Result<Prepared> {
     let (input, output) = same_shape_unary(ctx)?;
     let kernel: Box<dyn Kernel> = match input.dtype {
-        DType::F32 => Box::new(FloatUnary(op, ctx.isa)),
+        DType::F32 => Box::new(FloatUnary(op, ctx.isa, None)),
         DType::I32 if matches!(op, UnaryF32::Abs | UnaryF32::Neg) => Box::new(IntUnary {
             negate: op == UnaryF32::Neg,
             wide: false,
@@ -321,14 +322,27 @@ fn table<T: ByteElem>(
     }))
 }
 
-/// A float elementwise function, with the kernel tier it is compiled for.
-struct FloatUnary(UnaryF32, Isa);
+/// A float elementwise function, with the kernel tier it is compiled for; a LOGISTIC may
+/// have taken over the MUL of its output by its input (SiLU, see [`crate::fusion`]).
+struct FloatUnary(UnaryF32, Isa, Option<Clamp>);
 
 impl Kernel for FloatUnary {
     fn eval(&self, e: Eval<'_>) -> Result<()> {
         let input = e.inputs.get::<f32>(0)?;
-        act::unary_f32_threaded(self.1, self.0, input, cast_mut(e.output)?, e.threads);
+        let out = cast_mut(e.output)?;
+        match self.2 {
+            Some(clamp) => act::silu_f32_threaded(self.1, clamp, input, out, e.threads),
+            None => act::unary_f32_threaded(self.1, self.0, input, out, e.threads),
+        }
         Ok(())
+    }
+
+    fn fuse_times_input(&mut self, clamp: Clamp) -> bool {
+        let ok = self.0 == UnaryF32::Logistic && self.2.is_none();
+        if ok {
+            self.2 = Some(clamp);
+        }
+        ok
     }
 }
 

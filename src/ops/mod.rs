@@ -157,6 +157,12 @@ pub(crate) trait Kernel: Send + Sync {
     ) -> bool {
         false
     }
+    /// Takes over a float MUL of this node's output 0 by this node's input 0 (same shape):
+    /// a LOGISTIC followed by that MUL is SiLU ("swish"), `clamp(x · sigmoid(x))`, computed
+    /// in one pass. Returns false, changing nothing, when this kernel cannot.
+    fn fuse_times_input(&mut self, _clamp: ferrolite_kernels::activation::Clamp) -> bool {
+        false
+    }
     /// This node as the first layer of a pointwise → depthwise pair (see [`crate::fusion`]):
     /// a float 1×1 convolution run as a GEMM, with nothing fused into it. `None` otherwise.
     fn pointwise_stage(&self) -> Option<conv::PointwiseStage> {

@@ -35,6 +35,9 @@ pub enum OptionsSpec {
         activation: fb::ActivationFunctionType,
     },
     Reshape,
+    Mul {
+        activation: fb::ActivationFunctionType,
+    },
     /// CONV_2D with SAME padding, no dilation.
     Conv2D {
         stride: i32,
@@ -202,6 +205,15 @@ impl ModelSpec {
                             },
                         );
                         (fb::BuiltinOptions::AddOptions, Some(o.as_union_value()))
+                    }
+                    OptionsSpec::Mul { activation } => {
+                        let o = fb::MulOptions::create(
+                            &mut b,
+                            &fb::MulOptionsArgs {
+                                fused_activation_function: activation,
+                            },
+                        );
+                        (fb::BuiltinOptions::MulOptions, Some(o.as_union_value()))
                     }
                     OptionsSpec::Conv2D { stride, activation } => {
                         let o = fb::Conv2DOptions::create(

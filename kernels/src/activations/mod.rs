@@ -151,6 +151,49 @@ pub fn unary_f32_threaded(
     );
 }
 
+/// SiLU: `output[i] = clamp(x · logistic(x))` for `x = input[i]`, the same operations as
+/// [`unary_f32_in`]`(Logistic)` followed by a float MUL with that clamp; split over
+/// `threads` like [`unary_f32_threaded`].
+pub fn silu_f32_threaded(
+    isa: Isa,
+    clamp: Clamp,
+    input: &[f32],
+    output: &mut [f32],
+    threads: usize,
+) {
+    let n = input.len().min(output.len());
+    crate::parallel::for_each_part(
+        &mut output[..n],
+        1,
+        MIN_ELEMS_PER_PART,
+        threads,
+        |i, part| silu_f32_in(isa, clamp, &input[i..i + part.len()], part),
+    );
+}
+
+/// One part of [`silu_f32_threaded`].
+fn silu_f32_in(isa: Isa, clamp: Clamp, input: &[f32], output: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.or_generic() == Isa::Avx2 {
+        // SAFETY: AVX2 and FMA were just confirmed.
+        return unsafe { silu_f32_avx2(clamp, input, output) };
+    }
+    let _ = isa;
+    silu_body::<{ vmath::PORTABLE_FMA }>(clamp, input, output);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn silu_f32_avx2(clamp: Clamp, input: &[f32], output: &mut [f32]) {
+    silu_body::<true>(clamp, input, output);
+}
+
+#[inline(always)]
+fn silu_body<const F: bool>(clamp: Clamp, input: &[f32], output: &mut [f32]) {
+    each!(input, output, |x: f32| clamp
+        .apply(x * vmath::logistic::<F>(x)));
+}
+
 /// Float PRELU with broadcasting of `alpha`: `x ≥ 0 ? x : x·alpha`. Preconditions as for
 /// [`binary_f32`], with `plan` built from the input and alpha shapes.
 pub fn prelu_f32(plan: &BroadcastPlan, input: &[f32], alpha: &[f32], output: &mut [f32]) {
