@@ -208,6 +208,7 @@ pub(super) fn prepare_quantize(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
         kind,
         from: input.dtype,
         to: output.dtype,
+        isa: ctx.isa,
     })))
 }
 
@@ -220,19 +221,20 @@ struct Quantize {
     kind: QuantizeKind,
     from: DType,
     to: DType,
+    isa: ferrolite_kernels::isa::Isa,
 }
 
 impl Kernel for Quantize {
     fn eval(&self, e: Eval<'_>) -> Result<()> {
         let r = match (&self.kind, self.from, self.to) {
             (QuantizeKind::FromFloat(q), _, DType::I8) => {
-                quant::quantize_f32::<i8>(*q, e.inputs.get(0)?, cast_mut(e.output)?)
+                quant::quantize_f32_in::<i8>(self.isa, *q, e.inputs.get(0)?, cast_mut(e.output)?)
             }
             (QuantizeKind::FromFloat(q), _, DType::U8) => {
-                quant::quantize_f32::<u8>(*q, e.inputs.get(0)?, e.output)
+                quant::quantize_f32_in::<u8>(self.isa, *q, e.inputs.get(0)?, e.output)
             }
             (QuantizeKind::FromFloat(q), _, _) => {
-                quant::quantize_f32::<i16>(*q, e.inputs.get(0)?, cast_mut(e.output)?)
+                quant::quantize_f32_in::<i16>(self.isa, *q, e.inputs.get(0)?, cast_mut(e.output)?)
             }
             (QuantizeKind::Requant(q), DType::I16, DType::I16) => {
                 quant::requantize::<i16, i16>(q, e.inputs.get(0)?, cast_mut(e.output)?)
