@@ -104,13 +104,35 @@ pub fn softmax<I: QuantElem, O: QuantElem>(
     let n = input.len() / depth * depth;
     check_len("output", n, output.len())?;
     let out_bits = (O::MAX - O::MIN).wrapping_add(1).max(1).ilog2() as i32;
+    // With 8-bit inputs a difference to the row maximum is one of 256 values: for a tensor
+    // larger than that, each one's exponential is computed once, into a table (the same
+    // function of the same value, so the same bits).
+    let span = usize::try_from(I::MAX - I::MIN).map_or(usize::MAX, |s| s + 1);
+    let mut table = [0_i32; 256];
+    let use_table = span <= table.len() && n > span;
+    if use_table {
+        for (d, t) in table[..span].iter_mut().enumerate() {
+            let diff = -(d as i32);
+            if diff >= q.diff_min {
+                *t = exp_on_negative_values_q5(q.scaled_diff(diff));
+            }
+        }
+    }
+    // Only called with `diff_min <= diff <= 0`.
+    let exp = |diff: i32| {
+        if use_table {
+            table[diff.unsigned_abs() as usize]
+        } else {
+            exp_on_negative_values_q5(q.scaled_diff(diff))
+        }
+    };
     for (x, out) in input[..n].chunks(depth).zip(output.chunks_mut(depth)) {
         let max_in_row = x.iter().map(|v| v.to_i32()).fold(I::MIN, i32::max);
         let mut sum_of_exps = 0_i32; // Q12.19
         for v in x {
             let diff = v.to_i32() - max_in_row;
             if diff >= q.diff_min {
-                let e = exp_on_negative_values_q5(q.scaled_diff(diff));
+                let e = exp(diff);
                 // Rescale Q0.31 → Q12.19; the int32 sum wraps as in gemmlowp.
                 sum_of_exps =
                     sum_of_exps.wrapping_add(rounding_divide_by_pot(e, ACCUMULATION_INTEGER_BITS));
@@ -133,7 +155,7 @@ pub fn softmax<I: QuantElem, O: QuantElem>(
         for (v, o) in x.iter().zip(out.iter_mut()) {
             let diff = v.to_i32() - max_in_row;
             *o = if diff >= q.diff_min {
-                let e = exp_on_negative_values_q5(q.scaled_diff(diff));
+                let e = exp(diff);
                 let unsat = rounding_divide_by_pot(
                     saturating_rounding_doubling_high_mul(shifted_scale, e),
                     exponent,
@@ -195,6 +217,36 @@ mod tests {
         let mut y = [0_i8; 10];
         softmax(&q, 10, &[-42_i8; 10], &mut y).unwrap();
         assert_eq!(y, [-102; 10]);
+    }
+
+    /// A large tensor (exponentials from the table) gives each row what the row alone
+    /// (computed directly) gives.
+    #[test]
+    fn table_path_matches_direct_path() {
+        let mut s = 7_u64;
+        let mut byte = || {
+            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (s >> 56) as u8
+        };
+        for beta_scale in [0.01_f32, 0.1, 0.5] {
+            let q = SoftmaxQuant::new(1.0, beta_scale).unwrap();
+            let depth = 13;
+            let x: Vec<i8> = (0..depth * 40).map(|_| byte() as i8).collect();
+            let xu: Vec<u8> = (0..depth * 40).map(|_| byte()).collect();
+            let mut y = vec![0_i8; x.len()];
+            let mut yu = vec![0_u8; xu.len()];
+            softmax(&q, depth, &x, &mut y).unwrap();
+            softmax(&q, depth, &xu, &mut yu).unwrap();
+            for r in 0..40 {
+                let row = r * depth..(r + 1) * depth;
+                let mut one = vec![0_i8; depth];
+                softmax(&q, depth, &x[row.clone()], &mut one).unwrap();
+                assert_eq!(&y[row.clone()], &one[..], "int8 row {r}");
+                let mut one = vec![0_u8; depth];
+                softmax(&q, depth, &xu[row.clone()], &mut one).unwrap();
+                assert_eq!(&yu[row], &one[..], "uint8 row {r}");
+            }
+        }
     }
 
     #[test]
