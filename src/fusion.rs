@@ -70,20 +70,36 @@ fn candidate(
     steps: &[Pending],
     i: usize,
 ) -> Option<(usize, usize, Clamp)> {
-    let add = &steps[i];
-    let op = graph.operators.get(add.op)?;
-    let code = model.opcode(sg, add.op)?;
-    if code.code != OpCode::Builtin(BuiltinOperator::ADD.0) {
+    let (a, b, clamp) = float_binary(model, sg, graph, tensors, root, &steps[i], |o| match o {
+        (BuiltinOperator::ADD, OpOptions::Add { activation, .. }) => Some(*activation),
+        (BuiltinOperator::ADD, OpOptions::None) => Some(Activation::None),
+        _ => None,
+    })?;
+    // Float addition is commutative (a sum of two NaNs may keep either one's payload, which
+    // neither compiler fixes), so either operand may be the convolution's; try `a` first.
+    [(a, b), (b, a)].into_iter().find_map(|(operand, other)| {
+        fusable(graph, tensors, root, steps, i, operand, other).map(|p| (p, other, clamp))
+    })
+}
+
+/// For a step running a builtin float binary operator whose options `activation` accepts
+/// (giving its fused activation), with two distinct inputs and an output of one shape, no
+/// variable or view: the two inputs and the activation's clamp.
+fn float_binary(
+    model: &Model,
+    sg: usize,
+    graph: &Subgraph,
+    tensors: &[Tensor],
+    root: &[usize],
+    step: &Pending,
+    activation: impl Fn((BuiltinOperator, &OpOptions)) -> Option<Activation>,
+) -> Option<(usize, usize, Clamp)> {
+    let op = graph.operators.get(step.op)?;
+    let OpCode::Builtin(code) = model.opcode(sg, step.op)?.code else {
         return None;
-    }
-    let activation = match op.options {
-        OpOptions::Add { activation, .. } => activation,
-        OpOptions::None => Activation::None,
-        _ => return None,
     };
-    let (lo, hi) = activation.float_range();
-    let clamp = Clamp { min: lo, max: hi };
-    let (&[Some(a), Some(b)], &[out]) = (add.inputs.as_slice(), add.outputs.as_slice()) else {
+    let (lo, hi) = activation((BuiltinOperator(code), &op.options))?.float_range();
+    let (&[Some(a), Some(b)], &[out]) = (step.inputs.as_slice(), step.outputs.as_slice()) else {
         return None;
     };
     let same = |t: usize| {
@@ -96,11 +112,7 @@ fn candidate(
     if a == b || tensors[out].is_variable || root[out] != out {
         return None;
     }
-    // Float addition is commutative (a sum of two NaNs may keep either one's payload, which
-    // neither compiler fixes), so either operand may be the convolution's; try `a` first.
-    [(a, b), (b, a)].into_iter().find_map(|(operand, other)| {
-        fusable(graph, tensors, root, steps, i, operand, other).map(|p| (p, other, clamp))
-    })
+    Some((a, b, Clamp { min: lo, max: hi }))
 }
 
 /// The step that `operand` can be fused into, for the ADD at step `add` whose other operand
@@ -200,37 +212,17 @@ fn swish_candidate(
     steps: &[Pending],
     i: usize,
 ) -> Option<(usize, Clamp)> {
-    let mul = &steps[i];
-    let op = graph.operators.get(mul.op)?;
-    let code = model.opcode(sg, mul.op)?;
-    if code.code != OpCode::Builtin(BuiltinOperator::MUL.0) {
-        return None;
-    }
-    let activation = match op.options {
-        OpOptions::Mul { activation } => activation,
-        OpOptions::None => Activation::None,
-        _ => return None,
-    };
-    let (lo, hi) = activation.float_range();
-    let (&[Some(a), Some(b)], &[out]) = (mul.inputs.as_slice(), mul.outputs.as_slice()) else {
-        return None;
-    };
-    let same = |t: usize| {
-        let x = tensors.get(t)?;
-        (x.dtype == DType::F32 && x.shape == tensors.get(out)?.shape).then_some(())
-    };
-    same(a)?;
-    same(b)?;
-    same(out)?;
-    if a == b || tensors[out].is_variable || root[out] != out {
-        return None;
-    }
+    let (a, b, clamp) = float_binary(model, sg, graph, tensors, root, &steps[i], |o| match o {
+        (BuiltinOperator::MUL, OpOptions::Mul { activation }) => Some(*activation),
+        (BuiltinOperator::MUL, OpOptions::None) => Some(Activation::None),
+        _ => None,
+    })?;
     // Float multiplication is commutative: the sigmoid may be either operand.
     [(a, b), (b, a)].into_iter().find_map(|(s, x)| {
         let p = sole_producer(graph, tensors, root, steps, i, s)?;
         let reads_x = steps[p].inputs.first().copied().flatten() == Some(x);
         (reads_x && steps[p].outputs.len() == 1 && !writes_between(root, &steps[p + 1..i], x))
-            .then_some((p, Clamp { min: lo, max: hi }))
+            .then_some((p, clamp))
     })
 }
 

@@ -86,40 +86,11 @@ impl BroadcastPlan {
     /// that broadcast to it.
     #[inline]
     pub fn for_each(&self, mut f: impl FnMut(usize, usize, usize)) {
-        if self.out_len == 0 {
-            return;
-        }
-        let inner = self.out_dims[MAX_BROADCAST_RANK - 1];
-        let (is1, is2) = (
-            self.stride1[MAX_BROADCAST_RANK - 1],
-            self.stride2[MAX_BROADCAST_RANK - 1],
-        );
-        let mut idx = [0_usize; MAX_BROADCAST_RANK - 1];
-        let (mut base1, mut base2) = (0_usize, 0_usize);
-        let mut o = 0;
-        loop {
-            for k in 0..inner {
-                f(base1 + k * is1, base2 + k * is2, o);
-                o += 1;
+        self.for_each_run(|i1, s1, i2, s2, o, n| {
+            for k in 0..n {
+                f(i1 + k * s1, i2 + k * s2, o + k);
             }
-            // Advance the odometer over the outer five dimensions.
-            let mut d = MAX_BROADCAST_RANK - 1;
-            loop {
-                if d == 0 {
-                    return;
-                }
-                d -= 1;
-                idx[d] += 1;
-                base1 += self.stride1[d];
-                base2 += self.stride2[d];
-                if idx[d] < self.out_dims[d] {
-                    break;
-                }
-                base1 -= self.stride1[d] * idx[d];
-                base2 -= self.stride2[d] * idx[d];
-                idx[d] = 0;
-            }
-        }
+        });
     }
 
     /// `Some(c)` when one input is a single row of `c ≤ 256` values (the output's innermost
