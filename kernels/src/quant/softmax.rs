@@ -35,6 +35,10 @@ pub struct SoftmaxQuant {
     pub input_left_shift: i32,
     /// Most negative `x − max` that still contributes (smaller ones give the minimum).
     pub diff_min: i32,
+    /// `exp(x − max)` for the 256 differences of 8-bit inputs (`table[d]` for `x − max = −d`;
+    /// 0 below `diff_min`), computed once here: an 8-bit row reads it instead of
+    /// evaluating the exponential per element.
+    pub exp_table: [i32; 256],
 }
 
 impl SoftmaxQuant {
@@ -51,11 +55,19 @@ impl SoftmaxQuant {
             * (1_i64 << (31 - SCALED_DIFF_INTEGER_BITS)) as f64
             / (1_i64 << shift.clamp(0, 62)) as f64)
             .floor();
-        Ok(Self {
+        let mut q = Self {
             input_multiplier: m,
             input_left_shift: shift,
             diff_min: -(radius as i32),
-        })
+            exp_table: [0; 256],
+        };
+        for d in 0..q.exp_table.len() {
+            let diff = -(d as i32);
+            if diff >= q.diff_min {
+                q.exp_table[d] = exp_on_negative_values_q5(q.scaled_diff(diff));
+            }
+        }
+        Ok(q)
     }
 
     /// The int8-output requirement of `SoftmaxPrepare`: zero point −128 and
@@ -104,24 +116,15 @@ pub fn softmax<I: QuantElem, O: QuantElem>(
     let n = input.len() / depth * depth;
     check_len("output", n, output.len())?;
     let out_bits = (O::MAX - O::MIN).wrapping_add(1).max(1).ilog2() as i32;
-    // With 8-bit inputs a difference to the row maximum is one of 256 values: for a tensor
-    // larger than that, each one's exponential is computed once, into a table (the same
-    // function of the same value, so the same bits).
+    // With 8-bit inputs a difference to the row maximum is one of 256 values, whose
+    // exponentials the prepared table holds (the same function of the same value, so the
+    // same bits); small tensors compute them directly.
     let span = usize::try_from(I::MAX - I::MIN).map_or(usize::MAX, |s| s + 1);
-    let mut table = [0_i32; 256];
-    let use_table = span <= table.len() && n > span;
-    if use_table {
-        for (d, t) in table[..span].iter_mut().enumerate() {
-            let diff = -(d as i32);
-            if diff >= q.diff_min {
-                *t = exp_on_negative_values_q5(q.scaled_diff(diff));
-            }
-        }
-    }
+    let use_table = span <= q.exp_table.len() && n > span;
     // Only called with `diff_min <= diff <= 0`.
     let exp = |diff: i32| {
         if use_table {
-            table[diff.unsigned_abs() as usize]
+            q.exp_table[diff.unsigned_abs() as usize]
         } else {
             exp_on_negative_values_q5(q.scaled_diff(diff))
         }
