@@ -24,6 +24,10 @@
 //! exact), bias and clamp are applied when the last slice finishes: the epilogue is fused,
 //! nothing makes a second pass over C.
 //!
+//! A product of one row (FULLY_CONNECTED on one input) has one tile row per panel, whose two
+//! accumulators leave the multiply-add units waiting on each other; the AVX2 tier runs such
+//! rows four panels side by side (`x86::gemm::gemv`, the same operations per element).
+//!
 //! Tiers: [`Isa::Avx2`] runs 6×16 (or 8×8) tiles of fused multiply-adds (`x86::gemm`),
 //! [`Isa::Neon`] 6×16 (or 12×8) tiles of `fmla` (`neon::gemm`), [`Isa::Generic`] portable
 //! code with separate multiply and add (the reference's rounding). Within one tier every tile size, edge tiles
@@ -272,6 +276,13 @@ pub(crate) fn gemm_f32_with(
     let out = SharedOut::new(&mut c[..m * n]);
     parallel::for_each_index(grid.parts(), threads, |part| {
         let (rows, panels) = grid.part(part);
+        let rest = if m == 1 {
+            // SAFETY: this part's panels of row 0 are its own (the grid's rectangles are
+            // disjoint), and `c` holds them (checked above).
+            unsafe { gemv_prefix(a, b, panels.clone(), bias, clamp, &out) }
+        } else {
+            panels.clone()
+        };
         let mut offs = [0usize; MB];
         let mut r0 = rows.start;
         while r0 < rows.end {
@@ -295,7 +306,7 @@ pub(crate) fn gemm_f32_with(
             // SAFETY: rows `r0..r0+mb` and the columns of `panels` lie inside `c` (checked
             // above: `c` holds m·N floats), and the grid's parts cover disjoint rectangles, so
             // no other part writes these elements.
-            unsafe { out.block(&blk, b, panels.clone(), bias, clamp, r0) };
+            unsafe { out.block(&blk, b, rest.clone(), bias, clamp, r0) };
             if let Some(res) = residual {
                 // SAFETY: the rectangle this part just wrote, as above.
                 unsafe { out.add_residual(res, r0..r0 + mb, panels.clone(), n) };
@@ -303,6 +314,60 @@ pub(crate) fn gemm_f32_with(
             r0 += mb;
         }
     });
+}
+
+/// Runs the leading whole groups of full panels of `panels` through the tier's
+/// matrix-vector kernel, for a product of one row (`a[..K]`) written to row 0 of `out`, and
+/// returns the panels left for the tiles. Only the AVX2 tier has one (see `x86::gemm::gemv`);
+/// it performs the same operations per element as the tiles.
+///
+/// # Safety
+/// No other thread may access row 0 × the columns of `panels` of `out` during the call;
+/// `out` holds `B.n()` floats and `a` at least `K` (checked by the caller).
+#[allow(unused_variables)]
+unsafe fn gemv_prefix(
+    a: &[f32],
+    b: &PackedB,
+    panels: Range<usize>,
+    bias: Option<&[f32]>,
+    clamp: Clamp,
+    out: &SharedOut,
+) -> Range<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if b.isa == Isa::Avx2 && b.k > 0 {
+        use crate::x86::gemm::{gemv, GEMV_PANELS};
+        const COLS: usize = NR * GEMV_PANELS;
+        let k = b.k;
+        // Panels before `n / NR` are full (16 columns stored 16 wide).
+        let full = (b.n / NR).min(panels.end).saturating_sub(panels.start);
+        let groups = full / GEMV_PANELS;
+        let epilogue = bias.is_some() || clamp != Clamp::IDENTITY;
+        let zeros = [0.0f32; COLS];
+        let x = &a[..k];
+        for g in 0..groups {
+            let j0 = (panels.start + g * GEMV_PANELS) * NR;
+            let bias = bias.map_or(&zeros[..], |v| &v[j0..j0 + COLS]);
+            let w = &b.data[j0 * k..(j0 + COLS) * k];
+            // SAFETY: the caller's exclusivity covers these columns of row 0; `ptr_mut`
+            // checks the bounds.
+            let c = unsafe { out.ptr_mut(j0, COLS) };
+            // SAFETY: `b.isa` is an available tier (PackedB holds only those); `x` holds K
+            // floats, `w` the K×16 floats of each of the four panels (`NR·K` apart), `bias`
+            // 64 and `c` 64 writable floats.
+            unsafe {
+                gemv(
+                    x.as_ptr(),
+                    k,
+                    w.as_ptr(),
+                    NR * k,
+                    epilogue.then_some((bias.as_ptr(), clamp)),
+                    c,
+                )
+            };
+        }
+        return panels.start + groups * GEMV_PANELS..panels.end;
+    }
+    panels
 }
 
 /// FULLY_CONNECTED: `output[r][u] = clamp(Σ_k input[r][k]·W[u][k] + bias[u])`, with
@@ -1175,6 +1240,51 @@ pub(crate) mod tests {
             gemm_f32(&a, k, 3, &packed, None, Clamp::RELU6, &mut out, 1);
             assert!(out[0].is_nan());
             assert_eq!(out[3..], [6.0, 6.0, 6.0, 0.0, 0.0, 0.0]);
+        }
+    }
+
+    /// A product of one row (which the AVX2 tier runs through its matrix-vector kernel for
+    /// groups of four full panels) gives the same bits as that row computed by the tiles, in
+    /// a product of two rows: with and without bias, clamped or not, NaN and zeros of both
+    /// signs in A, K over a slice, N with and without a remainder of panels, one and two
+    /// threads.
+    #[test]
+    fn one_row_products_match_the_tiles() {
+        for isa in Isa::available() {
+            let mut rng = Rng(17);
+            for (k, n) in [
+                (300, 64),
+                (7, 200),
+                (1280, 1000),
+                (1, 130),
+                (40, 72),
+                (3, 63),
+            ] {
+                let mut a = rng.vec(k);
+                a[0] = -0.0;
+                if k > 2 {
+                    a[2] = f32::NAN;
+                }
+                let w = rng.vec(n * k);
+                let bias = rng.vec(n);
+                let packed = PackedB::from_transposed(&w, n, k, isa);
+                let two = [a.clone(), a.clone()].concat();
+                for (bias, clamp) in [
+                    (None, Clamp::IDENTITY),
+                    (None, Clamp::RELU),
+                    (Some(&bias[..]), Clamp::NONE),
+                    (Some(&bias[..]), Clamp::RELU6),
+                ] {
+                    let mut tiles = vec![0.0; 2 * n];
+                    gemm_f32(&two, k, 2, &packed, bias, clamp, &mut tiles, 1);
+                    for threads in [1, 2] {
+                        let mut one = vec![f32::NAN; n];
+                        gemm_f32(&a, k, 1, &packed, bias, clamp, &mut one, threads);
+                        let what = format!("{isa} k={k} n={n} {clamp:?} threads={threads}");
+                        assert_same_bits(&tiles[..n], &one, &what);
+                    }
+                }
+            }
         }
     }
 }
