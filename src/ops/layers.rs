@@ -558,6 +558,15 @@ fn prepare_batch_matmul(ctx: &PrepareCtx<'_>) -> Result<Prepared> {
     Ok(Prepared::Kernel(Box::new(BatchMatMul { shape, kind })))
 }
 
+/// The first `count` values of type `T` of the scratch memory.
+fn scratch<T: Pod>(bytes: &mut [u8], count: usize) -> Result<&mut [T]> {
+    let len = count.saturating_mul(std::mem::size_of::<T>());
+    let bytes = bytes
+        .get_mut(..len)
+        .ok_or_else(|| crate::Error::Internal(format!("scratch holds fewer than {len} bytes")))?;
+    cast_mut(bytes)
+}
+
 impl Kernel for BatchMatMul {
     fn eval(&self, e: Eval<'_>) -> Result<()> {
         let s = &self.shape;
@@ -567,6 +576,7 @@ impl Kernel for BatchMatMul {
                 l.get(&e.inputs)?,
                 r.get(&e.inputs)?,
                 cast_mut(e.output)?,
+                scratch(e.scratch, bmm::batch_matmul_f32_scratch(s))?,
                 e.threads,
             ),
             MatMulKind::I8(q, l, r) => bmm::batch_matmul_i8(
@@ -575,6 +585,7 @@ impl Kernel for BatchMatMul {
                 l.get(&e.inputs)?,
                 r.get(&e.inputs)?,
                 cast_mut(e.output)?,
+                scratch(e.scratch, bmm::batch_matmul_i8_scratch(s))?,
                 e.threads,
             ),
             MatMulKind::I16(q, l, r) => bmm::batch_matmul_i16(
@@ -614,7 +625,9 @@ impl Kernel for BatchMatMul {
         match &self.kind {
             // One lhs row as f32, then as int8.
             MatMulKind::Hybrid(..) => self.shape.k * 5,
-            _ => 0,
+            MatMulKind::F32(..) => bmm::batch_matmul_f32_scratch(&self.shape).saturating_mul(4),
+            MatMulKind::I8(..) => bmm::batch_matmul_i8_scratch(&self.shape).saturating_mul(2),
+            MatMulKind::I16(..) => 0,
         }
     }
 

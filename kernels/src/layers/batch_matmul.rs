@@ -189,40 +189,81 @@ struct At {
     rhs_j: usize,
 }
 
-/// Float batched matrix product.
+/// Scratch floats [`batch_matmul_f32`] uses: with `adj_y`, one rhs matrix stored `[k, n]`.
+pub fn batch_matmul_f32_scratch(s: &MatMulShape) -> usize {
+    if s.adj_y {
+        s.k.saturating_mul(s.n)
+    } else {
+        0
+    }
+}
+
+/// Float batched matrix product. `scratch` holds [`batch_matmul_f32_scratch`] floats.
+///
+/// Each output row accumulates whole rows of `rhs` (`[k, n]`), `p` ascending: the same terms
+/// in the same order as one dot product per element, with the columns in vectors. An `adj_y`
+/// rhs (`[n, k]`) is first copied transposed into `scratch`, once per distinct matrix.
 pub fn batch_matmul_f32(
     s: &MatMulShape,
     lhs: &[f32],
     rhs: &[f32],
     out: &mut [f32],
+    scratch: &mut [f32],
     threads: usize,
 ) -> Result<(), QuantError> {
     s.check(lhs.len(), rhs.len(), out.len())?;
+    let need = batch_matmul_f32_scratch(s);
+    if scratch.len() < need {
+        return Err(QuantError::BufferTooSmall {
+            what: "scratch",
+            needed: need,
+            got: scratch.len(),
+        });
+    }
+    let (m, k, n) = (s.m, s.k, s.n);
     let out = &mut out[..s.output_len()];
-    s.rows(out, threads, |row, at| {
-        if at.rhs_j == 1 {
-            // rhs rows are contiguous: accumulate whole output rows, p ascending, which adds
-            // the same terms in the same order as one dot product per element.
-            row.fill(0.0);
-            for p in 0..s.k {
-                let a = lhs[at.lhs_row + p * at.lhs_p];
-                let b = &rhs[at.rhs + p * at.rhs_p..][..row.len()];
-                for (o, &y) in row.iter_mut().zip(b) {
-                    *o += a * y;
+    if n == 0 || out.is_empty() {
+        return Ok(());
+    }
+    let lhs_p = if s.adj_x { m } else { 1 };
+    let mut held = usize::MAX;
+    for (b, out_b) in out.chunks_exact_mut(m * n).enumerate() {
+        let (lb, rb) = s.matrices(b);
+        let b_mat: &[f32] = if s.adj_y {
+            if rb != held && k > 0 {
+                for (j, col) in rhs[rb..rb + n * k].chunks_exact(k).enumerate() {
+                    for (p, &v) in col.iter().enumerate() {
+                        scratch[p * n + j] = v;
+                    }
                 }
+                held = rb;
             }
+            &scratch[..k * n]
         } else {
-            for (j, o) in row.iter_mut().enumerate() {
-                let mut acc = 0.0f32;
-                for p in 0..s.k {
-                    acc +=
-                        lhs[at.lhs_row + p * at.lhs_p] * rhs[at.rhs + p * at.rhs_p + j * at.rhs_j];
+            &rhs[rb..rb + k * n]
+        };
+        let grain = rows_per_part(n, k);
+        parallel::for_each_part(out_b, n, grain, threads, |i0, part| {
+            for (r, o) in part.chunks_exact_mut(n).enumerate() {
+                let i = i0 + r;
+                let lhs_row = lb + if s.adj_x { i } else { i * k };
+                o.fill(0.0);
+                for (p, b_row) in b_mat.chunks_exact(n).enumerate() {
+                    let a = lhs[lhs_row + p * lhs_p];
+                    for (o, &y) in o.iter_mut().zip(b_row) {
+                        *o += a * y;
+                    }
                 }
-                *o = acc;
             }
-        }
-    });
+        });
+    }
     Ok(())
+}
+
+/// Fewest output rows of `n` columns over a depth `k` worth a thread part.
+fn rows_per_part(n: usize, k: usize) -> usize {
+    const MIN_MACS_PER_PART: usize = 1 << 15;
+    MIN_MACS_PER_PART.div_ceil(n.saturating_mul(k).max(1))
 }
 
 /// Prepare-time parameters of a quantized batched product.
@@ -257,17 +298,101 @@ impl MatMulQuant {
     }
 }
 
+/// Scratch `i16` values [`batch_matmul_i8`] uses: one lhs and one rhs matrix, widened.
+pub fn batch_matmul_i8_scratch(s: &MatMulShape) -> usize {
+    s.m.saturating_add(s.n).saturating_mul(s.k)
+}
+
 /// int8 batched product: wrapping i32 accumulator, double-rounding requantization.
+/// `scratch` holds [`batch_matmul_i8_scratch`] values.
+///
+/// The operands of each distinct matrix are first copied into `scratch` as int16 with their
+/// zero points subtracted (a valid int8 zero point leaves them within ±255), lhs rows and
+/// rhs columns each contiguous along the depth, so that every output is a dot product of two
+/// contiguous runs, which vectorizes (products of at most 255² summed in wrapping i32, the
+/// same sum in any order). Zero points outside the int8 range take the element-wise loop.
 pub fn batch_matmul_i8(
     s: &MatMulShape,
     q: &MatMulQuant,
     lhs: &[i8],
     rhs: &[i8],
     out: &mut [i8],
+    scratch: &mut [i16],
     threads: usize,
 ) -> Result<(), QuantError> {
     s.check(lhs.len(), rhs.len(), out.len())?;
+    let need = batch_matmul_i8_scratch(s);
+    if scratch.len() < need {
+        return Err(QuantError::BufferTooSmall {
+            what: "scratch",
+            needed: need,
+            got: scratch.len(),
+        });
+    }
     let out = &mut out[..s.output_len()];
+    let finish = |acc: i32| {
+        let v = multiply_by_quantized_multiplier(acc, q.multiplier, q.shift)
+            .wrapping_add(q.output_offset);
+        clamp_i32(v, i8::MIN.to_i32(), i8::MAX.to_i32()) as i8
+    };
+    let narrow = |off: i32| i16::try_from(off).ok().filter(|o| (-128..=128).contains(o));
+    let (Some(l_off), Some(r_off)) = (narrow(q.lhs_offset), narrow(q.rhs_offset)) else {
+        i8_elementwise(s, q, lhs, rhs, out, threads);
+        return Ok(());
+    };
+    let (m, k, n) = (s.m, s.k, s.n);
+    if k == 0 {
+        out.fill(finish(0));
+        return Ok(());
+    }
+    if n == 0 || out.is_empty() {
+        return Ok(());
+    }
+    let (lt, rt) = scratch[..need].split_at_mut(m * k);
+    let mut held = (usize::MAX, usize::MAX);
+    for (b, out_b) in out.chunks_exact_mut(m * n).enumerate() {
+        let (lb, rb) = s.matrices(b);
+        if lb != held.0 {
+            let l = &lhs[lb..lb + m * k];
+            for (i, dst) in lt.chunks_exact_mut(k).enumerate() {
+                for (p, d) in dst.iter_mut().enumerate() {
+                    let v = if s.adj_x { l[p * m + i] } else { l[i * k + p] };
+                    *d = i16::from(v) + l_off;
+                }
+            }
+        }
+        if rb != held.1 {
+            let r = &rhs[rb..rb + k * n];
+            for (j, dst) in rt.chunks_exact_mut(k).enumerate() {
+                for (p, d) in dst.iter_mut().enumerate() {
+                    let v = if s.adj_y { r[j * k + p] } else { r[p * n + j] };
+                    *d = i16::from(v) + r_off;
+                }
+            }
+        }
+        held = (lb, rb);
+        let (lt, rt) = (&*lt, &*rt);
+        parallel::for_each_part(out_b, n, rows_per_part(n, k), threads, |i0, part| {
+            for (row, a) in part.chunks_exact_mut(n).zip(lt[i0 * k..].chunks_exact(k)) {
+                for (o, b) in row.iter_mut().zip(rt.chunks_exact(k)) {
+                    *o = finish(dot_i16(a, b));
+                }
+            }
+        });
+    }
+    Ok(())
+}
+
+/// [`batch_matmul_i8`] one element at a time, straight from the int8 operands (checked by
+/// the caller).
+fn i8_elementwise(
+    s: &MatMulShape,
+    q: &MatMulQuant,
+    lhs: &[i8],
+    rhs: &[i8],
+    out: &mut [i8],
+    threads: usize,
+) {
     s.rows(out, threads, |row, at| {
         for (j, o) in row.iter_mut().enumerate() {
             let mut acc = 0i32;
@@ -282,7 +407,15 @@ pub fn batch_matmul_i8(
             *o = clamp_i32(v, i8::MIN.to_i32(), i8::MAX.to_i32()) as i8;
         }
     });
-    Ok(())
+}
+
+/// `Σ a[p]·b[p]` in wrapping i32 arithmetic, written so that it vectorizes (products of two
+/// int16 widen to int32 exactly).
+#[inline]
+fn dot_i16(a: &[i16], b: &[i16]) -> i32 {
+    a.iter().zip(b).fold(0i32, |s, (&x, &y)| {
+        s.wrapping_add(i32::from(x) * i32::from(y))
+    })
 }
 
 /// int16 batched product: i64 accumulator, 64-bit requantization.
@@ -505,7 +638,8 @@ mod tests {
             let mut out = vec![0.0f32; s.output_len()];
             let l32: Vec<f32> = l.iter().map(|&v| v as f32).collect();
             let r32: Vec<f32> = r.iter().map(|&v| v as f32).collect();
-            batch_matmul_f32(&s, &l32, &r32, &mut out, 2).unwrap();
+            let mut scratch = vec![f32::NAN; batch_matmul_f32_scratch(&s)];
+            batch_matmul_f32(&s, &l32, &r32, &mut out, &mut scratch, 2).unwrap();
             assert_eq!(out.iter().map(|&v| v as f64).collect::<Vec<_>>(), want);
 
             // int8 with zero points 0 and a multiplier of exactly 1/4.
@@ -518,10 +652,97 @@ mod tests {
             let l8: Vec<i8> = l.iter().map(|&v| v as i8).collect();
             let r8: Vec<i8> = r.iter().map(|&v| v as i8).collect();
             let mut o8 = vec![0i8; s.output_len()];
-            batch_matmul_i8(&s, &q, &l8, &r8, &mut o8, 1).unwrap();
+            let mut scratch = vec![0i16; batch_matmul_i8_scratch(&s)];
+            batch_matmul_i8(&s, &q, &l8, &r8, &mut o8, &mut scratch, 1).unwrap();
             for (&o, &w) in o8.iter().zip(&want) {
                 let v = multiply_by_quantized_multiplier(w as i32, q.multiplier, q.shift) + 3;
                 assert_eq!(i32::from(o), v.clamp(-128, 127));
+            }
+        }
+    }
+
+    /// Shapes for the exactness tests: transposes, broadcast batches, depth 0 and 1, a
+    /// matrix of one row.
+    const SHAPES: &[(&[usize], &[usize], bool, bool)] = &[
+        (&[2, 7, 33], &[2, 33, 9], false, false),
+        (&[2, 33, 7], &[2, 33, 9], true, false),
+        (&[3, 7, 33], &[3, 9, 33], false, true),
+        (&[2, 1, 5, 40], &[3, 40, 17], false, false),
+        (&[2, 1, 2, 3, 4], &[1, 3, 1, 2, 4], false, true),
+        (&[4, 3], &[2, 2, 5, 4], true, true),
+        (&[1, 16, 0], &[1, 0, 5], false, false),
+        (&[1, 1, 1], &[1, 1, 20], false, false),
+        (&[2, 200, 24], &[2, 24, 200], false, false),
+    ];
+
+    fn rand_i8(n: usize, seed: u64) -> Vec<i8> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as i8
+            })
+            .collect()
+    }
+
+    /// The widened int8 path gives the element-wise loop's bits, for zero points at both
+    /// ends of the int8 range, at one and two threads.
+    #[test]
+    fn int8_widened_path_matches_elementwise() {
+        for (case, &(ls, rs, ax, ay)) in SHAPES.iter().enumerate() {
+            let s = MatMulShape::new(ls, rs, ax, ay).unwrap();
+            let l = rand_i8(ls.iter().product(), case as u64 + 1);
+            let r = rand_i8(rs.iter().product(), case as u64 + 50);
+            for (zl, zr, zo) in [(0, 0, 0), (-128, 127, 5), (127, -128, -7), (3, -9, 0)] {
+                let q = MatMulQuant::new(
+                    QuantParams::new(0.02, zl),
+                    QuantParams::new(0.03, zr),
+                    QuantParams::new(0.5, zo),
+                )
+                .unwrap();
+                let mut want = vec![0i8; s.output_len()];
+                i8_elementwise(&s, &q, &l, &r, &mut want, 1);
+                for threads in [1, 2] {
+                    let mut got = vec![0i8; s.output_len()];
+                    let mut scratch = vec![0i16; batch_matmul_i8_scratch(&s)];
+                    batch_matmul_i8(&s, &q, &l, &r, &mut got, &mut scratch, threads).unwrap();
+                    assert_eq!(got, want, "case {case} zp ({zl}, {zr}) threads {threads}");
+                }
+            }
+        }
+    }
+
+    /// Float results equal a dot product per element in depth order (multiply, then add,
+    /// from 0.0), bit for bit, at one and two threads.
+    #[test]
+    fn float_sums_each_element_in_depth_order() {
+        for (case, &(ls, rs, ax, ay)) in SHAPES.iter().enumerate() {
+            let s = MatMulShape::new(ls, rs, ax, ay).unwrap();
+            let f = |v: Vec<i8>| -> Vec<f32> { v.iter().map(|&x| f32::from(x) * 0.0173).collect() };
+            let l = f(rand_i8(ls.iter().product(), case as u64 + 7));
+            let r = f(rand_i8(rs.iter().product(), case as u64 + 70));
+            let mut want = vec![0.0f32; s.output_len()];
+            s.rows(&mut want, 1, |row, at| {
+                for (j, o) in row.iter_mut().enumerate() {
+                    let mut acc = 0.0f32;
+                    for p in 0..s.k {
+                        acc +=
+                            l[at.lhs_row + p * at.lhs_p] * r[at.rhs + p * at.rhs_p + j * at.rhs_j];
+                    }
+                    *o = acc;
+                }
+            });
+            for threads in [1, 2] {
+                let mut got = vec![f32::NAN; s.output_len()];
+                let mut scratch = vec![f32::NAN; batch_matmul_f32_scratch(&s)];
+                batch_matmul_f32(&s, &l, &r, &mut got, &mut scratch, threads).unwrap();
+                let same = got
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "case {case} threads {threads}");
             }
         }
     }
@@ -564,6 +785,20 @@ mod tests {
         assert!(MatMulShape::new(&[4], &[4, 5], false, false).is_none());
         let s = MatMulShape::new(&[2, 3, 4], &[2, 4, 5], false, false).unwrap();
         let mut out = vec![0.0; 30];
-        assert!(batch_matmul_f32(&s, &[0.0; 23], &[0.0; 40], &mut out, 1).is_err());
+        assert!(batch_matmul_f32(&s, &[0.0; 23], &[0.0; 40], &mut out, &mut [], 1).is_err());
+        // Scratch too short for an adj_y rhs, or for the widened int8 operands.
+        let t = MatMulShape::new(&[2, 3, 4], &[2, 5, 4], false, true).unwrap();
+        let mut scratch = vec![0.0; batch_matmul_f32_scratch(&t) - 1];
+        let r = batch_matmul_f32(&t, &[0.0; 24], &[0.0; 40], &mut out, &mut scratch, 1);
+        assert!(r.is_err());
+        let q = MatMulQuant::new(
+            QuantParams::new(1.0, 0),
+            QuantParams::new(1.0, 0),
+            QuantParams::new(1.0, 0),
+        )
+        .unwrap();
+        let mut scratch = vec![0; batch_matmul_i8_scratch(&t) - 1];
+        let r = batch_matmul_i8(&t, &q, &[0; 24], &[0; 40], &mut [0; 30], &mut scratch, 1);
+        assert!(r.is_err());
     }
 }
