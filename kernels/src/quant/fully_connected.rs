@@ -12,7 +12,7 @@
 
 use super::conv::{dot_i8, dot_offset, legacy_multiplier};
 use super::error::{check_len, QuantError};
-use super::fixedpoint::f64_to_i32_x86;
+use super::fixedpoint::round_to_i32_x86;
 use super::params::{activation_range_for, clamp_i32, FusedActivation, QuantElem, QuantParams};
 
 /// Sizes of a fully connected layer.
@@ -147,7 +147,7 @@ impl FcQuant {
         } else {
             self.effective_scales[0]
         };
-        let v = f64_to_i32_x86((f64::from(acc) * scale).round()).wrapping_add(self.output_offset);
+        let v = round_to_i32_x86(f64::from(acc) * scale).wrapping_add(self.output_offset);
         clamp_i32(v, self.act_min, self.act_max)
     }
 
