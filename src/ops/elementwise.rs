@@ -11,7 +11,7 @@ use bytemuck::Pod;
 use ferrolite_kernels::activation::Clamp;
 use ferrolite_kernels::broadcast::{self as fb, BroadcastPlan};
 use ferrolite_kernels::elementwise::quant::{
-    CompareQuant, DivQuant, SquaredDifferenceQuant, SubQuant,
+    CompareQuant, DivQuant, SquaredDifferenceQuant, SubQuant, TermTables,
 };
 use ferrolite_kernels::elementwise::select::{select, select_slices, Broadcast3};
 use ferrolite_kernels::elementwise::{
@@ -199,7 +199,7 @@ fn arithmetic(ctx: &PrepareCtx<'_>, op: Arith) -> Result<Prepared> {
             signed: a.dtype == DType::I8,
         }),
         (DType::I8, Arith::Sub) => Box::new(QuantBinary {
-            kind: QuantKind::Sub(
+            kind: QuantKind::Sub(TermTables::new(
                 SubQuant::new::<i8>(
                     q(a, "input 0")?,
                     q(b, "input 1")?,
@@ -207,12 +207,13 @@ fn arithmetic(ctx: &PrepareCtx<'_>, op: Arith) -> Result<Prepared> {
                     fused(act),
                 )
                 .map_err(err)?,
-            ),
+                true,
+            )),
             plan,
             signed: true,
         }),
         (DType::U8, Arith::Sub) => Box::new(QuantBinary {
-            kind: QuantKind::Sub(
+            kind: QuantKind::Sub(TermTables::new(
                 SubQuant::new::<u8>(
                     q(a, "input 0")?,
                     q(b, "input 1")?,
@@ -220,7 +221,8 @@ fn arithmetic(ctx: &PrepareCtx<'_>, op: Arith) -> Result<Prepared> {
                     fused(act),
                 )
                 .map_err(err)?,
-            ),
+                false,
+            )),
             plan,
             signed: false,
         }),
@@ -251,10 +253,11 @@ fn arithmetic(ctx: &PrepareCtx<'_>, op: Arith) -> Result<Prepared> {
             signed: false,
         }),
         (DType::I8, Arith::SquaredDifference) => Box::new(QuantBinary {
-            kind: QuantKind::SquaredDifference(
+            kind: QuantKind::SquaredDifference(TermTables::new(
                 SquaredDifferenceQuant::new(q(a, "input 0")?, q(b, "input 1")?, q(out, "output")?)
                     .map_err(err)?,
-            ),
+                true,
+            )),
             plan,
             signed: true,
         }),
@@ -417,9 +420,10 @@ impl Kernel for RawMinMax {
 }
 
 enum QuantKind {
-    Sub(SubQuant),
+    /// SUB and SQUARED_DIFFERENCE rescale each input on its own: from tables.
+    Sub(TermTables<SubQuant>),
     Div(DivQuant),
-    SquaredDifference(SquaredDifferenceQuant),
+    SquaredDifference(TermTables<SquaredDifferenceQuant>),
 }
 
 struct QuantBinary {
@@ -444,15 +448,19 @@ impl Kernel for QuantBinary {
                 return Err(Error::Input("DIV: division by zero".into()));
             }
         }
-        let f = |x: i32, y: i32| match &self.kind {
-            QuantKind::Sub(q) => q.apply(x, y),
-            QuantKind::Div(q) => q.apply(x, y),
-            QuantKind::SquaredDifference(q) => q.apply(x, y),
-        };
-        // Results are already clamped to the element type: the low byte is the value.
-        broadcast_map(&self.plan, a, b, e.output, |x, y| {
-            f(value(x), value(y)) as u8
-        })
+        // Results are already clamped to the element type: the low byte is the value. One
+        // loop per kind, so that each inlines its operation.
+        match &self.kind {
+            QuantKind::Sub(t) => {
+                broadcast_map(&self.plan, a, b, e.output, |x, y| t.apply(x, y) as u8)
+            }
+            QuantKind::Div(q) => broadcast_map(&self.plan, a, b, e.output, |x, y| {
+                q.apply(value(x), value(y)) as u8
+            }),
+            QuantKind::SquaredDifference(t) => {
+                broadcast_map(&self.plan, a, b, e.output, |x, y| t.apply(x, y) as u8)
+            }
+        }
         .map_err(kernel_err)
     }
 }

@@ -53,21 +53,85 @@ impl SubQuant {
     /// `clamp(MBQM(a1 − a2, m_out) + zp_out)` with `a_i` the inputs on the common scale.
     #[inline]
     pub fn apply(&self, x1: i32, x2: i32) -> i32 {
+        self.combine(self.term1(x1), self.term2(x2))
+    }
+}
+
+impl TermwiseQuant for SubQuant {
+    #[inline]
+    fn term1(&self, x1: i32) -> i32 {
         let q = &self.add;
         let shift = 1i32.wrapping_shl(q.left_shift as u32);
-        let a = mbqm_lt1(
+        mbqm_lt1(
             q.input1_offset.wrapping_add(x1).wrapping_mul(shift),
             q.input1_multiplier,
             q.input1_shift,
-        );
-        let b = mbqm_lt1(
+        )
+    }
+
+    #[inline]
+    fn term2(&self, x2: i32) -> i32 {
+        let q = &self.add;
+        let shift = 1i32.wrapping_shl(q.left_shift as u32);
+        mbqm_lt1(
             q.input2_offset.wrapping_add(x2).wrapping_mul(shift),
             q.input2_multiplier,
             q.input2_shift,
-        );
+        )
+    }
+
+    #[inline]
+    fn combine(&self, a: i32, b: i32) -> i32 {
+        let q = &self.add;
         let raw = mbqm_lt1(a.wrapping_sub(b), q.output_multiplier, q.output_shift)
             .wrapping_add(q.output_offset);
         clamp_i32(raw, q.act_min, q.act_max)
+    }
+}
+
+/// A quantized binary operation that rescales each input on its own (`term1`, `term2`)
+/// before combining the two: with 8-bit inputs each term takes only 256 values, which
+/// [`TermTables`] computes once.
+pub trait TermwiseQuant {
+    fn term1(&self, x1: i32) -> i32;
+    fn term2(&self, x2: i32) -> i32;
+    fn combine(&self, a: i32, b: i32) -> i32;
+}
+
+/// The terms of a [`TermwiseQuant`] for every 8-bit input, indexed by the raw byte, and the
+/// operation itself: `apply` gives `combine(term1(x1), term2(x2))`, the same value, with two
+/// lookups instead of two requantizations.
+#[derive(Debug, Clone)]
+pub struct TermTables<Q> {
+    q: Q,
+    t1: Box<[i32; 256]>,
+    t2: Box<[i32; 256]>,
+}
+
+impl<Q: TermwiseQuant> TermTables<Q> {
+    /// Tables for int8 (`signed`) or uint8 inputs.
+    pub fn new(q: Q, signed: bool) -> Self {
+        let value = |byte: usize| {
+            if signed {
+                i32::from(byte as u8 as i8)
+            } else {
+                byte as i32
+            }
+        };
+        let mut t1 = Box::new([0i32; 256]);
+        let mut t2 = Box::new([0i32; 256]);
+        for (byte, (a, b)) in t1.iter_mut().zip(t2.iter_mut()).enumerate() {
+            *a = q.term1(value(byte));
+            *b = q.term2(value(byte));
+        }
+        Self { q, t1, t2 }
+    }
+
+    /// The result for the raw bytes `x1`, `x2` (already clamped to the element type).
+    #[inline]
+    pub fn apply(&self, x1: u8, x2: u8) -> i32 {
+        self.q
+            .combine(self.t1[usize::from(x1)], self.t2[usize::from(x2)])
     }
 }
 
@@ -106,16 +170,31 @@ impl SquaredDifferenceQuant {
     /// `clamp(MBQM((a1 − a2)², m_out) + zp_out)` to int8.
     #[inline]
     pub fn apply(&self, x1: i32, x2: i32) -> i32 {
-        let a = mbqm_lt1(
+        self.combine(self.term1(x1), self.term2(x2))
+    }
+}
+
+impl TermwiseQuant for SquaredDifferenceQuant {
+    #[inline]
+    fn term1(&self, x1: i32) -> i32 {
+        mbqm_lt1(
             self.input1_offset.wrapping_add(x1).wrapping_mul(1 << 7),
             self.input1.0,
             self.input1.1,
-        );
-        let b = mbqm_lt1(
+        )
+    }
+
+    #[inline]
+    fn term2(&self, x2: i32) -> i32 {
+        mbqm_lt1(
             self.input2_offset.wrapping_add(x2).wrapping_mul(1 << 7),
             self.input2.0,
             self.input2.1,
-        );
+        )
+    }
+
+    #[inline]
+    fn combine(&self, a: i32, b: i32) -> i32 {
         let d = a.wrapping_sub(b);
         let raw = mbqm_lt1(d.wrapping_mul(d), self.output.0, self.output.1)
             .wrapping_add(self.output_offset);
@@ -347,5 +426,34 @@ mod tests {
         }
         assert_eq!(q.scaled1(3), 0);
         assert!(CompareQuant::new(p(1.5, 0), p(0.1, 0)).is_err());
+    }
+
+    /// The tables give `apply`'s value for every pair of 8-bit inputs.
+    #[test]
+    fn term_tables_match_apply_on_every_pair() {
+        let sub8 = SubQuant::new::<i8>(
+            p(0.02, 5),
+            p(0.03, -7),
+            p(0.05, -128),
+            FusedActivation::Relu,
+        )
+        .unwrap();
+        let subu8 =
+            SubQuant::new::<u8>(p(0.1, 128), p(0.07, 3), p(0.2, 100), FusedActivation::None)
+                .unwrap();
+        let sq = SquaredDifferenceQuant::new(p(0.02, 5), p(0.03, -7), p(0.05, -128)).unwrap();
+        let (t_sub8, t_subu8, t_sq) = (
+            TermTables::new(sub8, true),
+            TermTables::new(subu8, false),
+            TermTables::new(sq, true),
+        );
+        for x in 0..=255u8 {
+            for y in 0..=255u8 {
+                let (xi, yi) = (i32::from(x as i8), i32::from(y as i8));
+                assert_eq!(t_sub8.apply(x, y), sub8.apply(xi, yi));
+                assert_eq!(t_sq.apply(x, y), sq.apply(xi, yi));
+                assert_eq!(t_subu8.apply(x, y), subu8.apply(i32::from(x), i32::from(y)));
+            }
+        }
     }
 }
