@@ -123,6 +123,11 @@ pub fn add<T: QuantElem>(
     Ok(())
 }
 
+/// Elements of a broadcast run the AVX2 ADD takes at a time (a repeated input is
+/// expanded to this many copies on the stack).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+const RUN_BLOCK: usize = 256;
+
 /// Below this many elements an ADD stays on one thread (the vector path, x86-64 only).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const MIN_PARALLEL_ADD: usize = 1 << 16;
@@ -140,6 +145,41 @@ pub fn add_i8(
     threads: usize,
 ) -> Result<(), QuantError> {
     let (l1, l2, lo) = plan.lens();
+    #[cfg(target_arch = "x86_64")]
+    if isa.or_generic() == crate::isa::Isa::Avx2
+        && !(l1 == lo && l2 == lo)
+        && crate::x86::qadd::suits(q)
+    {
+        check_len("input1", l1, input1.len())?;
+        check_len("input2", l2, input2.len())?;
+        check_len("output", lo, output.len())?;
+        // Broadcasting: run by run (a tensor plus a scalar is one run). An input repeated
+        // along a run (step 0) is copied into a block of equal values, so that every run
+        // goes through the same-shape kernel.
+        plan.for_each_run(|i1, s1, i2, s2, o, n| {
+            let out = &mut output[o..o + n];
+            let block = |x: &[i8], step: usize| -> Option<[i8; RUN_BLOCK]> {
+                (step == 0).then(|| [x[0]; RUN_BLOCK])
+            };
+            let (r1, r2) = (block(&input1[i1..], s1), block(&input2[i2..], s2));
+            for (c, out) in out.chunks_mut(RUN_BLOCK).enumerate() {
+                let at = c * RUN_BLOCK;
+                let len = out.len();
+                let a = match &r1 {
+                    Some(r) => &r[..len],
+                    None => &input1[i1 + at..][..len],
+                };
+                let b = match &r2 {
+                    Some(r) => &r[..len],
+                    None => &input2[i2 + at..][..len],
+                };
+                // SAFETY: AVX2 and `suits` confirmed just above; `a` and `b` are as long
+                // as `out`.
+                unsafe { crate::x86::qadd::add_i8(q, a, b, out) };
+            }
+        });
+        return Ok(());
+    }
     #[cfg(target_arch = "x86_64")]
     if isa.or_generic() == crate::isa::Isa::Avx2
         && l1 == lo
@@ -304,6 +344,40 @@ mod tests {
                 let mut out = vec![0_i8; 1 << 16];
                 add_i8(&q, &plan, &a, &b, &mut out, isa, 1).unwrap();
                 assert_eq!(out, want, "case {case} {isa} {q:?}");
+            }
+        }
+    }
+
+    /// Broadcast shapes (a scalar, a row, an inner and an outer broadcast) through every
+    /// tier equal the element-wise loop.
+    #[test]
+    fn every_tier_matches_scalar_add_when_broadcasting() {
+        let mut r = Lcg(33);
+        let cases: &[(&[usize], &[usize])] = &[
+            (&[1, 20, 20, 3], &[]),
+            (&[], &[1, 7, 9, 40]),
+            (&[2, 5, 7, 3], &[3]),
+            (&[2, 5, 7, 300], &[2, 5, 7, 1]),
+            (&[1, 1, 1, 1], &[1, 1, 1, 1]),
+            (&[3, 1, 600], &[3, 4, 600]),
+            (&[1], &[1000]),
+        ];
+        for (case, &(s1, s2)) in cases.iter().enumerate() {
+            let p = |r: &mut Lcg| QuantParams::new(0.01 + r.unit(), r.range(-128, 127));
+            let act = [FusedActivation::None, FusedActivation::Relu][case % 2];
+            let q = AddQuant::new::<i8>(p(&mut r), p(&mut r), p(&mut r), act).unwrap();
+            let plan = BroadcastPlan::new(s1, s2).unwrap();
+            let (l1, l2, lo) = plan.lens();
+            let a = r.vec_i8(l1, -128, 127);
+            let b = r.vec_i8(l2, -128, 127);
+            let mut want = vec![0_i8; lo];
+            plan.for_each(|i1, i2, o| {
+                want[o] = q.apply(a[i1].into(), b[i2].into()) as i8;
+            });
+            for isa in crate::isa::Isa::available() {
+                let mut out = vec![0_i8; lo];
+                add_i8(&q, &plan, &a, &b, &mut out, isa, 2).unwrap();
+                assert_eq!(out, want, "case {case} {isa}");
             }
         }
     }

@@ -20,6 +20,53 @@ pub struct BroadcastPlan {
     len1: usize,
     len2: usize,
     out_len: usize,
+    /// The walk of [`BroadcastPlan::for_each_run`]: the output dims with neighbours merged
+    /// where each input either broadcasts along both or is contiguous across both (a tensor
+    /// plus a scalar becomes one run), right-aligned like `out_dims`, and the inputs'
+    /// strides along them.
+    run_dims: [usize; MAX_BROADCAST_RANK],
+    run_stride1: [usize; MAX_BROADCAST_RANK],
+    run_stride2: [usize; MAX_BROADCAST_RANK],
+}
+
+/// Merges the dims of `out_dims` as described at [`BroadcastPlan::run_dims`].
+#[allow(clippy::type_complexity)]
+fn merged(
+    out_dims: &[usize; MAX_BROADCAST_RANK],
+    stride1: &[usize; MAX_BROADCAST_RANK],
+    stride2: &[usize; MAX_BROADCAST_RANK],
+) -> (
+    [usize; MAX_BROADCAST_RANK],
+    [usize; MAX_BROADCAST_RANK],
+    [usize; MAX_BROADCAST_RANK],
+) {
+    let mut dims = [1; MAX_BROADCAST_RANK];
+    let mut s1 = [0; MAX_BROADCAST_RANK];
+    let mut s2 = [0; MAX_BROADCAST_RANK];
+    // Filled from the right; `j` is the slot of the innermost group still open.
+    let mut j = MAX_BROADCAST_RANK;
+    for i in (0..MAX_BROADCAST_RANK).rev() {
+        let d = out_dims[i];
+        if d == 1 {
+            continue;
+        }
+        let joins = |outer: usize, inner: usize, inner_dim: usize| {
+            (outer == 0 && inner == 0)
+                || (outer != 0 && inner != 0 && Some(outer) == inner.checked_mul(inner_dim))
+        };
+        if j < MAX_BROADCAST_RANK
+            && joins(stride1[i], s1[j], dims[j])
+            && joins(stride2[i], s2[j], dims[j])
+        {
+            dims[j] *= d;
+        } else {
+            j -= 1;
+            dims[j] = d;
+            s1[j] = stride1[i];
+            s2[j] = stride2[i];
+        }
+    }
+    (dims, s1, s2)
 }
 
 fn right_aligned(shape: &[usize]) -> [usize; MAX_BROADCAST_RANK] {
@@ -61,6 +108,8 @@ impl BroadcastPlan {
             s1 = s1.saturating_mul(d1[i]);
             s2 = s2.saturating_mul(d2[i]);
         }
+        let out_len = checked_len(&out_dims)?;
+        let (run_dims, run_stride1, run_stride2) = merged(&out_dims, &stride1, &stride2);
         Ok(Self {
             rank,
             out_dims,
@@ -68,7 +117,10 @@ impl BroadcastPlan {
             stride2,
             len1: checked_len(shape1)?,
             len2: checked_len(shape2)?,
-            out_len: checked_len(&out_dims)?,
+            out_len,
+            run_dims,
+            run_stride1,
+            run_stride2,
         })
     }
 
@@ -107,19 +159,18 @@ impl BroadcastPlan {
         ok.then_some(c)
     }
 
-    /// Calls `f(i1, step1, i2, step2, o, n)` for each run of the innermost output
-    /// dimension in order: output elements `o .. o + n` take input 1 at `i1 + k·step1` and
-    /// input 2 at `i2 + k·step2` (each step 0 or 1).
+    /// Calls `f(i1, step1, i2, step2, o, n)` for each run of output elements in order:
+    /// elements `o .. o + n` take input 1 at `i1 + k·step1` and input 2 at `i2 + k·step2`
+    /// (each step 0 or 1). A run is the innermost output dimension, or several merged
+    /// dimensions where both inputs allow it (see `run_dims`).
     #[inline]
     pub fn for_each_run(&self, mut f: impl FnMut(usize, usize, usize, usize, usize, usize)) {
         if self.out_len == 0 {
             return;
         }
-        let inner = self.out_dims[MAX_BROADCAST_RANK - 1];
-        let (is1, is2) = (
-            self.stride1[MAX_BROADCAST_RANK - 1],
-            self.stride2[MAX_BROADCAST_RANK - 1],
-        );
+        let (dims, st1, st2) = (&self.run_dims, &self.run_stride1, &self.run_stride2);
+        let inner = dims[MAX_BROADCAST_RANK - 1];
+        let (is1, is2) = (st1[MAX_BROADCAST_RANK - 1], st2[MAX_BROADCAST_RANK - 1]);
         let mut idx = [0_usize; MAX_BROADCAST_RANK - 1];
         let (mut base1, mut base2) = (0_usize, 0_usize);
         let mut o = 0;
@@ -133,13 +184,13 @@ impl BroadcastPlan {
                 }
                 d -= 1;
                 idx[d] += 1;
-                base1 += self.stride1[d];
-                base2 += self.stride2[d];
-                if idx[d] < self.out_dims[d] {
+                base1 += st1[d];
+                base2 += st2[d];
+                if idx[d] < dims[d] {
                     break;
                 }
-                base1 -= self.stride1[d] * idx[d];
-                base2 -= self.stride2[d] * idx[d];
+                base1 -= st1[d] * idx[d];
+                base2 -= st2[d] * idx[d];
                 idx[d] = 0;
             }
         }
@@ -177,6 +228,11 @@ mod tests {
             (&[1, 2, 1, 3, 1, 2], &[2, 1, 2, 1, 2, 1]),
             (&[], &[3, 2]),
             (&[4, 1, 1], &[1, 1, 1]),
+            (&[1, 6, 5, 3], &[]),
+            (&[5, 1, 3, 4], &[1, 1, 3, 4]),
+            (&[2, 3, 4, 5], &[2, 1, 1, 5]),
+            (&[3, 1, 4, 1, 2], &[3, 2, 4, 5, 2]),
+            (&[2, 3, 1], &[1, 1, 1]),
         ];
         for (s1, s2) in cases {
             let p = BroadcastPlan::new(s1, s2).unwrap();
@@ -196,6 +252,23 @@ mod tests {
             });
             assert_eq!(runs, seen, "{s1:?} {s2:?}");
         }
+    }
+
+    /// Neighbouring dimensions merge into long runs where both inputs allow it.
+    #[test]
+    fn runs_span_merged_dimensions() {
+        let runs = |s1: &[usize], s2: &[usize]| {
+            let mut r = Vec::new();
+            BroadcastPlan::new(s1, s2)
+                .unwrap()
+                .for_each_run(|_, st1, _, st2, _, n| r.push((st1, st2, n)));
+            r
+        };
+        assert_eq!(runs(&[1, 64, 64, 3], &[]), [(1, 0, 12288)]);
+        assert_eq!(runs(&[1], &[2, 3, 4]), [(0, 1, 24)]);
+        assert_eq!(runs(&[2, 3, 4], &[2, 3, 4]), [(1, 1, 24)]);
+        assert_eq!(runs(&[2, 3, 4], &[4]), [(1, 1, 4); 6]);
+        assert_eq!(runs(&[5, 3, 4], &[5, 1, 1]), [(1, 0, 12); 5]);
     }
 
     #[test]
