@@ -347,10 +347,12 @@ impl Kernel for TransposeConv {
                 clamp,
             } => {
                 let bias = bias.as_ref().map(|b| b.get(&e.inputs)).transpose()?;
+                let packed = scratch::<f32>(e.scratch, g.filter_len())?;
+                tconv::pack_filter(g, weights.get(&e.inputs)?, packed).map_err(kernel_err)?;
                 tconv::transpose_conv_f32(
                     g,
                     e.inputs.get::<f32>(2)?,
-                    weights.get(&e.inputs)?,
+                    packed,
                     bias,
                     *clamp,
                     cast_mut(e.output)?,
@@ -359,11 +361,13 @@ impl Kernel for TransposeConv {
             }
             TcKind::I8 { q, weights, bias } => {
                 let bias = bias.as_ref().map(|b| b.get(&e.inputs)).transpose()?;
+                let packed = scratch::<i8>(e.scratch, g.filter_len())?;
+                tconv::pack_filter(g, weights.get(&e.inputs)?, packed).map_err(kernel_err)?;
                 tconv::transpose_conv_i8(
                     g,
                     q,
                     e.inputs.get::<i8>(2)?,
-                    weights.get(&e.inputs)?,
+                    packed,
                     bias,
                     cast_mut(e.output)?,
                     e.threads,
@@ -441,6 +445,9 @@ impl Kernel for TransposeConv {
         match &self.kind {
             // The int8 copy of the input.
             TcKind::Hybrid { .. } => self.g.input_len(),
+            // The filter rearranged for the kernel (`pack_filter`).
+            TcKind::F32 { .. } => self.g.filter_len().saturating_mul(4),
+            TcKind::I8 { .. } => self.g.filter_len(),
             _ => 0,
         }
     }

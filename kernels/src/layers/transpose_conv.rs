@@ -11,6 +11,12 @@
 //! accumulator buffer and lets output rows run on separate threads.
 //!
 //! Filter layout is TFLite's `[out_c, kh, kw, in_c]`; activations are NHWC.
+//!
+//! The float and int8 kernels read the filter rearranged `[kh, kw, in_c, out_c]`
+//! ([`pack_filter`]) and take each output pixel's taps in the order the reference's scatter
+//! adds them (input rows, then columns, ascending; channels ascending), every term added
+//! straight into the pixel's `out_c` sums: the inner loop runs over output channels, which
+//! vectorizes, and float sums are the reference's own, operation for operation.
 
 use crate::parallel;
 use crate::quant::fixedpoint::{
@@ -122,7 +128,63 @@ impl TransposeConvGeometry {
     }
 }
 
+impl TransposeConvGeometry {
+    /// Calls `f(input_offset, tap)` (`tap = ky·filter_w + kx`) for every tap contributing
+    /// to output pixel `pixel`, in the order the reference's scatter reaches that pixel:
+    /// input rows ascending (filter rows descending), then input columns ascending.
+    #[inline]
+    fn for_each_tap_in_scatter_order(&self, pixel: usize, mut f: impl FnMut(usize, usize)) {
+        let ox = pixel % self.out_w;
+        let oy = (pixel / self.out_w) % self.out_h;
+        let b = pixel / (self.out_w * self.out_h);
+        for ky in (0..self.filter_h).rev() {
+            let Some(iy) = Self::source(oy, self.pad_top, ky, self.stride_h, self.in_h) else {
+                continue;
+            };
+            for kx in (0..self.filter_w).rev() {
+                let Some(ix) = Self::source(ox, self.pad_left, kx, self.stride_w, self.in_w) else {
+                    continue;
+                };
+                f(
+                    ((b * self.in_h + iy) * self.in_w + ix) * self.in_c,
+                    ky * self.filter_w + kx,
+                );
+            }
+        }
+    }
+}
+
+/// Rearranges a filter `[out_c, kh, kw, in_c]` into `packed` as `[kh, kw, in_c, out_c]`,
+/// the layout [`transpose_conv_f32`] and [`transpose_conv_i8`] read.
+pub fn pack_filter<T: Copy>(
+    g: &TransposeConvGeometry,
+    filter: &[T],
+    packed: &mut [T],
+) -> Result<(), QuantError> {
+    let n = g.filter_len();
+    for (what, len) in [("filter", filter.len()), ("packed filter", packed.len())] {
+        if len < n {
+            return Err(QuantError::BufferTooSmall {
+                what,
+                needed: n,
+                got: len,
+            });
+        }
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let per_oc = n / g.out_c;
+    for (oc, w) in filter[..n].chunks_exact(per_oc).enumerate() {
+        for (t, &v) in w.iter().enumerate() {
+            packed[t * g.out_c + oc] = v;
+        }
+    }
+    Ok(())
+}
+
 /// Float transpose convolution: gathered sums, `+ bias[oc]`, clamp to `[min, max]`.
+/// `filter` is packed by [`pack_filter`].
 pub fn transpose_conv_f32(
     g: &TransposeConvGeometry,
     input: &[f32],
@@ -145,19 +207,17 @@ pub fn transpose_conv_f32(
     if g.out_c == 0 || out.is_empty() {
         return Ok(());
     }
-    let oc_stride = g.filter_h * g.filter_w * g.in_c;
+    let tap_len = g.in_c * g.out_c;
     parallel::for_each_part(out, g.out_c, 1, threads, |first, part| {
         for (r, row) in part.chunks_exact_mut(g.out_c).enumerate() {
             row.fill(0.0);
-            g.for_each_tap(first + r, |in_off, w_off| {
+            g.for_each_tap_in_scatter_order(first + r, |in_off, tap| {
                 let x = &input[in_off..in_off + g.in_c];
-                for (oc, o) in row.iter_mut().enumerate() {
-                    let w = &filter[oc * oc_stride + w_off..][..g.in_c];
-                    let mut acc = 0.0f32;
-                    for (a, b) in x.iter().zip(w) {
-                        acc += a * b;
+                let w = &filter[tap * tap_len..][..tap_len];
+                for (&a, w_ic) in x.iter().zip(w.chunks_exact(g.out_c)) {
+                    for (o, &b) in row.iter_mut().zip(w_ic) {
+                        *o += a * b;
                     }
-                    *o += acc;
                 }
             });
             for (oc, o) in row.iter_mut().enumerate() {
@@ -329,8 +389,57 @@ pub fn transpose_conv_i8(
     output: &mut [i8],
     threads: usize,
 ) -> Result<(), QuantError> {
-    acc32(g, q, input, filter, bias, output, threads, |v| v as i8)
+    g.check(input.len(), filter.len(), output.len())?;
+    q.check(g.out_c)?;
+    check_bias(bias, g.out_c)?;
+    let out = &mut output[..g.output_len()];
+    if g.out_c == 0 || out.is_empty() {
+        return Ok(());
+    }
+    let tap_len = g.in_c * g.out_c;
+    // `x − zp` of a valid int8 zero point lies within ±255, and its products with int8
+    // weights within ±32640: exact in 16 bits, which doubles the lanes per vector.
+    let narrow = (-128..=127).contains(&q.input_offset.wrapping_neg());
+    parallel::for_each_part(out, g.out_c, 1, threads, |first, part| {
+        for (r, row) in part.chunks_exact_mut(g.out_c).enumerate() {
+            // Output channels in blocks whose sums stay in registers or on the stack.
+            for (blk, o_blk) in row.chunks_mut(OC_BLOCK).enumerate() {
+                let c0 = blk * OC_BLOCK;
+                let mut acc = [0i32; OC_BLOCK];
+                let acc = &mut acc[..o_blk.len()];
+                g.for_each_tap_in_scatter_order(first + r, |in_off, tap| {
+                    let x = &input[in_off..in_off + g.in_c];
+                    let w = &filter[tap * tap_len..][..tap_len];
+                    for (&v, w_ic) in x.iter().zip(w.chunks_exact(g.out_c)) {
+                        let a = i32::from(v).wrapping_add(q.input_offset);
+                        let w_ic = &w_ic[c0..c0 + acc.len()];
+                        if narrow {
+                            let a = a as i16;
+                            for (s, &b) in acc.iter_mut().zip(w_ic) {
+                                *s = s.wrapping_add(i32::from(a * i16::from(b)));
+                            }
+                        } else {
+                            for (s, &b) in acc.iter_mut().zip(w_ic) {
+                                *s = s.wrapping_add(a.wrapping_mul(i32::from(b)));
+                            }
+                        }
+                    }
+                });
+                for (i, (o, &s)) in o_blk.iter_mut().zip(acc.iter()).enumerate() {
+                    let oc = c0 + i;
+                    let s = bias.map_or(s, |b| s.wrapping_add(b[oc]));
+                    let v = multiply_by_quantized_multiplier(s, q.multipliers[oc], q.shifts[oc])
+                        .wrapping_add(q.output_offset);
+                    *o = clamp_i32(v, q.act_min, q.act_max) as i8;
+                }
+            }
+        }
+    });
+    Ok(())
 }
+
+/// Output channels the int8 kernel sums at a time.
+const OC_BLOCK: usize = 64;
 
 /// The 32-bit accumulator path shared by int8 and by int16 with an int32 bias: wrapping i32
 /// sums, the 32-bit `MultiplyByQuantizedMultiplier`, `+ out_zp`, clamp, then `narrow`.
@@ -545,14 +654,80 @@ mod tests {
                 &x.iter().map(|&v| v as f64).collect::<Vec<_>>(),
                 &w.iter().map(|&v| v as f64).collect::<Vec<_>>(),
             );
+            let mut packed = vec![f32::NAN; g.filter_len()];
+            pack_filter(&g, &w, &mut packed).unwrap();
             for threads in [1, 3] {
                 let mut out = vec![0.0; g.output_len()];
-                transpose_conv_f32(&g, &x, &w, Some(&bias), (-1.5, 2.0), &mut out, threads)
+                transpose_conv_f32(&g, &x, &packed, Some(&bias), (-1.5, 2.0), &mut out, threads)
                     .unwrap();
                 for (i, (&o, &r)) in out.iter().zip(&want).enumerate() {
                     let r = (r + f64::from(bias[i % g.out_c])).clamp(-1.5, 2.0);
                     assert!((f64::from(o) - r).abs() < 1e-4, "{i}: {o} vs {r}");
                 }
+            }
+        }
+    }
+
+    /// The reference's float scatter: every product added straight into the output in its
+    /// loop order (in f32, multiply then add), then bias and clamp.
+    fn scatter_f32(g: &TransposeConvGeometry, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0f32; g.output_len()];
+        for b in 0..g.batches {
+            for iy in 0..g.in_h {
+                for ix in 0..g.in_w {
+                    for ic in 0..g.in_c {
+                        for ky in 0..g.filter_h {
+                            for kx in 0..g.filter_w {
+                                let oy = (iy * g.stride_h + ky) as isize - g.pad_top as isize;
+                                let ox = (ix * g.stride_w + kx) as isize - g.pad_left as isize;
+                                if oy < 0
+                                    || ox < 0
+                                    || oy >= g.out_h as isize
+                                    || ox >= g.out_w as isize
+                                {
+                                    continue;
+                                }
+                                let (oy, ox) = (oy as usize, ox as usize);
+                                for oc in 0..g.out_c {
+                                    let xi = ((b * g.in_h + iy) * g.in_w + ix) * g.in_c + ic;
+                                    let wi =
+                                        ((oc * g.filter_h + ky) * g.filter_w + kx) * g.in_c + ic;
+                                    let oi = ((b * g.out_h + oy) * g.out_w + ox) * g.out_c + oc;
+                                    out[oi] += x[xi] * w[wi];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = clamp_f32(*o + bias[i % g.out_c], -1.5, 2.0);
+        }
+        out
+    }
+
+    /// Float results are the reference scatter's, bit for bit (random values, so that
+    /// every rounding shows), at one and three threads.
+    #[test]
+    fn float_sums_in_the_reference_order() {
+        for (n, g) in geometries().into_iter().enumerate() {
+            let f = |v: Vec<i32>| -> Vec<f32> { v.iter().map(|&v| v as f32 * 0.01731).collect() };
+            let x = f(data(g.input_len(), 10 + n as u32));
+            let w = f(data(g.filter_len(), 20 + n as u32));
+            let bias: Vec<f32> = (0..g.out_c).map(|c| c as f32 * 0.0771 - 0.3).collect();
+            let want = scatter_f32(&g, &x, &w, &bias);
+            let mut packed = vec![f32::NAN; g.filter_len()];
+            pack_filter(&g, &w, &mut packed).unwrap();
+            for threads in [1, 3] {
+                let mut out = vec![f32::NAN; g.output_len()];
+                transpose_conv_f32(&g, &x, &packed, Some(&bias), (-1.5, 2.0), &mut out, threads)
+                    .unwrap();
+                let same = out
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "geometry {n} threads {threads}");
             }
         }
     }
@@ -575,7 +750,9 @@ mod tests {
             let ws: Vec<f64> = w.iter().map(|&v| f64::from(v)).collect();
             let acc = scatter(&g, &xs, &ws);
             let mut out = vec![0i8; g.output_len()];
-            transpose_conv_i8(&g, &q, &x, &w, Some(&bias), &mut out, 2).unwrap();
+            let mut packed = vec![0i8; g.filter_len()];
+            pack_filter(&g, &w, &mut packed).unwrap();
+            transpose_conv_i8(&g, &q, &x, &packed, Some(&bias), &mut out, 2).unwrap();
             for (i, (&o, &a)) in out.iter().zip(&acc).enumerate() {
                 let oc = i % g.out_c;
                 let a = a as i32 + bias[oc];
@@ -584,6 +761,38 @@ mod tests {
                 .clamp(-128, 127);
                 assert_eq!(i32::from(o), want, "{i}");
             }
+        }
+    }
+
+    /// More output channels than one block of sums, and a zero point at the end of the
+    /// range.
+    #[test]
+    fn int8_wide_output_matches_scatter() {
+        let g = TransposeConvGeometry {
+            out_c: 70,
+            in_c: 9,
+            ..geometries()[1]
+        };
+        let x: Vec<i8> = data(g.input_len(), 8).iter().map(|&v| v as i8).collect();
+        let w: Vec<i8> = data(g.filter_len(), 9).iter().map(|&v| v as i8).collect();
+        let q = TransposeConvQuant::new::<i8>(
+            QuantParams::new(0.05, -128),
+            &[0.002],
+            QuantParams::new(0.3, 4),
+            FusedActivation::Relu6,
+            g.out_c,
+        )
+        .unwrap();
+        let xs: Vec<f64> = x.iter().map(|&v| f64::from(v) + 128.0).collect();
+        let ws: Vec<f64> = w.iter().map(|&v| f64::from(v)).collect();
+        let acc = scatter(&g, &xs, &ws);
+        let mut packed = vec![0i8; g.filter_len()];
+        pack_filter(&g, &w, &mut packed).unwrap();
+        let mut out = vec![0i8; g.output_len()];
+        transpose_conv_i8(&g, &q, &x, &packed, None, &mut out, 2).unwrap();
+        for (i, (&o, &a)) in out.iter().zip(&acc).enumerate() {
+            let v = multiply_by_quantized_multiplier(a as i32, q.multipliers[0], q.shifts[0]) + 4;
+            assert_eq!(i32::from(o), v.clamp(q.act_min, q.act_max), "{i}");
         }
     }
 
