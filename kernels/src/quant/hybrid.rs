@@ -130,6 +130,19 @@ pub(crate) fn quantize_symmetric_in(isa: Isa, values: &[f32], out: &mut [i8]) ->
 }
 
 /// `Σ a[i]·b[i]`, wrapping in `i32`.
+/// [`dot_i8`] of `x` with each of the `sums.len()` rows of `w` (`depth` values each).
+fn dots_i8(isa: Isa, x: &[i8], w: &[i8], depth: usize, sums: &mut [i32]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.or_generic() == Isa::Avx2 {
+        assert!(x.len() >= depth && w.len() >= sums.len() * depth);
+        // SAFETY: AVX2 was just confirmed, and the lengths asserted.
+        return unsafe { crate::x86::hquant::dots_i8(x, w, depth, sums) };
+    }
+    for (u, s) in sums.iter_mut().enumerate() {
+        *s = dot_i8(isa, &x[..depth], &w[u * depth..(u + 1) * depth]);
+    }
+}
+
 fn dot_i8(isa: Isa, a: &[i8], b: &[i8]) -> i32 {
     #[cfg(target_arch = "x86_64")]
     if isa.or_generic() == Isa::Avx2 {
@@ -332,18 +345,28 @@ pub fn hybrid_fully_connected_in(
                 (quantize_symmetric_in(isa, x, q), 0)
             };
             let tensor_scale = scale * p.filter_scales[0];
-            for (u, o) in out_row.iter_mut().enumerate() {
-                let w = &filter[u * depth..(u + 1) * depth];
-                let mut dot = dot_i8(isa, w, q);
+            // Units in blocks: their dot products in one call, then each step of the
+            // epilogue over the whole block (loops that vectorize).
+            let mut dots = [0_i32; UNIT_BLOCK];
+            for (blk, o_blk) in out_row.chunks_mut(UNIT_BLOCK).enumerate() {
+                let (u0, n) = (blk * UNIT_BLOCK, o_blk.len());
+                let dots = &mut dots[..n];
+                dots_i8(isa, q, &filter[u0 * depth..(u0 + n) * depth], depth, dots);
                 if zp != 0 {
-                    dot = dot.wrapping_sub(zp.wrapping_mul(filter_row_sums[u]));
+                    for (d, &rs) in dots.iter_mut().zip(&filter_row_sums[u0..u0 + n]) {
+                        *d = d.wrapping_sub(zp.wrapping_mul(rs));
+                    }
                 }
-                let s = if per_channel {
-                    p.filter_scales[u] * scale
+                if per_channel {
+                    let fs = &p.filter_scales[u0..u0 + n];
+                    for ((o, &d), &f) in o_blk.iter_mut().zip(dots.iter()).zip(fs) {
+                        *o += d as f32 * (f * scale);
+                    }
                 } else {
-                    tensor_scale
-                };
-                *o += dot as f32 * s;
+                    for (o, &d) in o_blk.iter_mut().zip(dots.iter()) {
+                        *o += d as f32 * tensor_scale;
+                    }
+                }
             }
         }
     }
@@ -354,6 +377,9 @@ pub fn hybrid_fully_connected_in(
     }
     Ok(())
 }
+
+/// Units of a hybrid FULLY_CONNECTED whose dot products one call computes.
+const UNIT_BLOCK: usize = 64;
 
 /// Prepare-time parameters of a hybrid CONV_2D.
 #[derive(Debug, Clone, PartialEq)]
@@ -619,10 +645,16 @@ mod tests {
     #[test]
     fn fc_tiers_match_portable_loops() {
         let mut r = crate::quant::conv::tests::Lcg(21);
-        for (case, (batches, depth, units)) in
-            [(1, 5, 3), (3, 16, 7), (2, 47, 9), (4, 130, 33), (1, 1, 1)]
-                .into_iter()
-                .enumerate()
+        for (case, (batches, depth, units)) in [
+            (1, 5, 3),
+            (3, 16, 7),
+            (2, 47, 9),
+            (4, 130, 33),
+            (1, 1, 1),
+            (2, 32, 70),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let shape = FcShape {
                 batches,
