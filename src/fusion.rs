@@ -16,6 +16,10 @@
 //! with the same operations as the two steps, so bit-identical, under the same conditions
 //! on the sigmoid tensor.
 //!
+//! An 8-bit MUL of a lookup table's output by the table's input (int8 SiLU) is tabulated
+//! into the table ([`table_times_input`]): the product depends on the input byte alone, and
+//! the new table holds the MUL's own result for each byte, so bit-identical.
+//!
 //! A float pointwise convolution whose large output only a depthwise convolution reads runs
 //! inside the depthwise step ([`pointwise_depthwise`]), under the same conditions on that
 //! output and on the pointwise input, which is then read later than it was.
@@ -197,6 +201,69 @@ pub(crate) fn swish(
         }
         i += 1;
     }
+}
+
+/// Fuses every 8-bit MUL of a step's output by that step's input (same shapes), which the
+/// step can tabulate (an 8-bit lookup table: int8 SiLU), into that step.
+pub(crate) fn table_times_input(
+    graph: &Subgraph,
+    tensors: &[Tensor],
+    root: &[usize],
+    steps: &mut Vec<Pending>,
+) {
+    let mut i = 0;
+    while i < steps.len() {
+        if let Some((p, table_first)) = table_candidate(graph, tensors, root, steps, i) {
+            let fused = steps[i]
+                .kernel
+                .mul8()
+                .is_some_and(|q| steps[p].kernel.fuse_mul8_of_input(&q, table_first));
+            if fused {
+                let mul = steps.remove(i);
+                let step = &mut steps[p];
+                step.outputs[0] = mul.outputs[0];
+                step.fused.push(mul.op);
+                step.fused.extend(mul.fused);
+                continue;
+            }
+        }
+        i += 1;
+    }
+}
+
+/// For step `i`, if its two inputs and its output are 8-bit tensors of one type and shape,
+/// and one input `s` is the output of a step reading the other, `x`, as its input 0, under
+/// the conditions of [`swish_candidate`]: that step, and whether `s` is the first input.
+/// (The steps' kernels decide whether they are a MUL and a table.)
+fn table_candidate(
+    graph: &Subgraph,
+    tensors: &[Tensor],
+    root: &[usize],
+    steps: &[Pending],
+    i: usize,
+) -> Option<(usize, bool)> {
+    let step = &steps[i];
+    let (&[Some(a), Some(b)], &[out]) = (step.inputs.as_slice(), step.outputs.as_slice()) else {
+        return None;
+    };
+    let o = tensors.get(out)?;
+    if !matches!(o.dtype, DType::I8 | DType::U8) || o.is_variable || root[out] != out || a == b {
+        return None;
+    }
+    for k in [a, b] {
+        let t = tensors.get(k)?;
+        if t.dtype != o.dtype || t.shape != o.shape {
+            return None;
+        }
+    }
+    [(a, b, true), (b, a, false)]
+        .into_iter()
+        .find_map(|(s, x, table_first)| {
+            let p = sole_producer(graph, tensors, root, steps, i, s)?;
+            let reads_x = steps[p].inputs.first().copied().flatten() == Some(x);
+            (reads_x && steps[p].outputs.len() == 1 && !writes_between(root, &steps[p + 1..i], x))
+                .then_some((p, table_first))
+        })
 }
 
 /// For step `i`, if it is a float MUL `x · s` (either order, no broadcast) where `s` is the

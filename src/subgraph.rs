@@ -142,6 +142,7 @@ impl SubgraphRun {
             // (With a delegate, its partitions decide where each node runs; nothing is fused.)
             crate::fusion::residual_adds(model, sg, graph, &tensors, &root, &mut kernels);
             crate::fusion::swish(model, sg, graph, &tensors, &root, &mut kernels);
+            crate::fusion::table_times_input(graph, &tensors, &root, &mut kernels);
             crate::fusion::depthwise_blocks(graph, &tensors, &root, &mut kernels);
         }
 

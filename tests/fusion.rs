@@ -369,3 +369,87 @@ fn a_sigmoid_needed_elsewhere_or_of_another_tensor_is_not_fused() {
     let bytes = silu_model(vec![3, 1], Act::NONE, vec![2]);
     assert_eq!(run_silu(&bytes, Options::default()).0, vec![0, 1]);
 }
+
+/// Tensors: 0 `x` int8 [1,8,8,4] (input), 1 `s` = logistic(x), 2 `out` = x·s (or s·x), 3 `y`
+/// int8 (input). Opcodes: LOGISTIC (0), MUL (1).
+fn int8_silu_model(mul_inputs: Vec<i32>, activation: Act, outputs: Vec<i32>) -> Vec<u8> {
+    let int8 = |name: &str, scale: f32, zero_point: i64| TensorSpec {
+        name: name.into(),
+        shape: vec![1, 8, 8, 4],
+        dtype: ferrolite::schema::TensorType::INT8,
+        buffer: 0,
+        quant: Some((vec![scale], vec![zero_point], 0)),
+    };
+    ModelSpec {
+        version: 3,
+        opcodes: vec![BuiltinOperator::LOGISTIC.0, BuiltinOperator::MUL.0],
+        buffers: vec![vec![]],
+        tensors: vec![
+            int8("x", 0.05, -3),
+            int8("s", 1.0 / 256.0, -128),
+            int8("out", 0.031, 5),
+            int8("y", 0.02, 1),
+        ],
+        inputs: vec![0, 3],
+        outputs,
+        ops: vec![
+            OpSpec {
+                opcode_index: 0,
+                inputs: vec![0],
+                outputs: vec![1],
+                options: OptionsSpec::None,
+            },
+            OpSpec {
+                opcode_index: 1,
+                inputs: mul_inputs,
+                outputs: vec![2],
+                options: OptionsSpec::Mul { activation },
+            },
+        ],
+        custom_names: Vec::new(),
+        custom_options: Vec::new(),
+    }
+    .build()
+}
+
+/// Runs an int8 SiLU model on every int8 value: (executed nodes, every output's bytes).
+fn run_int8_silu(bytes: &[u8], options: Options) -> (Vec<usize>, Vec<Vec<i8>>) {
+    let model = Arc::new(Model::from_vec(bytes.to_vec()).unwrap());
+    let mut interp = Interpreter::new(model, options).unwrap();
+    let x: Vec<i8> = (0..256)
+        .map(|i| (i as u8).wrapping_mul(167) as i8)
+        .collect();
+    interp.input_mut::<i8>(0).unwrap().copy_from_slice(&x);
+    let y: Vec<i8> = (0..256).map(|i| (i as u8).wrapping_mul(13) as i8).collect();
+    interp.input_mut::<i8>(1).unwrap().copy_from_slice(&y);
+    interp.invoke().unwrap();
+    let outs = (0..interp.outputs().len())
+        .map(|i| interp.output::<i8>(i).unwrap().to_vec())
+        .collect();
+    (interp.executed_nodes(), outs)
+}
+
+#[test]
+fn int8_silu_becomes_one_table_with_identical_values() {
+    for (inputs, act) in [(vec![0, 1], Act::NONE), (vec![1, 0], Act::RELU6)] {
+        let bytes = int8_silu_model(inputs.clone(), act, vec![2]);
+        let (nodes, apart) = run_int8_silu(&bytes, Options::default().fuse(false));
+        assert_eq!(nodes, vec![0, 1]);
+        // The two operand orders give different products (the offsets differ), so a
+        // swapped order would show.
+        assert!(apart[0].iter().any(|&v| v != apart[0][0]));
+        for threads in [1, 2] {
+            let (fused_nodes, fused) = run_int8_silu(&bytes, Options::default().threads(threads));
+            assert_eq!(fused_nodes, vec![0], "MUL{inputs:?} not fused");
+            assert_eq!(fused, apart, "MUL{inputs:?} at {threads} threads");
+        }
+    }
+}
+
+#[test]
+fn an_int8_sigmoid_needed_elsewhere_or_of_another_tensor_is_not_fused() {
+    let bytes = int8_silu_model(vec![0, 1], Act::NONE, vec![2, 1]);
+    assert_eq!(run_int8_silu(&bytes, Options::default()).0, vec![0, 1]);
+    let bytes = int8_silu_model(vec![3, 1], Act::NONE, vec![2]);
+    assert_eq!(run_int8_silu(&bytes, Options::default()).0, vec![0, 1]);
+}

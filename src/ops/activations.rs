@@ -319,6 +319,7 @@ fn table<T: ByteElem>(
         lut,
         domain_min,
         signed,
+        isa: ctx.isa,
     }))
 }
 
@@ -369,9 +370,38 @@ struct Table {
     lut: Lut8,
     domain_min: Option<i32>,
     signed: bool,
+    isa: Isa,
 }
 
 impl Kernel for Table {
+    fn fuse_mul8_of_input(
+        &mut self,
+        q: &ferrolite_kernels::quant::mul::MulQuant,
+        table_first: bool,
+    ) -> bool {
+        // The product of `x` and `T(x)` depends on the input byte alone: tabulate it.
+        let (old, signed) = (&self.lut, self.signed);
+        let f = |v: i32| {
+            let t = old.get(v as u8);
+            let t = if signed {
+                i32::from(t as i8)
+            } else {
+                i32::from(t)
+            };
+            if table_first {
+                q.apply(t, v)
+            } else {
+                q.apply(v, t)
+            }
+        };
+        self.lut = if signed {
+            Lut8::from_int::<i8>(f)
+        } else {
+            Lut8::from_int::<u8>(f)
+        };
+        true
+    }
+
     fn eval(&self, e: Eval<'_>) -> Result<()> {
         let input = e.inputs.bytes(0)?;
         if let Some(min) = self.domain_min {
@@ -388,7 +418,7 @@ impl Kernel for Table {
                 ));
             }
         }
-        self.lut.apply(input, e.output);
+        self.lut.apply_in(self.isa, input, e.output);
         Ok(())
     }
 

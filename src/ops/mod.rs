@@ -163,6 +163,22 @@ pub(crate) trait Kernel: Send + Sync {
     fn fuse_times_input(&mut self, _clamp: ferrolite_kernels::activation::Clamp) -> bool {
         false
     }
+    /// For an 8-bit MUL of two same-shape tensors: its parameters, which every element
+    /// follows (`MulQuant::apply`). `None` for everything else.
+    fn mul8(&self) -> Option<ferrolite_kernels::quant::mul::MulQuant> {
+        None
+    }
+    /// Takes over an 8-bit MUL (`q`) of this node's output 0 by its input 0, the output
+    /// being the MUL's first operand when `table_first`: an 8-bit lookup table then
+    /// tabulates the product too (an int8 SiLU, `x · sigmoid(x)`, becomes one lookup).
+    /// Returns false, changing nothing, when this kernel cannot.
+    fn fuse_mul8_of_input(
+        &mut self,
+        _q: &ferrolite_kernels::quant::mul::MulQuant,
+        _table_first: bool,
+    ) -> bool {
+        false
+    }
     /// This node as the first layer of a pointwise → depthwise pair (see [`crate::fusion`]):
     /// a float 1×1 convolution run as a GEMM, with nothing fused into it. `None` otherwise.
     fn pointwise_stage(&self) -> Option<conv::PointwiseStage> {

@@ -195,6 +195,14 @@ impl Kernel for QBinary {
             self.run::<u8>(e)
         }
     }
+
+    fn mul8(&self) -> Option<MulQuant> {
+        let (l1, l2, lo) = self.plan.lens();
+        match &self.params {
+            Params::Mul(q) if l1 == lo && l2 == lo => Some(*q),
+            _ => None,
+        }
+    }
 }
 
 /// ADD and MUL on int32 and int64, wrapping like the reference's C++ arithmetic.

@@ -5,6 +5,7 @@ pub(crate) mod conv_planar;
 pub(crate) mod depthwise;
 pub(crate) mod gemm;
 pub(crate) mod hquant;
+pub(crate) mod lut;
 pub(crate) mod qadd;
 pub(crate) mod qconv;
 pub(crate) mod qdepthwise;
