@@ -50,12 +50,8 @@ pub(crate) fn residual_adds(
             // The residual is read as one more input of the producer.
             let k = steps[producer].inputs.len();
             if steps[producer].kernel.fuse_residual_add(k, clamp) {
-                let add = steps.remove(i);
-                let step = &mut steps[producer];
-                step.inputs.push(Some(other));
-                step.outputs[0] = add.outputs[0];
-                step.fused.push(add.op);
-                step.fused.extend(add.fused);
+                steps[producer].inputs.push(Some(other));
+                absorb_consumer(steps, producer, i);
                 continue;
             }
         }
@@ -191,11 +187,7 @@ pub(crate) fn swish(
     while i < steps.len() {
         if let Some((p, clamp)) = swish_candidate(model, sg, graph, tensors, root, steps, i) {
             if steps[p].kernel.fuse_times_input(clamp) {
-                let mul = steps.remove(i);
-                let step = &mut steps[p];
-                step.outputs[0] = mul.outputs[0];
-                step.fused.push(mul.op);
-                step.fused.extend(mul.fused);
+                absorb_consumer(steps, p, i);
                 continue;
             }
         }
@@ -219,11 +211,7 @@ pub(crate) fn table_times_input(
                 .mul8()
                 .is_some_and(|q| steps[p].kernel.fuse_mul8_of_input(&q, table_first));
             if fused {
-                let mul = steps.remove(i);
-                let step = &mut steps[p];
-                step.outputs[0] = mul.outputs[0];
-                step.fused.push(mul.op);
-                step.fused.extend(mul.fused);
+                absorb_consumer(steps, p, i);
                 continue;
             }
         }
@@ -256,14 +244,7 @@ fn table_candidate(
             return None;
         }
     }
-    [(a, b, true), (b, a, false)]
-        .into_iter()
-        .find_map(|(s, x, table_first)| {
-            let p = sole_producer(graph, tensors, root, steps, i, s)?;
-            let reads_x = steps[p].inputs.first().copied().flatten() == Some(x);
-            (reads_x && steps[p].outputs.len() == 1 && !writes_between(root, &steps[p + 1..i], x))
-                .then_some((p, table_first))
-        })
+    times_input_producer(graph, tensors, root, steps, i, a, b)
 }
 
 /// For step `i`, if it is a float MUL `x · s` (either order, no broadcast) where `s` is the
@@ -285,12 +266,40 @@ fn swish_candidate(
         _ => None,
     })?;
     // Float multiplication is commutative: the sigmoid may be either operand.
-    [(a, b), (b, a)].into_iter().find_map(|(s, x)| {
-        let p = sole_producer(graph, tensors, root, steps, i, s)?;
-        let reads_x = steps[p].inputs.first().copied().flatten() == Some(x);
-        (reads_x && steps[p].outputs.len() == 1 && !writes_between(root, &steps[p + 1..i], x))
-            .then_some((p, clamp))
-    })
+    let (p, _) = times_input_producer(graph, tensors, root, steps, i, a, b)?;
+    Some((p, clamp))
+}
+
+/// For step `i` with operands `a` and `b`: a step producing one of them, `s`, from the
+/// other, `x`, as its input 0, with `s` read by step `i` alone and `x` written by no step in
+/// between; that step, and whether `s` is `a`.
+fn times_input_producer(
+    graph: &Subgraph,
+    tensors: &[Tensor],
+    root: &[usize],
+    steps: &[Pending],
+    i: usize,
+    a: usize,
+    b: usize,
+) -> Option<(usize, bool)> {
+    [(a, b, true), (b, a, false)]
+        .into_iter()
+        .find_map(|(s, x, s_first)| {
+            let p = sole_producer(graph, tensors, root, steps, i, s)?;
+            let reads_x = steps[p].inputs.first().copied().flatten() == Some(x);
+            (reads_x && steps[p].outputs.len() == 1 && !writes_between(root, &steps[p + 1..i], x))
+                .then_some((p, s_first))
+        })
+}
+
+/// Removes step `i`, whose work step `p` (before it) has taken over: `p` now writes `i`'s
+/// output and lists `i`'s nodes among those it runs.
+fn absorb_consumer(steps: &mut Vec<Pending>, p: usize, i: usize) {
+    let gone = steps.remove(i);
+    let step = &mut steps[p];
+    step.outputs[0] = gone.outputs[0];
+    step.fused.push(gone.op);
+    step.fused.extend(gone.fused);
 }
 
 /// Fuses every float pointwise convolution whose output only a depthwise convolution reads

@@ -297,16 +297,23 @@ fn a_block_intermediate_needed_elsewhere_or_small_is_not_fused() {
 /// Tensors: 0 `x` [1,5,6,4] (input), 1 `s` = logistic(x), 2 `out` = x·s (or s·x), 3 `y`
 /// [1,5,6,4] (input). Opcodes: LOGISTIC (0), MUL (1).
 fn silu_model(mul_inputs: Vec<i32>, activation: Act, outputs: Vec<i32>) -> Vec<u8> {
+    let tensors = ["x", "s", "out", "y"].map(|n| TensorSpec::f32(n, &Y, 0));
+    logistic_mul_model(tensors.to_vec(), mul_inputs, activation, outputs)
+}
+
+/// A LOGISTIC of tensor 0 into tensor 1, then a MUL of `mul_inputs` into tensor 2; tensors 0
+/// and 3 are the graph inputs.
+fn logistic_mul_model(
+    tensors: Vec<TensorSpec>,
+    mul_inputs: Vec<i32>,
+    activation: Act,
+    outputs: Vec<i32>,
+) -> Vec<u8> {
     ModelSpec {
         version: 3,
         opcodes: vec![BuiltinOperator::LOGISTIC.0, BuiltinOperator::MUL.0],
         buffers: vec![vec![]],
-        tensors: vec![
-            TensorSpec::f32("x", &Y, 0),
-            TensorSpec::f32("s", &Y, 0),
-            TensorSpec::f32("out", &Y, 0),
-            TensorSpec::f32("y", &Y, 0),
-        ],
+        tensors,
         inputs: vec![0, 3],
         outputs,
         ops: vec![
@@ -380,36 +387,13 @@ fn int8_silu_model(mul_inputs: Vec<i32>, activation: Act, outputs: Vec<i32>) -> 
         buffer: 0,
         quant: Some((vec![scale], vec![zero_point], 0)),
     };
-    ModelSpec {
-        version: 3,
-        opcodes: vec![BuiltinOperator::LOGISTIC.0, BuiltinOperator::MUL.0],
-        buffers: vec![vec![]],
-        tensors: vec![
-            int8("x", 0.05, -3),
-            int8("s", 1.0 / 256.0, -128),
-            int8("out", 0.031, 5),
-            int8("y", 0.02, 1),
-        ],
-        inputs: vec![0, 3],
-        outputs,
-        ops: vec![
-            OpSpec {
-                opcode_index: 0,
-                inputs: vec![0],
-                outputs: vec![1],
-                options: OptionsSpec::None,
-            },
-            OpSpec {
-                opcode_index: 1,
-                inputs: mul_inputs,
-                outputs: vec![2],
-                options: OptionsSpec::Mul { activation },
-            },
-        ],
-        custom_names: Vec::new(),
-        custom_options: Vec::new(),
-    }
-    .build()
+    let tensors = vec![
+        int8("x", 0.05, -3),
+        int8("s", 1.0 / 256.0, -128),
+        int8("out", 0.031, 5),
+        int8("y", 0.02, 1),
+    ];
+    logistic_mul_model(tensors, mul_inputs, activation, outputs)
 }
 
 /// Runs an int8 SiLU model on every int8 value: (executed nodes, every output's bytes).

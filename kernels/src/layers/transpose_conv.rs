@@ -552,9 +552,13 @@ pub fn transpose_conv_i16_acc32(
 mod tests {
     use super::*;
 
-    /// The reference's scatter formulation, in f64.
-    fn scatter(g: &TransposeConvGeometry, x: &[f64], w: &[f64]) -> Vec<f64> {
-        let mut out = vec![0.0; g.output_len()];
+    /// The reference's scatter formulation, in the type of `x` and `w`: each product added
+    /// straight into the output in the reference's loop order (in f32, its own rounding).
+    fn scatter<T>(g: &TransposeConvGeometry, x: &[T], w: &[T]) -> Vec<T>
+    where
+        T: Copy + Default + std::ops::Mul<Output = T> + std::ops::AddAssign,
+    {
+        let mut out = vec![T::default(); g.output_len()];
         for b in 0..g.batches {
             for iy in 0..g.in_h {
                 for ix in 0..g.in_w {
@@ -671,36 +675,7 @@ mod tests {
     /// The reference's float scatter: every product added straight into the output in its
     /// loop order (in f32, multiply then add), then bias and clamp.
     fn scatter_f32(g: &TransposeConvGeometry, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
-        let mut out = vec![0.0f32; g.output_len()];
-        for b in 0..g.batches {
-            for iy in 0..g.in_h {
-                for ix in 0..g.in_w {
-                    for ic in 0..g.in_c {
-                        for ky in 0..g.filter_h {
-                            for kx in 0..g.filter_w {
-                                let oy = (iy * g.stride_h + ky) as isize - g.pad_top as isize;
-                                let ox = (ix * g.stride_w + kx) as isize - g.pad_left as isize;
-                                if oy < 0
-                                    || ox < 0
-                                    || oy >= g.out_h as isize
-                                    || ox >= g.out_w as isize
-                                {
-                                    continue;
-                                }
-                                let (oy, ox) = (oy as usize, ox as usize);
-                                for oc in 0..g.out_c {
-                                    let xi = ((b * g.in_h + iy) * g.in_w + ix) * g.in_c + ic;
-                                    let wi =
-                                        ((oc * g.filter_h + ky) * g.filter_w + kx) * g.in_c + ic;
-                                    let oi = ((b * g.out_h + oy) * g.out_w + ox) * g.out_c + oc;
-                                    out[oi] += x[xi] * w[wi];
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let mut out = scatter(g, x, w);
         for (i, o) in out.iter_mut().enumerate() {
             *o = clamp_f32(*o + bias[i % g.out_c], -1.5, 2.0);
         }
