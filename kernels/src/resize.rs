@@ -199,12 +199,16 @@ fn int_taps(out: usize, input: usize, align_corners: bool, half_pixel: bool) -> 
 
 /// Elements of the integer bilinear kernel.
 pub trait BilinearElem: Copy + Send + Sync + Default {
+    /// Whether the type is 8-bit, whose weighted sums fit in `i32` (see
+    /// [`BilinearInt::i32_sums`]).
+    const BYTE: bool;
     fn to_i64(self) -> i64;
     /// C++ `static_cast` from a value already in range (wraps otherwise).
     fn from_i64(v: i64) -> Self;
 }
 
 impl BilinearElem for i8 {
+    const BYTE: bool = true;
     fn to_i64(self) -> i64 {
         self.into()
     }
@@ -214,6 +218,7 @@ impl BilinearElem for i8 {
 }
 
 impl BilinearElem for i16 {
+    const BYTE: bool = false;
     fn to_i64(self) -> i64 {
         self.into()
     }
@@ -228,15 +233,32 @@ pub struct BilinearInt {
     shape: ResizeShape,
     ys: Vec<Tap<i32>>,
     xs: Vec<Tap<i32>>,
+    /// Whether every 8-bit weighted sum, rounding term included, fits in `i32`: then int8
+    /// runs in 32-bit arithmetic, which vectorizes, with the same exact integers.
+    i32_sums: bool,
 }
 
 impl BilinearInt {
     /// Precondition: `shape.is_valid()` (so `1024 · size` fits `i32`).
     pub fn new(shape: ResizeShape, align_corners: bool, half_pixel_centers: bool) -> Self {
+        let ys = int_taps(shape.out_h, shape.in_h, align_corners, half_pixel_centers);
+        let xs = int_taps(shape.out_w, shape.in_w, align_corners, half_pixel_centers);
+        // |Σ v·wy·wx| ≤ 128 · Σ|wy| · Σ|wx| over the two taps of each axis.
+        let spread = |taps: &[Tap<i32>]| {
+            taps.iter()
+                .map(|t| {
+                    let f = i64::from(t.frac);
+                    f.abs() + ((1 << 10) - f).abs()
+                })
+                .max()
+                .unwrap_or(0)
+        };
+        let bound = 128 * spread(&ys) * spread(&xs) + (1 << 19);
         BilinearInt {
             shape,
-            ys: int_taps(shape.out_h, shape.in_h, align_corners, half_pixel_centers),
-            xs: int_taps(shape.out_w, shape.in_w, align_corners, half_pixel_centers),
+            ys,
+            xs,
+            i32_sums: bound <= i64::from(i32::MAX),
         }
     }
 
@@ -265,6 +287,18 @@ impl BilinearInt {
                     let p10 = &input[(row1 + tx.lo) * c..][..c];
                     let p01 = &input[(row0 + tx.hi) * c..][..c];
                     let p11 = &input[(row1 + tx.hi) * c..][..c];
+                    if T::BYTE && self.i32_sums {
+                        // The same products and sum, exact in 32 bits (checked at `new`).
+                        let w = [wy0 * wx0, wy1 * wx0, wy0 * wx1, wy1 * wx1].map(|v| v as i32);
+                        let px = p00.iter().zip(p10).zip(p01.iter().zip(p11));
+                        for (o, ((&a, &b), (&c, &d))) in out_px.iter_mut().zip(px) {
+                            let v = |t: T| t.to_i64() as i32;
+                            let sum = v(a) * w[0] + v(b) * w[1] + v(c) * w[2] + v(d) * w[3];
+                            let round = if sum > 0 { 1 << 19 } else { -(1 << 19) };
+                            *o = T::from_i64(i64::from((sum + round) / (1 << 20)));
+                        }
+                        continue;
+                    }
                     for ch in 0..c {
                         let sum = p00[ch].to_i64() * wy0 * wx0
                             + p10[ch].to_i64() * wy1 * wx0
@@ -474,6 +508,34 @@ mod tests {
                 assert!((*o as f64 - w).abs() <= 2.0, "{o} vs {w}");
             }
         }
+    }
+
+    /// int8 sums in 32 bits give the 64-bit formula's values: every option, up- and
+    /// downscales, the int8 extremes, one and three threads; a huge upscale keeps 64 bits.
+    #[test]
+    fn int8_sums_in_32_bits_equal_64_bit_sums() {
+        for (in_h, in_w, out_h, out_w) in [(3, 4, 5, 7), (8, 8, 16, 16), (9, 7, 4, 3), (2, 2, 9, 2)]
+        {
+            let s = shape(in_h, in_w, out_h, out_w, 3);
+            let input: Vec<i8> = (0..s.input_len())
+                .map(|i| [-128, 127, -1, 0, 1][i % 5] ^ ((i * 37) as i8 & 0x70))
+                .collect();
+            for (align, half) in [(false, false), (true, false), (false, true)] {
+                let fast = BilinearInt::new(s, align, half);
+                assert!(fast.i32_sums, "{s:?}");
+                let mut wide = fast.clone();
+                wide.i32_sums = false;
+                let mut want = vec![0i8; s.output_len()];
+                wide.run(&input, &mut want, 1);
+                for threads in [1, 3] {
+                    let mut got = vec![0i8; s.output_len()];
+                    fast.run(&input, &mut got, threads);
+                    assert_eq!(got, want, "{s:?} {align} {half} {threads}");
+                }
+            }
+        }
+        let huge = BilinearInt::new(shape(2, 2, 4096, 4096, 1), false, false);
+        assert!(!huge.i32_sums);
     }
 
     #[test]
