@@ -199,8 +199,8 @@ fn int_taps(out: usize, input: usize, align_corners: bool, half_pixel: bool) -> 
 
 /// Elements of the integer bilinear kernel.
 pub trait BilinearElem: Copy + Send + Sync + Default {
-    /// Whether the type is 8-bit, whose weighted sums fit in `i32` (see
-    /// [`BilinearInt::i32_sums`]).
+    /// Whether the type is 8-bit, whose weighted sums fit in `i32` where `BilinearInt::new`
+    /// finds the weights small enough.
     const BYTE: bool;
     fn to_i64(self) -> i64;
     /// C++ `static_cast` from a value already in range (wraps otherwise).
