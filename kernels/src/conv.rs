@@ -159,7 +159,13 @@ impl PackedConv {
         } else if conv_planar::suits(p, isa) {
             Weights::Planar(conv_planar::Filter::new(p, filter))
         } else {
-            Weights::Direct(PackedB::from_transposed(filter, p.out_c, p.k(), isa))
+            Weights::Direct(PackedB::from_transposed_runs(
+                filter,
+                p.out_c,
+                p.k(),
+                p.taps_and_len().1,
+                isa,
+            ))
         };
         let table = match weights {
             Weights::Direct(_) => TapTable::new(p),

@@ -28,12 +28,20 @@
 //! accumulators leave the multiply-add units waiting on each other; the AVX2 tier runs such
 //! rows four panels side by side (`x86::gemm::gemv`, the same operations per element).
 //!
-//! Tiers: [`Isa::Avx2`] runs 6×16 (or 8×8) tiles of fused multiply-adds (`x86::gemm`),
+//! A narrow last panel wastes no lanes in the 8×8 tile, but that tile needs one broadcast of
+//! A per multiply-add and runs at the pace of the loads. The AVX2 tier therefore stores such
+//! a panel in pairs of depths (`PackedB::paired`) when A's runs are shorter than a K slice,
+//! and its paired tile (`x86::gemm::tile_pair`) feeds two multiply-adds per broadcast like a
+//! 16-wide tile; each column then sums its even and its odd depths apart and adds the two at
+//! the end.
+//!
+//! Tiers: [`Isa::Avx2`] runs 6×16, 8×8 or paired 6×8 tiles of fused multiply-adds (`x86::gemm`),
 //! [`Isa::Neon`] 6×16 (or 12×8) tiles of `fmla` (`neon::gemm`), [`Isa::Generic`] portable
 //! code with separate multiply and add (the reference's rounding). Within one tier every tile size, edge tiles
-//! included, performs per element the same operations in K order (`acc = acc ⊕ a·b`, then
-//! `+ bias`, then the clamp), and threads only split rows or panels, so results do not depend
-//! on the thread count nor on where part boundaries fall.
+//! included, performs per element the same operations in K order (`acc = acc ⊕ a·b`, or the
+//! paired tile's two sums, then `+ bias`, then the clamp; which tile a column gets depends on
+//! B alone), and threads only split rows or panels, so results do not depend on the thread
+//! count nor on where part boundaries fall.
 
 use std::ops::Range;
 
@@ -49,6 +57,15 @@ const NR_HALF: usize = NR / 2;
 const KC: usize = 256;
 /// Rows of A processed as one cache block.
 pub(crate) const MB: usize = 72;
+/// Shortest run of depths stored in pairs (see [`PackedB::paired`]); shorter ones would be
+/// mostly odd tails.
+const PAIR_MIN_RUN: usize = 4;
+/// Where each of the 8 columns of a paired panel sits: `vector·4 + slot` (see
+/// [`PackedB::paired`]), so that adding each lane pair of the two vectors
+/// (`_mm256_hadd_ps`) gives the columns in order.
+const PAIR_COLUMNS: [usize; 8] = [0, 1, 4, 5, 2, 3, 6, 7];
+/// Rows of a paired tile: two accumulators per row, as the 16-wide tiles.
+const PAIR_ROWS: usize = 6;
 
 /// Multiply-adds one streamed weight costs in time: 4 bytes from memory at about 12 GB/s
 /// take as long as 16 multiply-adds at 50 GMAC/s.
@@ -66,6 +83,9 @@ pub struct PackedB {
     n: usize,
     isa: Isa,
     data: Vec<f32>,
+    /// Nonzero when the narrow last panel is stored in pairs of depths for runs (taps) of
+    /// this many depths (see [`PackedB::paired`]).
+    pair_run: usize,
 }
 
 impl PackedB {
@@ -73,13 +93,30 @@ impl PackedB {
     /// [`Isa::Generic`]). Precondition: `b.len() >= k·n`.
     pub fn from_row_major(b: &[f32], k: usize, n: usize, isa: Isa) -> Self {
         assert!(b.len() >= k * n, "B is shorter than k·n");
-        Self::pack(k, n, isa, |kk, j| b[kk * n + j])
+        Self::pack(k, n, isa, |kk, j| b[kk * n + j]).paired(k)
     }
 
     /// Packs B from its transpose, a row-major `Bt[n][k]`: the layout of FULLY_CONNECTED
     /// weights `[UNITS, K]` and of CONV_2D filters `[OC, KH·KW·IC]`.
     /// Precondition: `bt.len() >= n·k`.
     pub fn from_transposed(bt: &[f32], n: usize, k: usize, isa: Isa) -> Self {
+        Self::from_transposed_runs(bt, n, k, k, isa)
+    }
+
+    /// [`PackedB::from_transposed`] for an A read in runs (taps) of `run` depths each (a
+    /// convolution's filter rows or pixels; `run` divides `k`), which decides how a paired
+    /// narrow panel is laid out.
+    pub(crate) fn from_transposed_runs(
+        bt: &[f32],
+        n: usize,
+        k: usize,
+        run: usize,
+        isa: Isa,
+    ) -> Self {
+        Self::plain_from_transposed(bt, n, k, isa).paired(run)
+    }
+
+    fn plain_from_transposed(bt: &[f32], n: usize, k: usize, isa: Isa) -> Self {
         assert!(bt.len() >= n * k, "Bt is shorter than n·k");
         let mut me = Self::empty(k, n, isa);
         for p in 0..me.panels() {
@@ -130,11 +167,47 @@ impl PackedB {
             n,
             isa: isa.or_generic().float_tier(),
             data: Vec::new(),
+            pair_run: 0,
         };
         let width: usize = (0..me.panels()).map(|p| me.panel(p).1).sum();
         me.data = vec![0.0f32; width * k];
         crate::buffer::advise_huge_pages(me.data.as_ptr().cast(), me.data.len() * 4);
         me
+    }
+
+    /// Stores the narrow last panel (at most 8 columns) in pairs of depths, for the AVX2
+    /// tier's paired tile (`x86::gemm::tile_pair`), when A is read in runs of `run` depths
+    /// that fit one K slice: per run, `⌈run/2⌉` rows of 16 floats, row `q` holding depths
+    /// `2q` and `2q+1` of the run (zero past its end) of columns 0, 1, 4, 5, then 2, 3, 6, 7,
+    /// interleaved. Otherwise (other tiers, runs too short to gain or cut into pieces, no
+    /// narrow panel) B stays as it is.
+    fn paired(mut self, run: usize) -> Self {
+        let narrow = self.n % NR;
+        let pays = self.isa == Isa::Avx2
+            && (1..=NR_HALF).contains(&narrow)
+            && (PAIR_MIN_RUN..KC).contains(&run)
+            && self.k > 0
+            && self.k % run == 0;
+        if !pays {
+            return self;
+        }
+        let j0 = self.n - narrow;
+        let plain = self.data.split_off(j0 * self.k);
+        let half = run.div_ceil(2);
+        let mut pairs = vec![0.0f32; self.k / run * half * NR];
+        for (t, dst) in pairs.chunks_exact_mut(half * NR).enumerate() {
+            for d in 0..run {
+                let src = &plain[(t * run + d) * NR_HALF..][..narrow];
+                let row = &mut dst[d / 2 * NR..][..NR];
+                for (&col, &v) in PAIR_COLUMNS.iter().zip(src) {
+                    let (vector, slot) = (col / 4, col % 4);
+                    row[vector * NR_HALF + 2 * slot + d % 2] = v;
+                }
+            }
+        }
+        self.data.extend_from_slice(&pairs);
+        self.pair_run = run;
+        self
     }
 
     fn pack(k: usize, n: usize, isa: Isa, get: impl Fn(usize, usize) -> f32) -> Self {
@@ -155,6 +228,7 @@ impl PackedB {
     /// Where `B[kk][j]` is stored (`kk < k`, `j < n`): panels hold their columns side by side,
     /// one row of the panel per depth.
     pub(crate) fn at(&self, kk: usize, j: usize) -> usize {
+        debug_assert_eq!(self.pair_run, 0, "a paired panel has another layout");
         let (j0, w) = self.panel(j / NR);
         j0 * self.k + kk * w + (j - j0)
     }
@@ -765,6 +839,17 @@ fn tile_fn(isa: Isa, rows: usize, w: usize) -> TileFn {
     }
 }
 
+/// The paired tile of tier `isa` for `rows` rows (1 ..= [`PAIR_ROWS`]). Only the AVX2 tier
+/// pairs panels ([`PackedB::paired`]).
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn pair_fn(isa: Isa, rows: usize) -> TileFn {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => crate::x86::gemm::pair_fn(rows),
+        _ => unreachable!("only the AVX2 tier pairs panels"),
+    }
+}
+
 /// # Safety
 /// All of `a`, `b`, `bias` and the `a.rows × B.n()` region of `c` (row stride `ldc`) are in
 /// bounds, `a` validated, `panels` within B, and nothing else accesses the written region.
@@ -798,12 +883,29 @@ unsafe fn run_block(
     // not do either: it adds a bias only when there is one). Winograd's products have none
     // and a short K: skipping it made a 16×16 layer of 20 → 26 channels 2% faster.
     let epilogue = bias.is_some() || clamp != Clamp::IDENTITY;
-    // Microkernels by panel width (narrow, wide) and tile height.
-    let mr = [tile_rows(b.isa, NR_HALF), tile_rows(b.isa, NR)];
+    // Microkernels by panel width (narrow, wide) and tile height; a paired narrow panel
+    // has its own.
+    let paired = b.pair_run != 0;
+    assert!(
+        !paired || a.tap_len == b.pair_run,
+        "paired B read in other runs"
+    );
+    let mr = [
+        if paired {
+            PAIR_ROWS
+        } else {
+            tile_rows(b.isa, NR_HALF)
+        },
+        tile_rows(b.isa, NR),
+    ];
     let mut fns: [[TileFn; MAX_TILE_ROWS]; 2] = [[generic_tile::<1, NR>; MAX_TILE_ROWS]; 2];
     for (wi, w) in [NR_HALF, NR].into_iter().enumerate() {
         for (r, f) in fns[wi].iter_mut().enumerate().take(mr[wi]) {
-            *f = tile_fn(b.isa, r + 1, w);
+            *f = if paired && w == NR_HALF {
+                pair_fn(b.isa, r + 1)
+            } else {
+                tile_fn(b.isa, r + 1, w)
+            };
         }
     }
     for si in 0..count_slices {
@@ -891,6 +993,12 @@ const PF_MIN_FLOATS: usize = if cfg!(test) { 0 } else { 1 << 15 };
 #[inline(always)]
 fn slice_of(b: &PackedB, s: KSlice, tap_len: usize, p: usize) -> Range<usize> {
     let (j0, w) = b.panel(p);
+    if b.pair_run != 0 && w == NR_HALF {
+        // Whole runs (`c0 == 0`: paired runs fit one slice) of `⌈run/2⌉` rows of 16.
+        let per_run = tap_len.div_ceil(2) * NR;
+        let start = j0 * b.k + s.t0 * per_run;
+        return start..start + s.nt * per_run;
+    }
     let start = j0 * b.k + (s.t0 * tap_len + s.c0) * w;
     start..start + s.nt * s.kc * w
 }
@@ -1077,15 +1185,15 @@ pub(crate) mod tests {
                 let clamp = [Clamp::NONE, Clamp::RELU, Clamp::RELU_N1_TO_1][case % 3];
                 let packed = PackedB::from_transposed(&wt, n, k, isa);
                 assert_eq!(packed.isa(), isa.float_tier());
-                let stored = (n / NR) * NR
-                    + if n % NR == 0 {
-                        0
-                    } else if n % NR <= 8 {
-                        8
-                    } else {
-                        16
-                    };
-                assert_eq!(packed.byte_size(), stored * k * 4);
+                let paired = isa == Isa::Avx2 && (PAIR_MIN_RUN..KC).contains(&k);
+                let narrow = match n % NR {
+                    0 => 0,
+                    // A paired panel stores an odd depth's run with a zero pair.
+                    1..=8 if paired => k.div_ceil(2) * NR,
+                    1..=8 => 8 * k,
+                    _ => NR * k,
+                };
+                assert_eq!(packed.byte_size(), ((n / NR) * NR * k + narrow) * 4);
                 let want = naive(&a, lda, m, &wt, n, k, bias, clamp);
                 let mut c1 = vec![f32::NAN; m * n];
                 gemm_f32(&a, lda, m, &packed, bias, clamp, &mut c1, 1);
@@ -1248,6 +1356,86 @@ pub(crate) mod tests {
     /// a product of two rows: with and without bias, clamped or not, NaN and zeros of both
     /// signs in A, K over a slice, N with and without a remainder of panels, one and two
     /// threads.
+    /// Panels stored in pairs of depths (the AVX2 tier's narrow panels): runs of odd and
+    /// even length, one and several K slices (partial sums parked in C between them), padding
+    /// taps, every tile height; the results are checked against double precision, and an
+    /// infinite last depth of an odd run must not meet a `0·∞` in the zero half of its pair.
+    #[test]
+    fn paired_panels_match_naive() {
+        for isa in Isa::available() {
+            let mut rng = Rng(0x5eed);
+            for (taps, run) in [(3, 45), (9, 15), (4, 100), (3, 255), (2, 4), (5, 7), (1, 6)] {
+                for n in [1, 3, 6, 8, 21, 24] {
+                    let (k, rows) = (taps * run, 13);
+                    let data = rng.vec(rows * k);
+                    let zeros = vec![0.0; run];
+                    // Row r reads its own runs, in reverse order, with every fifth a padding tap.
+                    let offs: Vec<usize> = (0..rows * taps)
+                        .map(|i| match i % 5 {
+                            4 => PAD,
+                            _ => (i / taps) * k + (taps - 1 - i % taps) * run,
+                        })
+                        .collect();
+                    let wt = rng.vec(n * k);
+                    let bias = rng.vec(n);
+                    let packed = PackedB::from_transposed_runs(&wt, n, k, run, isa);
+                    let pays = isa == Isa::Avx2 && n % NR <= 8 && run >= PAIR_MIN_RUN;
+                    assert_eq!(packed.pair_run != 0, pays, "{isa} run {run} n {n}");
+                    let a = |r: usize, kk: usize| match offs[r * taps + kk / run] {
+                        PAD => 0.0,
+                        o => data[o + kk % run] as f64,
+                    };
+                    let mut want = vec![0.0; rows * n];
+                    for r in 0..rows {
+                        for j in 0..n {
+                            let s: f64 = (0..k).map(|kk| a(r, kk) * wt[j * k + kk] as f64).sum();
+                            want[r * n + j] = s as f32 + bias[j];
+                        }
+                    }
+                    let blk = BlockA {
+                        data: &data,
+                        zeros: &zeros,
+                        offs: &offs,
+                        rows,
+                        taps,
+                        tap_len: run,
+                        bound: None,
+                    };
+                    let mut c = vec![f32::NAN; rows * n];
+                    let out = SharedOut::new(&mut c);
+                    // SAFETY: `c` is this test's own, `rows × n` floats.
+                    unsafe {
+                        out.block(
+                            &blk,
+                            &packed,
+                            0..packed.panels(),
+                            Some(&bias),
+                            Clamp::IDENTITY,
+                            0,
+                        )
+                    };
+                    assert_close(&c, &want, &format!("{isa} taps {taps} run {run} n {n}"));
+                    if run % 2 == 1 {
+                        // Row 0's first tap (offset `(taps-1)·run`) ends in an infinity.
+                        let mut inf = data.clone();
+                        inf[(taps - 1) * run + run - 1] = f32::INFINITY;
+                        let blk = BlockA { data: &inf, ..blk };
+                        let mut c = vec![0.0; rows * n];
+                        let out = SharedOut::new(&mut c);
+                        // SAFETY: as above.
+                        unsafe {
+                            out.block(&blk, &packed, 0..packed.panels(), None, Clamp::IDENTITY, 0)
+                        };
+                        for j in 0..n {
+                            let w = wt[j * k + run - 1];
+                            assert_eq!(c[j], f32::INFINITY * w.signum(), "{isa} n {n} column {j}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn one_row_products_match_the_tiles() {
         for isa in Isa::available() {

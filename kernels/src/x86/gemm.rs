@@ -3,6 +3,7 @@
 //! vectors and one broadcast A value in the 16 ymm registers. Per K step: one load of B per
 //! vector, one broadcast per row, one fused multiply-add per accumulator. Edge tiles run the
 //! same instructions per element, so results do not depend on how rows are grouped.
+//! A narrow panel stored in pairs of depths has its own `R×8` tile, [`tile_pair`] (`R <= 6`).
 
 use std::arch::x86_64::*;
 
@@ -150,6 +151,107 @@ unsafe fn one<const R: usize, const V: usize>(t: &TileArgs, tile: usize) {
     }
     for (r, acc_r) in acc.iter().enumerate() {
         store_row::<V>(t.c_row::<R>(tile, r), t.nc, *acc_r);
+    }
+}
+
+/// The paired tile for `rows` rows (1..=6; see [`tile_pair`]).
+pub(crate) fn pair_fn(rows: usize) -> unsafe fn(&TileArgs) {
+    match rows {
+        1 => tile_pair::<1>,
+        2 => tile_pair::<2>,
+        3 => tile_pair::<3>,
+        4 => tile_pair::<4>,
+        5 => tile_pair::<5>,
+        _ => tile_pair::<6>,
+    }
+}
+
+/// An `R×8` tile over a panel of B stored in *pairs of depths* (`crate::gemm`'s paired
+/// narrow panel): each 16-float row of the panel holds depths `k` and `k+1` of the 8 columns,
+/// interleaved (column order 0, 1, 4, 5 in the first vector, 2, 3, 6, 7 in the second), and
+/// one 64-bit broadcast puts A's `a[k], a[k+1]` in every lane pair. So one broadcast and two
+/// B vectors feed two multiply-adds per row, as in the 16-wide tile, where the 8-wide tile
+/// needs a broadcast per multiply-add and runs at the loads' pace (Zen 3: 32×32×15 → 8 took
+/// 1.5 times as long per multiply-add as 32×32×15 → 16). Each column sums its even depths
+/// and its odd depths in two accumulators, each in K order, and adds the two at the end:
+/// another rounding order than the plain tiles', the same for every row, tile height and
+/// thread split. A run of odd length ends with a pair whose second depth is zero in B and is
+/// made zero in A too (a blend), so that an infinite A value meets no `0·∞`.
+///
+/// # Safety
+/// As for [`tile`] with `V = 1`, B being `taps·⌈kc/2⌉` paired rows of 16 floats and each
+/// row's runs readable for `kc` floats.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_pair<const R: usize>(t: &TileArgs) {
+    let share = t.pf_lines.div_ceil(t.tiles.max(1));
+    let mut pf = t.pf;
+    let mut left = t.pf_lines;
+    for tile in 0..t.tiles {
+        for _ in 0..share.min(left) {
+            _mm_prefetch::<_MM_HINT_T0>(pf.cast());
+            pf = pf.wrapping_add(16);
+        }
+        left = left.saturating_sub(share);
+        one_pair::<R>(t, tile);
+    }
+}
+
+/// Tile number `tile` of a [`tile_pair`] call.
+///
+/// # Safety
+/// As for [`tile_pair`], and `tile < t.tiles`.
+#[inline(always)]
+unsafe fn one_pair<const R: usize>(t: &TileArgs, tile: usize) {
+    let zero = _mm256_setzero_ps();
+    let mut acc = [[zero; 2]; R];
+    if !t.first {
+        // Partial sums parked in C restart the even-depth sums; the odd ones restart at 0.
+        let lo = _mm256_setr_epi32(0, 0, 1, 1, 4, 4, 5, 5);
+        let hi = _mm256_setr_epi32(2, 2, 3, 3, 6, 6, 7, 7);
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            let [c] = load_row::<1>(t.c_row::<R>(tile, r), t.nc);
+            acc_r[0] = _mm256_blend_ps::<0xAA>(_mm256_permutevar8x32_ps(c, lo), zero);
+            acc_r[1] = _mm256_blend_ps::<0xAA>(_mm256_permutevar8x32_ps(c, hi), zero);
+        }
+    }
+    let pairs = t.kc / 2;
+    let mut b = t.b;
+    for tap in 0..t.taps {
+        let mut rows = [std::ptr::null::<f32>(); R];
+        for (r, p) in rows.iter_mut().enumerate() {
+            *p = t.row::<R>(tile, tap, r);
+        }
+        for q in 0..pairs {
+            let b0 = _mm256_loadu_ps(b);
+            let b1 = _mm256_loadu_ps(b.add(8));
+            for (acc_r, p) in acc.iter_mut().zip(&rows) {
+                let a = _mm256_castpd_ps(_mm256_broadcast_sd(&*p.add(2 * q).cast::<f64>()));
+                acc_r[0] = _mm256_fmadd_ps(a, b0, acc_r[0]);
+                acc_r[1] = _mm256_fmadd_ps(a, b1, acc_r[1]);
+            }
+            b = b.add(16);
+        }
+        if t.kc % 2 == 1 {
+            let b0 = _mm256_loadu_ps(b);
+            let b1 = _mm256_loadu_ps(b.add(8));
+            for (acc_r, p) in acc.iter_mut().zip(&rows) {
+                let a = _mm256_blend_ps::<0xAA>(_mm256_broadcast_ss(&*p.add(t.kc - 1)), zero);
+                acc_r[0] = _mm256_fmadd_ps(a, b0, acc_r[0]);
+                acc_r[1] = _mm256_fmadd_ps(a, b1, acc_r[1]);
+            }
+            b = b.add(16);
+        }
+    }
+    let (lo, hi) = (_mm256_set1_ps(t.clamp.min), _mm256_set1_ps(t.clamp.max));
+    let bias = load_row::<1>(t.bias, 8)[0];
+    for (r, acc_r) in acc.iter().enumerate() {
+        // Even plus odd depths of each column, in column order 0..8.
+        let mut x = _mm256_hadd_ps(acc_r[0], acc_r[1]);
+        if t.last {
+            // As in `one`: add, then max(lo, ·) and min(hi, ·), which keep a NaN.
+            x = _mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_add_ps(x, bias)));
+        }
+        store_row::<1>(t.c_row::<R>(tile, r), t.nc, [x]);
     }
 }
 
