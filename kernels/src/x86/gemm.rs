@@ -225,7 +225,10 @@ unsafe fn one_pair<const R: usize>(t: &TileArgs, tile: usize) {
             let b0 = _mm256_loadu_ps(b);
             let b1 = _mm256_loadu_ps(b.add(8));
             for (acc_r, p) in acc.iter_mut().zip(&rows) {
-                let a = _mm256_castpd_ps(_mm256_broadcast_sd(&*p.add(2 * q).cast::<f64>()));
+                // The two floats as one f64, read unaligned (a run starts at any float):
+                // one `vbroadcastsd` from memory.
+                let pair = p.add(2 * q).cast::<f64>().read_unaligned();
+                let a = _mm256_castpd_ps(_mm256_set1_pd(pair));
                 acc_r[0] = _mm256_fmadd_ps(a, b0, acc_r[0]);
                 acc_r[1] = _mm256_fmadd_ps(a, b1, acc_r[1]);
             }
