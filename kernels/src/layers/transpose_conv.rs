@@ -377,6 +377,24 @@ fn check_bias<B>(bias: Option<&[B]>, out_c: usize) -> Result<(), QuantError> {
     }
 }
 
+/// The checks the integer kernels open with: the buffers against the geometry, the
+/// quantization and the bias against the channels. Returns the output to write, or `None`
+/// when there is nothing to compute.
+fn checked_output<'o, B, O>(
+    g: &TransposeConvGeometry,
+    q: &TransposeConvQuant,
+    input_len: usize,
+    filter_len: usize,
+    bias: Option<&[B]>,
+    output: &'o mut [O],
+) -> Result<Option<&'o mut [O]>, QuantError> {
+    g.check(input_len, filter_len, output.len())?;
+    q.check(g.out_c)?;
+    check_bias(bias, g.out_c)?;
+    let out = &mut output[..g.output_len()];
+    Ok((g.out_c != 0 && !out.is_empty()).then_some(out))
+}
+
 /// int8 transpose convolution (`reference_integer_ops::TransposeConv`, int8 overload):
 /// `acc = Σ (x − in_zp)·w` in wrapping i32, `+ bias`, per-channel
 /// `MultiplyByQuantizedMultiplier`, `+ out_zp`, clamp.
@@ -389,13 +407,9 @@ pub fn transpose_conv_i8(
     output: &mut [i8],
     threads: usize,
 ) -> Result<(), QuantError> {
-    g.check(input.len(), filter.len(), output.len())?;
-    q.check(g.out_c)?;
-    check_bias(bias, g.out_c)?;
-    let out = &mut output[..g.output_len()];
-    if g.out_c == 0 || out.is_empty() {
+    let Some(out) = checked_output(g, q, input.len(), filter.len(), bias, output)? else {
         return Ok(());
-    }
+    };
     let tap_len = g.in_c * g.out_c;
     // `x − zp` of a valid int8 zero point lies within ±255, and its products with int8
     // weights within ±32640: exact in 16 bits, which doubles the lanes per vector.
@@ -454,13 +468,9 @@ fn acc32<T: Copy + Into<i32> + Sync, O: Send>(
     threads: usize,
     narrow: impl Fn(i32) -> O + Sync,
 ) -> Result<(), QuantError> {
-    g.check(input.len(), filter.len(), output.len())?;
-    q.check(g.out_c)?;
-    check_bias(bias, g.out_c)?;
-    let out = &mut output[..g.output_len()];
-    if g.out_c == 0 || out.is_empty() {
+    let Some(out) = checked_output(g, q, input.len(), filter.len(), bias, output)? else {
         return Ok(());
-    }
+    };
     let oc_stride = g.filter_h * g.filter_w * g.in_c;
     parallel::for_each_part(out, g.out_c, 1, threads, |first, part| {
         for (r, row) in part.chunks_exact_mut(g.out_c).enumerate() {
@@ -501,13 +511,9 @@ pub fn transpose_conv_i16(
     output: &mut [i16],
     threads: usize,
 ) -> Result<(), QuantError> {
-    g.check(input.len(), filter.len(), output.len())?;
-    q.check(g.out_c)?;
-    check_bias(bias, g.out_c)?;
-    let out = &mut output[..g.output_len()];
-    if g.out_c == 0 || out.is_empty() {
+    let Some(out) = checked_output(g, q, input.len(), filter.len(), bias, output)? else {
         return Ok(());
-    }
+    };
     let oc_stride = g.filter_h * g.filter_w * g.in_c;
     let in_off = i64::from(q.input_offset);
     parallel::for_each_part(out, g.out_c, 1, threads, |first, part| {
