@@ -87,7 +87,9 @@ pub(crate) unsafe fn clamp(x: float32x4_t, lo: float32x4_t, hi: float32x4_t) -> 
 #[target_feature(enable = "neon")]
 unsafe fn tile<const R: usize, const V: usize>(t: &TileArgs) {
     for tile in 0..t.tiles {
-        one::<R, V>(t, tile);
+        for q in 0..t.panels {
+            one::<R, V>(&t.panel(q), tile);
+        }
     }
 }
 

@@ -82,12 +82,21 @@ unsafe fn store_row<const V: usize>(p: *mut f32, nc: usize, row: [__m256; V]) {
 /// rows and width `8·V`.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile<const R: usize, const V: usize>(t: &TileArgs) {
+    if t.panels > 1 {
+        for tile in 0..t.tiles {
+            for q in 0..t.panels {
+                one::<R, V>(&t.panel(q), tile);
+            }
+        }
+        return;
+    }
     if t.pf_lines == 0 {
         for tile in 0..t.tiles {
             one::<R, V>(t, tile);
         }
         return;
     }
+    debug_assert_eq!(t.panels, 1, "prefetch with several panels");
     // Each tile's share of the lines to prefetch (see `TileArgs::pf`), issued before its
     // multiply-adds so that they hide the memory latency. (A separate loop: the prefetch
     // state kept beside `one`'s would cost the tall narrow tiles register spills.)
@@ -183,6 +192,7 @@ pub(crate) fn pair_fn(rows: usize) -> unsafe fn(&TileArgs) {
 /// row's runs readable for `kc` floats.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_pair<const R: usize>(t: &TileArgs) {
+    debug_assert_eq!(t.panels, 1, "paired panels are called one by one");
     let share = t.pf_lines.div_ceil(t.tiles.max(1));
     let mut pf = t.pf;
     let mut left = t.pf_lines;
