@@ -910,19 +910,27 @@ unsafe fn run_block(
         return;
     }
     let paired = b.pair_run != 0;
-    // The streamed order, for one tap longer than a K slice (a pointwise layer's deep input)
-    // whose B stays in the cache shared by the cores: each tile takes the whole depth (its
-    // rows of A, at most 24 KiB, stay in L1) across all panels, so B is read from start to
-    // end in one stream, which the hardware prefetcher follows, once per tile. In K slices,
-    // each slice of each panel is a separate stretch of B, and the rows of A no longer fit
-    // L1. Measured on Zen 3 (paired A/B): 14×14×576 → 96 ×0.92, 7×7×960 → 320 ×0.94 (B of
-    // 1.2 MB read nine times from L3), 14×14×96 → 576 (K within a slice, streamed for the
-    // test) ×1.01.
+    // The streamed order, for products of a single tap (pointwise layers, Winograd's
+    // products): each tile takes the whole depth (its rows of A, at most 24 KiB, stay in L1)
+    // across all panels, so B is read from start to end in one stream, which the hardware
+    // prefetcher follows, once per tile. In K slices, B's panel stays in L1 for the block's
+    // tiles, but the block's rows of A are read again for each panel, from L2 once they
+    // outgrow L1, in short runs the prefetcher barely follows; a tap longer than a slice is
+    // also cut into separate stretches of B. So streaming pays for a deep tap even with B in
+    // L3, and otherwise only with a B that L2 holds easily. Measured on Zen 3 (paired A/B,
+    // and per node in MobileNetV2): K > KC: 14×14×576 → 96 ×0.91, 7×7×960 → 160 ×0.91
+    // (B of 614 KB read nine times from L3); K <= KC: 14×14×64 → 384 ×0.96 (B 98 KB),
+    // Winograd 28×28×128 → 128 ×0.94, 56×56×24 → 144 ×0.96, but 7×7×160 → 960 ×1.2 (B
+    // 614 KB) and 14×14×96 → 576 ×1.05 in the model (B 221 KB).
     let stream = !paired
         && a.taps == 1
-        && a.tap_len > KC
         && a.tap_len <= STREAM_MAX_K
-        && b.data.len() <= STREAM_MAX_B
+        && b.data.len()
+            <= if a.tap_len > KC {
+                STREAM_MAX_B
+            } else {
+                STREAM_MAX_B_SHORT
+            }
         && !tests::sliced_only();
     let slices = if stream {
         KSlices::whole(a.tap_len)
@@ -1070,6 +1078,8 @@ const STREAM_MAX_K: usize = 1024;
 /// Largest B (floats) read in the streamed order, once per tile: 2 MiB, which stays in the
 /// shared L3 cache rather than coming from memory each time.
 const STREAM_MAX_B: usize = 1 << 19;
+/// Largest B (floats) streamed when its tap fits one K slice: 128 KiB, a quarter of L2.
+const STREAM_MAX_B_SHORT: usize = 1 << 15;
 
 /// Fewest tiles per panel for which the next panel's B is prefetched: with fewer, B is
 /// reused too little for its memory reads to matter, and the hardware prefetcher follows
@@ -1311,7 +1321,7 @@ pub(crate) mod tests {
         }
     }
 
-    /// The streamed order (a deep single tap, see `run_block`) gives the same bits as K
+    /// The streamed order (a single tap, see `run_block`) gives the same bits as K
     /// slices: each output sums its products in the same order either way. Full and
     /// partial last panels, with and without a bias, and a part of the panels only (as a
     /// thread part has).
@@ -1319,8 +1329,15 @@ pub(crate) mod tests {
     fn streamed_order_matches_k_slices() {
         for isa in Isa::available() {
             let mut rng = Rng(11);
-            for (m, k, n) in [(13, 600, 48), (7, 257, 40), (72, 1024, 21), (5, 300, 8)] {
-                assert!(k > KC && k <= STREAM_MAX_K);
+            let shapes = [
+                (13, 600, 48),
+                (7, 257, 40),
+                (72, 1024, 21),
+                (5, 300, 8),
+                (50, 100, 64),
+            ];
+            for (m, k, n) in shapes {
+                assert!(k <= STREAM_MAX_K && k * n <= STREAM_MAX_B_SHORT);
                 let a = rng.vec(m * k);
                 let packed = PackedB::from_transposed(&rng.vec(n * k), n, k, isa);
                 let bias = rng.vec(n);
