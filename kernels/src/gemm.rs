@@ -917,16 +917,18 @@ unsafe fn run_block(
     // tiles, but the block's rows of A are read again for each panel, from L2 once they
     // outgrow L1, in short runs the prefetcher barely follows; a tap longer than a slice is
     // also cut into separate stretches of B. So streaming pays for a deep tap even with B in
-    // L3, and otherwise only with a B that L2 holds easily. Measured on Zen 3 (paired A/B,
-    // and per node in MobileNetV2): K > KC: 14×14×576 → 96 ×0.91, 7×7×960 → 160 ×0.91
-    // (B of 614 KB read nine times from L3); K <= KC: 14×14×64 → 384 ×0.96 (B 98 KB),
-    // Winograd 28×28×128 → 128 ×0.94, 56×56×24 → 144 ×0.96, but 7×7×160 → 960 ×1.2 (B
-    // 614 KB) and 14×14×96 → 576 ×1.05 in the model (B 221 KB).
+    // L3, and for a block of one tile, which reads B once either way (but in one call rather
+    // than one per panel); otherwise only with a B that L2 holds easily. Measured on Zen 3
+    // (paired A/B, and per node in MobileNetV2): K > KC: 14×14×576 → 96 ×0.91, 7×7×960 → 160
+    // ×0.91 (B of 614 KB read nine times from L3); one tile: Winograd 14×14×256 → 256 ×0.92;
+    // K <= KC: 14×14×64 → 384 ×0.96 (B 98 KB), Winograd 28×28×128 → 128 ×0.94, 56×56×24 →
+    // 144 ×0.96, but 7×7×160 → 960 ×1.2 (B 614 KB) and 14×14×96 → 576 ×1.05 in the model
+    // (B 221 KB).
     let stream = !paired
         && a.taps == 1
         && a.tap_len <= STREAM_MAX_K
         && b.data.len()
-            <= if a.tap_len > KC {
+            <= if a.tap_len > KC || a.rows <= tile_rows(b.isa, NR) {
                 STREAM_MAX_B
             } else {
                 STREAM_MAX_B_SHORT
@@ -1335,9 +1337,11 @@ pub(crate) mod tests {
                 (72, 1024, 21),
                 (5, 300, 8),
                 (50, 100, 64),
+                (3, 200, 180),
             ];
             for (m, k, n) in shapes {
-                assert!(k <= STREAM_MAX_K && k * n <= STREAM_MAX_B_SHORT);
+                let one_tile = m <= tile_rows(isa.float_tier(), NR);
+                assert!(k > KC || one_tile || k * n <= STREAM_MAX_B_SHORT);
                 let a = rng.vec(m * k);
                 let packed = PackedB::from_transposed(&rng.vec(n * k), n, k, isa);
                 let bias = rng.vec(n);
