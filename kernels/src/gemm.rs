@@ -24,6 +24,13 @@
 //! exact), bias and clamp are applied when the last slice finishes: the epilogue is fused,
 //! nothing makes a second pass over C.
 //!
+//! A product of a single tap (pointwise layers, Winograd's products) instead takes the
+//! *streamed* order when B is small enough, or its tap longer than a slice, or the block one
+//! tile high (`run_block` says when): each tile takes the whole depth across all panels,
+//! its rows of A staying in L1 while B passes by in one stream, in order, that the hardware
+//! prefetcher follows; one microkernel call covers a height of tiles over all full panels.
+//! The sums are the same, so are the bits.
+//!
 //! A product of one row (FULLY_CONNECTED on one input) has one tile row per panel, whose two
 //! accumulators leave the multiply-add units waiting on each other; the AVX2 tier runs such
 //! rows four panels side by side (`x86::gemm::gemv`, the same operations per element).
