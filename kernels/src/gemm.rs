@@ -64,6 +64,19 @@ const NR_HALF: usize = NR / 2;
 const KC: usize = 256;
 /// Rows of A processed as one cache block.
 pub(crate) const MB: usize = 72;
+/// Rows per cache block when the block has one panel: B's panel is then used once per block
+/// whatever its height, and the rows of A once, so only the cost of starting a block (tile
+/// choice, bounds checks, the tiles' calls) depends on it.
+pub(crate) const MB_ONE_PANEL: usize = 8 * MB;
+
+/// Rows per cache block for a product of `panels` of B.
+pub(crate) fn block_rows(panels: &Range<usize>) -> usize {
+    if panels.len() == 1 {
+        MB_ONE_PANEL
+    } else {
+        MB
+    }
+}
 /// Shortest run of depths stored in pairs (see [`PackedB::paired`]); shorter ones would be
 /// mostly odd tails.
 const PAIR_MIN_RUN: usize = 4;
@@ -364,10 +377,11 @@ pub(crate) fn gemm_f32_with(
         } else {
             panels.clone()
         };
-        let mut offs = [0usize; MB];
+        let mut offs = [0usize; MB_ONE_PANEL];
+        let rows_per_block = block_rows(&rest);
         let mut r0 = rows.start;
         while r0 < rows.end {
-            let mb = MB.min(rows.end - r0);
+            let mb = rows_per_block.min(rows.end - r0);
             for (r, o) in offs[..mb].iter_mut().enumerate() {
                 *o = (r0 + r) * lda;
             }
