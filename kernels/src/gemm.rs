@@ -954,7 +954,7 @@ unsafe fn run_block(
             } else {
                 STREAM_MAX_B_SHORT
             }
-        && !tests::sliced_only();
+        && !sliced_only();
     let slices = if stream {
         KSlices::whole(a.tap_len)
     } else {
@@ -1087,12 +1087,12 @@ unsafe fn run_block(
 }
 
 /// Whether a test asked this thread for K slices only (outside tests: never).
-#[cfg(not(test))]
-mod tests {
-    #[inline(always)]
-    pub(super) fn sliced_only() -> bool {
-        false
-    }
+#[inline(always)]
+fn sliced_only() -> bool {
+    #[cfg(test)]
+    return tests::sliced_only();
+    #[cfg(not(test))]
+    false
 }
 
 /// Deepest tap (floats) taken whole in the streamed order of [`run_block`]: six rows of A,
