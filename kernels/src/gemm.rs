@@ -28,7 +28,8 @@
 //! *streamed* order when B is small enough, or its tap longer than a slice, or the block one
 //! tile high (`run_block` says when): each tile takes the whole depth across all panels,
 //! its rows of A staying in L1 while B passes by in one stream, in order, that the hardware
-//! prefetcher follows; one microkernel call covers a height of tiles over all full panels.
+//! prefetcher follows; one microkernel call covers a height of tiles over all full panels,
+//! or over a group of them whose part of B stays in L2 while the tiles pass (a large B).
 //! The sums are the same, so are the bits.
 //!
 //! A product of one row (FULLY_CONNECTED on one input) has one tile row per panel, whose two
@@ -934,10 +935,11 @@ unsafe fn run_block(
     // The streamed order, for products of a single tap (pointwise layers, Winograd's
     // products): each tile takes the whole depth (its rows of A, at most 24 KiB, stay in L1)
     // across all panels, so B is read from start to end in one stream, which the hardware
-    // prefetcher follows, once per tile. In K slices, B's panel stays in L1 for the block's
-    // tiles, but the block's rows of A are read again for each panel, from L2 once they
-    // outgrow L1, in short runs the prefetcher barely follows; a tap longer than a slice is
-    // also cut into separate stretches of B. So streaming pays for a deep tap even with B in
+    // prefetcher follows, once per tile (a large B in groups of panels, `STREAM_GROUP_B`).
+    // In K slices, B's panel stays in L1 for the block's tiles, but the block's rows of A
+    // are read again for each panel, from L2 once they outgrow L1, in short runs the
+    // prefetcher barely follows; a tap longer than a slice is also cut into separate
+    // stretches of B. So streaming pays for a deep tap even with B in
     // L3, and for a block of one tile, which reads B once either way (but in one call rather
     // than one per panel); otherwise only with a B that L2 holds easily. Measured on Zen 3
     // (paired A/B, and per node in MobileNetV2): K > KC: 14×14×576 → 96 ×0.91, 7×7×960 → 160
@@ -1002,9 +1004,15 @@ unsafe fn run_block(
         while p < panels.end {
             let (j0, w) = b.panel(p);
             let nc = w.min(n - j0);
-            // Panels in this call: in the streamed order, all the full ones.
+            // Panels in this call: in the streamed order, the full ones, in groups whose B
+            // stays in L2 from the block's first tile to its last (see `STREAM_GROUP_B`).
             let np = if stream && p < full_end {
-                full_end - p
+                let left = full_end - p;
+                if a.rows > tile_rows(b.isa, NR) {
+                    left.min((STREAM_GROUP_B / (b.k * NR)).max(1))
+                } else {
+                    left
+                }
             } else {
                 1
             };
@@ -1103,6 +1111,14 @@ const STREAM_MAX_K: usize = 1024;
 const STREAM_MAX_B: usize = 1 << 19;
 /// Largest B (floats) streamed when its tap fits one K slice: 128 KiB, a quarter of L2.
 const STREAM_MAX_B_SHORT: usize = 1 << 15;
+/// Most B (floats) one streamed call covers when the block has several tiles: 128 KiB, so
+/// that the part of B the first tile brings in from L3 or memory is still in L2 for the
+/// others. Over all of a larger B, every tile reads it from L3, and from memory where the
+/// other cores sharing the L3 have evicted it, as they do between invokes of a whole model:
+/// in MobileNetV2 (Zen 3, the two versions alternating invoke by invoke, per node) the 7×7
+/// layers 960 → 320 and 320 → 1280 (B of 1.2 and 1.6 MB) ran ×0.93, 960 → 160 ×0.96.
+/// (A block of one tile reads B once anyway and takes it in one call.)
+const STREAM_GROUP_B: usize = 1 << 15;
 
 /// Fewest tiles per panel for which the next panel's B is prefetched: with fewer, B is
 /// reused too little for its memory reads to matter, and the hardware prefetcher follows
@@ -1359,6 +1375,8 @@ pub(crate) mod tests {
                 (5, 300, 8),
                 (50, 100, 64),
                 (3, 200, 180),
+                // B of 469 KiB in groups of three panels, the last group partial.
+                (13, 600, 200),
             ];
             for (m, k, n) in shapes {
                 let one_tile = m <= tile_rows(isa.float_tier(), NR);
