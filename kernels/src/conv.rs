@@ -387,7 +387,7 @@ pub fn conv2d_f32(
         // instructions on the CIFAR ResNet.)
         parallel::for_each_index(grid.parts(), threads, |i| {
             let (rows, panels) = grid.part(i);
-            let rows_per_block = gemm::block_rows(&panels);
+            let rows_per_block = gemm::block_rows(&panels, k);
             let mut r0 = rows.start;
             while r0 < rows.end {
                 let mb = rows_per_block.min(rows.end - r0);
