@@ -12,10 +12,10 @@
 //! pixel's channels. So convolutions multiply straight from their input, with no im2col copy.
 //!
 //! Loop nest for a block of `MB` (72) rows (more for a shallow A or a single panel, see
-//! `block_rows`): K in slices of about `KC` floats (whole
-//! taps, or pieces of one long tap), then panels, then register tiles of rows. One slice of
-//! a panel (at most 16 KiB) stays in L1 while every row tile of the block uses it; the
-//! block's slice of A stays in L2 across panels. Weights too large to stay in cache from one
+//! `block_rows`): K in slices of about `KC` floats (whole taps, or pieces of one long tap),
+//! then panels, then register tiles of rows. One slice of a panel (at most 16 KiB) stays in
+//! L1 while every row tile of the block uses it; the block's slice of A stays in L2 across
+//! panels. Weights too large to stay in cache from one
 //! invoke to the next come from memory; only a panel's first tile reads them there, so the
 //! AVX2 tier prefetches the next panel's slice a share before each tile of the current one,
 //! which overlaps that read with the multiply-adds (MobileNetV2's 7×7 layers, weights of
@@ -874,6 +874,20 @@ impl TileArgs {
         }
     }
 
+    /// The first floats of the runs of all `R` rows of tile `tile`, for tap `t`.
+    ///
+    /// # Safety
+    /// As for [`TileArgs::row`], for every row of the tile.
+    #[inline(always)]
+    pub(crate) unsafe fn rows<const R: usize>(&self, tile: usize, t: usize) -> [*const f32; R] {
+        let mut rows = [std::ptr::null::<f32>(); R];
+        for (r, p) in rows.iter_mut().enumerate() {
+            // SAFETY: `r < R`, the rest as the caller promises.
+            *p = unsafe { self.row::<R>(tile, t, r) };
+        }
+        rows
+    }
+
     /// Row `r` of tile `tile` of C.
     ///
     /// # Safety
@@ -945,19 +959,19 @@ unsafe fn run_block(
     // In K slices, B's panel stays in L1 for the block's tiles, but the block's rows of A
     // are read again for each panel, from L2 once they outgrow L1, in short runs the
     // prefetcher barely follows; a tap longer than a slice is also cut into separate
-    // stretches of B. So streaming pays for a deep tap even with B in
-    // L3, and for a block of one tile, which reads B once either way (but in one call rather
-    // than one per panel); otherwise only with a B that L2 holds easily. Measured on Zen 3
-    // (paired A/B, and per node in MobileNetV2): K > KC: 14×14×576 → 96 ×0.91, 7×7×960 → 160
-    // ×0.91 (B of 614 KB read nine times from L3); one tile: Winograd 14×14×256 → 256 ×0.92;
-    // K <= KC: 14×14×64 → 384 ×0.96 (B 98 KB), Winograd 28×28×128 → 128 ×0.94, 56×56×24 →
-    // 144 ×0.96, but 7×7×160 → 960 ×1.2 (B 614 KB) and 14×14×96 → 576 ×1.05 in the model
-    // (B 221 KB).
+    // stretches of B. So streaming pays for a deep tap even with B in L3, and for a block of
+    // one tile, which reads B once either way (but in one call rather than one per panel);
+    // otherwise only with a B that L2 holds easily. Measured on Zen 3 (paired A/B, and per
+    // node in MobileNetV2): K > KC: 14×14×576 → 96 ×0.91, 7×7×960 → 160 ×0.91 (B of 614 KB
+    // read nine times from L3); one tile: Winograd 14×14×256 → 256 ×0.92; K <= KC: 14×14×64
+    // → 384 ×0.96 (B 98 KB), Winograd 28×28×128 → 128 ×0.94, 56×56×24 → 144 ×0.96, but
+    // 7×7×160 → 960 ×1.2 (B 614 KB) and 14×14×96 → 576 ×1.05 in the model (B 221 KB).
+    let one_tile = a.rows <= tile_rows(b.isa, NR);
     let stream = !paired
         && a.taps == 1
         && a.tap_len <= STREAM_MAX_K
         && b.data.len()
-            <= if a.tap_len > KC || a.rows <= tile_rows(b.isa, NR) {
+            <= if a.tap_len > KC || one_tile {
                 STREAM_MAX_B
             } else {
                 STREAM_MAX_B_SHORT
@@ -1014,10 +1028,10 @@ unsafe fn run_block(
             // stays in L2 from the block's first tile to its last (see `STREAM_GROUP_B`).
             let np = if stream && p < full_end {
                 let left = full_end - p;
-                if a.rows > tile_rows(b.isa, NR) {
-                    left.min((STREAM_GROUP_B / (b.k * NR)).max(1))
-                } else {
+                if one_tile {
                     left
+                } else {
+                    left.min((STREAM_GROUP_B / (b.k * NR)).max(1))
                 }
             } else {
                 1
@@ -1211,11 +1225,8 @@ unsafe fn generic_one<const R: usize, const W: usize>(t: &TileArgs, tile: usize)
     }
     let mut b = t.b;
     for tap in 0..t.taps {
-        let mut rows = [std::ptr::null::<f32>(); R];
-        for (r, p) in rows.iter_mut().enumerate() {
-            // SAFETY: tap < taps, r < R, tile < tiles (TileArgs).
-            *p = unsafe { t.row::<R>(tile, tap, r) };
-        }
+        // SAFETY: tap < taps, tile < tiles (TileArgs).
+        let rows = unsafe { t.rows::<R>(tile, tap) };
         for kk in 0..t.kc {
             // SAFETY: B holds `taps·kc` rows of W floats; `[f32; W]` has f32's alignment.
             let bv: &[f32; W] = unsafe { &*(b.add(kk * W) as *const [f32; W]) };

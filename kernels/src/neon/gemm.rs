@@ -107,10 +107,7 @@ unsafe fn one<const R: usize, const V: usize>(t: &TileArgs, tile: usize) {
     }
     let mut b = t.b;
     for tap in 0..t.taps {
-        let mut rows = [std::ptr::null::<f32>(); R];
-        for (r, p) in rows.iter_mut().enumerate() {
-            *p = t.row::<R>(tile, tap, r);
-        }
+        let rows = t.rows::<R>(tile, tap);
         for k in 0..t.kc {
             let mut bv = [vdupq_n_f32(0.0); V];
             for (v, x) in bv.iter_mut().enumerate() {

@@ -89,10 +89,7 @@ unsafe fn tile<const R: usize, const V: usize>(t: &TileArgs) {
         // (in-process A/B on Zen 3: 28×28×32 → 192 ×0.92, Winograd 28×28×128 ×0.96).
         debug_assert_eq!(t.taps, 1, "the streamed order has a single tap");
         for tile in 0..t.tiles {
-            let mut rows = [std::ptr::null::<f32>(); R];
-            for (r, p) in rows.iter_mut().enumerate() {
-                *p = t.row::<R>(tile, 0, r);
-            }
+            let rows = t.rows::<R>(tile, 0);
             for q in 0..t.panels {
                 one_with::<R, V>(&t.panel(q), tile, |_| rows);
             }
@@ -127,13 +124,7 @@ unsafe fn tile<const R: usize, const V: usize>(t: &TileArgs) {
 /// As for [`tile`], and `tile < t.tiles`.
 #[inline(always)]
 unsafe fn one<const R: usize, const V: usize>(t: &TileArgs, tile: usize) {
-    one_with::<R, V>(t, tile, |tap| {
-        let mut rows = [std::ptr::null::<f32>(); R];
-        for (r, p) in rows.iter_mut().enumerate() {
-            *p = t.row::<R>(tile, tap, r);
-        }
-        rows
-    })
+    one_with::<R, V>(t, tile, |tap| t.rows::<R>(tile, tap))
 }
 
 /// [`one`] with the rows of A of each tap given by `rows_of`.
@@ -251,10 +242,7 @@ unsafe fn one_pair<const R: usize>(t: &TileArgs, tile: usize) {
     let pairs = t.kc / 2;
     let mut b = t.b;
     for tap in 0..t.taps {
-        let mut rows = [std::ptr::null::<f32>(); R];
-        for (r, p) in rows.iter_mut().enumerate() {
-            *p = t.row::<R>(tile, tap, r);
-        }
+        let rows = t.rows::<R>(tile, tap);
         for q in 0..pairs {
             let b0 = _mm256_loadu_ps(b);
             let b1 = _mm256_loadu_ps(b.add(8));
